@@ -1,0 +1,209 @@
+//! Saving and loading models (safetensors), and the run directory of the native runner.
+
+use burn::module::Module;
+use burn::tensor::Device;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+
+use crate::config::ModelConfig;
+use crate::device::cpu_device;
+use crate::error::{Error, Result};
+use crate::model::RewardModel;
+use crate::params::copy_to_host;
+
+/// The model's weights as a safetensors file. Every parameter is read back asynchronously
+/// and the file is assembled on the CPU, so this works on a browser's WebGPU device too.
+pub async fn model_to_safetensors(model: &RewardModel) -> Result<Vec<u8>> {
+    let host = copy_to_host(&model.valid(), &cpu_device()).await?;
+    let mut store = SafetensorsStore::from_bytes(None);
+    host.save_into(&mut store).map_err(|e| Error::Backend(format!("cannot serialise the model: {e}")))?;
+    store.get_bytes().map_err(|e| Error::Backend(format!("cannot serialise the model: {e}")))
+}
+
+/// A model of shape `config` with the weights of a safetensors file. `source` names the file
+/// in errors.
+pub fn model_from_safetensors(config: &ModelConfig, bytes: Vec<u8>, device: &Device, source: &str) -> Result<RewardModel> {
+    config.validate()?;
+    let mut model = RewardModel::new(config, 0, device);
+    let mut store = SafetensorsStore::from_bytes(Some(bytes)).validate(true).allow_partial(false);
+    let applied = model.load_from(&mut store).map_err(|e| Error::checkpoint(source, e))?;
+    if !applied.errors.is_empty() || !applied.missing.is_empty() {
+        return Err(Error::checkpoint(
+            source,
+            format!("weights do not fit the configured model: missing {:?}, errors {:?}", applied.missing, applied.errors),
+        ));
+    }
+    Ok(model)
+}
+
+#[cfg(not(target_family = "wasm"))]
+pub use run_dir::*;
+
+#[cfg(not(target_family = "wasm"))]
+mod run_dir {
+    use std::fs;
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+
+    use serde::{Deserialize, Serialize};
+
+    use crate::config::{ModelConfig, TrainConfig};
+    use crate::data::demo::DemoSet;
+    use crate::data::formats::RecordShape;
+    use crate::error::{Error, Result};
+    use crate::metrics::MetricsRecord;
+    use crate::tokenizer::EncodeOptions;
+    use crate::train::TrainerState;
+
+    /// Where a run's pairs come from.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "source", rename_all = "lowercase")]
+    pub enum DataSource {
+        /// A built-in teaching set.
+        Demo { set: DemoSet, pairs: usize, seed: u64 },
+        /// Files (paths as given, absolute after `canonicalize`).
+        File { train: PathBuf, eval: Option<PathBuf>, format: RecordShape, skip_bad: bool },
+    }
+
+    /// Everything that defines a run, saved as `config.json`.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    pub struct RunConfig {
+        pub model: ModelConfig,
+        pub train: TrainConfig,
+        pub encode: EncodeOptions,
+        pub data: DataSource,
+        /// The held-out fraction when there is no separate eval file.
+        pub eval_fraction: f64,
+        pub hafrm_version: String,
+    }
+
+    pub const CONFIG: &str = "config.json";
+    pub const TOKENIZER: &str = "tokenizer.json";
+    /// The best checkpoint by held-out accuracy: the model to use.
+    pub const MODEL: &str = "model.safetensors";
+    /// The initial weights, the frozen reference policy.
+    pub const REFERENCE: &str = "reference.safetensors";
+    pub const METRICS: &str = "metrics.jsonl";
+    pub const LAST: &str = "last";
+    const LAST_OLD: &str = "last.old";
+    const LAST_NEW: &str = "last.new";
+    pub const OPTIMIZER: &str = "optimizer.bpk";
+    pub const STATE: &str = "state.json";
+
+    /// Writes `bytes` to `path` so that a reader sees the old file or the new one, never
+    /// half of one: write a temporary file beside it, flush it to disk, rename it over.
+    pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&tmp, path)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io(path, e)
+        })
+    }
+
+    fn read(path: &Path) -> Result<Vec<u8>> {
+        fs::read(path).map_err(|e| Error::io(path, e))
+    }
+
+    /// A run directory.
+    #[derive(Clone, Debug)]
+    pub struct RunDir {
+        pub path: PathBuf,
+    }
+
+    impl RunDir {
+        /// Creates `path` for a new run. An existing run there is not overwritten.
+        pub fn create(path: &Path) -> Result<Self> {
+            if path.join(CONFIG).exists() {
+                return Err(Error::checkpoint(
+                    path,
+                    "already holds a run; use --resume to continue it or choose another --out",
+                ));
+            }
+            fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+            Ok(Self { path: path.to_path_buf() })
+        }
+
+        /// An existing run directory.
+        pub fn open(path: &Path) -> Result<Self> {
+            if !path.join(CONFIG).is_file() {
+                return Err(Error::checkpoint(path, format!("not a run directory (no {CONFIG})")));
+            }
+            Ok(Self { path: path.to_path_buf() })
+        }
+
+        pub fn file(&self, name: &str) -> PathBuf {
+            self.path.join(name)
+        }
+
+        pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+            write_atomic(&self.file(name), bytes)
+        }
+
+        pub fn read(&self, name: &str) -> Result<Vec<u8>> {
+            read(&self.file(name))
+        }
+
+        pub fn save_config(&self, config: &RunConfig) -> Result<()> {
+            let json = serde_json::to_string_pretty(config).expect("configs serialise");
+            self.write(CONFIG, json.as_bytes())
+        }
+
+        pub fn load_config(&self) -> Result<RunConfig> {
+            let path = self.file(CONFIG);
+            let bytes = read(&path)?;
+            serde_json::from_slice(&bytes).map_err(|e| Error::checkpoint(&path, format!("invalid config: {e}")))
+        }
+
+        pub fn append_metrics(&self, record: &MetricsRecord) -> Result<()> {
+            let path = self.file(METRICS);
+            let line = serde_json::to_string(record).expect("metrics serialise") + "\n";
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(line.as_bytes()))
+                .map_err(|e| Error::io(&path, e))
+        }
+
+        /// Saves the resumable checkpoint as a whole: written into `last.new/`, then swapped
+        /// in for `last/`, so a crash leaves the previous checkpoint usable.
+        pub fn save_last(&self, model: &[u8], optimizer: &[u8], state: &TrainerState) -> Result<()> {
+            let new = self.file(LAST_NEW);
+            let (last, old) = (self.file(LAST), self.file(LAST_OLD));
+            let _ = fs::remove_dir_all(&new);
+            fs::create_dir_all(&new).map_err(|e| Error::io(&new, e))?;
+            write_atomic(&new.join(super::MODEL_FILE), model)?;
+            write_atomic(&new.join(OPTIMIZER), optimizer)?;
+            write_atomic(&new.join(STATE), serde_json::to_string_pretty(state).expect("state serialises").as_bytes())?;
+            let _ = fs::remove_dir_all(&old);
+            if last.exists() {
+                fs::rename(&last, &old).map_err(|e| Error::io(&last, e))?;
+            }
+            fs::rename(&new, &last).map_err(|e| Error::io(&new, e))?;
+            let _ = fs::remove_dir_all(&old);
+            Ok(())
+        }
+
+        /// The resumable checkpoint: weights, optimizer state and trainer state. Falls back to
+        /// the previous one when a save was cut short.
+        pub fn load_last(&self) -> Result<(Vec<u8>, Vec<u8>, TrainerState)> {
+            let dir = [LAST, LAST_OLD]
+                .map(|d| self.file(d))
+                .into_iter()
+                .find(|d| d.join(STATE).is_file())
+                .ok_or_else(|| Error::checkpoint(&self.path, "no checkpoint to resume from (no last/state.json)"))?;
+            let state_path = dir.join(STATE);
+            let state = serde_json::from_slice(&read(&state_path)?)
+                .map_err(|e| Error::checkpoint(&state_path, format!("invalid state: {e}")))?;
+            Ok((read(&dir.join(super::MODEL_FILE))?, read(&dir.join(OPTIMIZER))?, state))
+        }
+    }
+}
+
+/// The file name of a model's weights.
+pub const MODEL_FILE: &str = "model.safetensors";

@@ -1,0 +1,101 @@
+//! Command-line front end of the engine.
+
+mod bench;
+mod data;
+mod score;
+mod train;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use hafrm::config::Method;
+use hafrm::data::demo::DemoSet;
+use hafrm::data::formats::RecordShape;
+use hafrm::device::BackendChoice;
+use hafrm::Result;
+
+#[derive(Parser, Debug)]
+#[command(name = "hafrm", version, about = "Train HaF-RM hybrid reward models (reward head + token-level DPO policy loss)")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a reward model (with no options: the `tiny` preset on the built-in teaching set).
+    Train(train::TrainArgs),
+    /// Accuracies of a trained model on a data file: reward head, implicit reward, method.
+    Eval(score::EvalArgs),
+    /// The reward (and implicit reward) of one response to one prompt.
+    Score(score::ScoreArgs),
+    /// Training throughput (pairs per second) on the chosen backend.
+    Bench(bench::BenchArgs),
+    /// Retrain the bundled byte-level BPE tokenizer on the teaching sets (or on files).
+    Tokenizer(data::TokenizerArgs),
+    /// Write a built-in teaching set as JSON Lines, decisive spans included.
+    Demo(data::DemoArgs),
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => score::eval(args),
+        Command::Score(args) => score::score(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Tokenizer(args) => data::tokenizer(args),
+        Command::Demo(args) => data::demo(args),
+    }
+}
+
+/// Where pairs come from: a file, or a built-in teaching set.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Preference data (JSON Lines or a JSON array); default: the built-in teaching set.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Record shape of the data files.
+    #[arg(long, default_value = "auto", value_parser = parse_shape)]
+    format: RecordShape,
+    /// Skip bad records (and count them) instead of stopping at the first.
+    #[arg(long)]
+    skip_bad: bool,
+    /// The built-in teaching set to use when no --data is given.
+    #[arg(long, default_value = "mixed", value_parser = parse_demo)]
+    demo: DemoSet,
+    /// Pairs to generate from the teaching set [default: 2400 mixed, 1200 single-task].
+    #[arg(long)]
+    demo_pairs: Option<usize>,
+}
+
+fn parse_shape(s: &str) -> std::result::Result<RecordShape, String> {
+    s.parse()
+}
+
+fn parse_demo(s: &str) -> std::result::Result<DemoSet, String> {
+    s.parse()
+}
+
+fn parse_method(s: &str) -> std::result::Result<Method, String> {
+    s.parse().map_err(|e: hafrm::Error| e.to_string())
+}
+
+fn parse_backend(s: &str) -> std::result::Result<BackendChoice, String> {
+    s.parse()
+}
+
+/// Blocks on one of the engine's asynchronous calls (they never need a browser's event loop
+/// natively).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    pollster::block_on(future)
+}
+
+fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .expect("valid progress template")
+            .progress_chars("=> "),
+    );
+    bar
+}

@@ -1,0 +1,212 @@
+//! Configurations saved with every run: the backbone's shape and the training recipe.
+
+use burn::config::Config;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Which backbone architecture a model uses. Each architecture lives in its own file under
+/// `model/`; adding one (GPT-2 or Llama-family checkpoints) means one new variant here and one
+/// new file there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    /// A GPT-style causal transformer with learned positions and pre-norm blocks.
+    #[default]
+    Gpt,
+}
+
+/// The backbone's shape.
+#[derive(Config, Debug, PartialEq)]
+pub struct ModelConfig {
+    #[config(default = "Architecture::Gpt")]
+    pub architecture: Architecture,
+    pub vocab_size: usize,
+    pub d_model: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    /// The longest sequence (prompt + response + EOS) the position table covers.
+    pub max_len: usize,
+    #[config(default = 1e-5)]
+    pub layer_norm_eps: f64,
+}
+
+impl ModelConfig {
+    /// A named preset; the vocabulary size comes from the tokenizer.
+    pub fn preset(name: &str, vocab_size: usize) -> Result<Self> {
+        let (d_model, n_layers, n_heads, max_len) = match name {
+            "tiny" => (128, 4, 4, 256),
+            "small" => (256, 6, 8, 512),
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown preset `{other}` (known: tiny, small)"
+                )));
+            }
+        };
+        Ok(Self::new(vocab_size, d_model, n_layers, n_heads, max_len))
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.d_model / self.n_heads
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.d_model == 0 || self.n_heads == 0 || self.d_model % self.n_heads != 0 {
+            return Err(Error::Config(format!(
+                "d_model ({}) must be a positive multiple of n_heads ({})",
+                self.d_model, self.n_heads
+            )));
+        }
+        if self.vocab_size == 0 || self.max_len == 0 || self.n_layers == 0 {
+            return Err(Error::Config(
+                "vocab_size, max_len and n_layers must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The three training methods the paper compares, on the same architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Reward loss plus the token-level DPO policy loss; scored by the reward head.
+    #[default]
+    Haf,
+    /// Reward loss alone; scored by the reward head.
+    Baseline,
+    /// DPO policy loss alone; scored by the implicit reward.
+    Dpo,
+}
+
+impl Method {
+    /// The paper's loss weights `(rm_ratio, alpha)` for this method.
+    ///
+    /// For DPO the paper only fixes `rm_ratio = 0`; we weigh the policy loss by 1 so that
+    /// `dpo` is plain DPO (our choice).
+    pub fn default_weights(self) -> (f64, f64) {
+        match self {
+            Method::Haf => (1.0, 0.2),
+            Method::Baseline => (1.0, 0.0),
+            Method::Dpo => (0.0, 1.0),
+        }
+    }
+
+    /// Whether the method ranks responses by the implicit reward rather than the reward head.
+    pub fn scores_by_implicit_reward(self) -> bool {
+        self == Method::Dpo
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Haf => "haf",
+            Method::Baseline => "baseline",
+            Method::Dpo => "dpo",
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "haf" => Ok(Method::Haf),
+            "baseline" => Ok(Method::Baseline),
+            "dpo" => Ok(Method::Dpo),
+            other => Err(Error::Config(format!(
+                "unknown mode `{other}` (known: haf, baseline, dpo)"
+            ))),
+        }
+    }
+}
+
+/// The training recipe. Defaults are the paper's where it gives one; the learning rate, batch
+/// and step count are tuned for training the `tiny` preset from scratch on the demo set.
+#[derive(Config, Debug, PartialEq)]
+pub struct TrainConfig {
+    #[config(default = "Method::Haf")]
+    pub method: Method,
+    /// Weight of the reward (Bradley–Terry) loss.
+    #[config(default = 1.0)]
+    pub rm_ratio: f64,
+    /// Weight of the DPO policy loss (the paper's `dpo_ratio`).
+    #[config(default = 0.2)]
+    pub alpha: f64,
+    /// DPO temperature.
+    #[config(default = 0.1)]
+    pub beta: f64,
+    /// When set, train on the reward loss alone for this many steps, then on the policy loss
+    /// alone for as many, and so on.
+    #[config(default = "None")]
+    pub alternate_step: Option<usize>,
+    #[config(default = 1e-3)]
+    pub learning_rate: f64,
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
+    #[config(default = 1e-5)]
+    pub adam_eps: f64,
+    /// Clip the global gradient norm to this value.
+    #[config(default = 1.0)]
+    pub max_grad_norm: f64,
+    /// Linear warm-up (the paper uses none; a short one steadies training from scratch).
+    #[config(default = 20)]
+    pub warmup_steps: usize,
+    /// Pairs per micro-batch.
+    #[config(default = 16)]
+    pub batch_size: usize,
+    #[config(default = 1)]
+    pub grad_accum: usize,
+    /// Optimizer steps. When `None`, `epochs` decides.
+    #[config(default = "Some(600)")]
+    pub steps: Option<usize>,
+    #[config(default = 1)]
+    pub epochs: usize,
+    /// Evaluate every this many optimizer steps (and at the end).
+    #[config(default = 50)]
+    pub eval_every: usize,
+    #[config(default = 42)]
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// The recipe with the loss weights of `method`.
+    pub fn for_method(method: Method) -> Self {
+        let (rm_ratio, alpha) = method.default_weights();
+        Self::new()
+            .with_method(method)
+            .with_rm_ratio(rm_ratio)
+            .with_alpha(alpha)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("learning_rate", self.learning_rate),
+            ("beta", self.beta),
+            ("max_grad_norm", self.max_grad_norm),
+            ("adam_eps", self.adam_eps),
+        ];
+        for (name, value) in positive {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(Error::Config(format!("{name} must be positive, got {value}")));
+            }
+        }
+        for (name, value) in [("alpha", self.alpha), ("rm_ratio", self.rm_ratio)] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(Error::Config(format!("{name} must be >= 0, got {value}")));
+            }
+        }
+        if self.alpha == 0.0 && self.rm_ratio == 0.0 {
+            return Err(Error::Config("alpha and rm_ratio are both 0: nothing to train".into()));
+        }
+        if self.batch_size == 0 || self.grad_accum == 0 || self.eval_every == 0 {
+            return Err(Error::Config("batch_size, grad_accum and eval_every must be positive".into()));
+        }
+        if self.steps == Some(0) || (self.steps.is_none() && self.epochs == 0) {
+            return Err(Error::Config("nothing to train: 0 steps".into()));
+        }
+        if self.alternate_step == Some(0) {
+            return Err(Error::Config("alternate_step must be positive".into()));
+        }
+        Ok(())
+    }
+}

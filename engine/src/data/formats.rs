@@ -1,0 +1,477 @@
+//! Reading preference data in the shapes people have it, with errors that name the file, the
+//! line (or array index) and the field.
+//!
+//! A file is JSON Lines, or one JSON array of records; its record shape is detected from its
+//! first record unless the caller names one:
+//! - `standard`: `{prompt, chosen, rejected}` strings (TRL's standard form);
+//! - `conversational`: `{prompt, chosen, rejected}` lists of `{role, content}` messages (TRL's
+//!   conversational form; the last assistant message of chosen/rejected is the response);
+//! - `paper`: `{input, win, lose}` (the HaF-RM authors' files);
+//! - `hh`: HH-RLHF transcripts `{chosen, rejected}`;
+//! - `sharegpt`: `{conversations: [{from, value}], chosen: {from, value}, rejected: {from, value}}`
+//!   (LLaMA-Factory's preference form).
+//!
+//! Dialogues are rendered the HH-RLHF way (`"\n\nHuman: …\n\nAssistant: …"`); the prompt ends
+//! with `"\n\nAssistant:"` and the response starts with a space.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{DecisiveSpans, PreferencePair};
+use crate::error::{DataError, Location};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordShape {
+    /// Detect from the first record.
+    #[default]
+    Auto,
+    Standard,
+    Conversational,
+    Paper,
+    Hh,
+    Sharegpt,
+}
+
+impl std::str::FromStr for RecordShape {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "standard" => Ok(Self::Standard),
+            "conversational" => Ok(Self::Conversational),
+            "paper" => Ok(Self::Paper),
+            "hh" => Ok(Self::Hh),
+            "sharegpt" => Ok(Self::Sharegpt),
+            other => Err(format!(
+                "unknown data format `{other}` (known: auto, standard, conversational, paper, hh, sharegpt)"
+            )),
+        }
+    }
+}
+
+/// What a load produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loaded {
+    pub pairs: Vec<PreferencePair>,
+    /// Bad records that were skipped (only with `skip_bad`).
+    pub skipped: Vec<DataError>,
+    pub shape: RecordShape,
+}
+
+const ASSISTANT_TAG: &str = "\n\nAssistant:";
+
+/// Parses a whole file's text. `file` names it in errors.
+pub fn parse_text(file: &str, text: &str, shape: RecordShape, skip_bad: bool) -> Result<Loaded, DataError> {
+    let records = split_records(file, text)?;
+    let mut shape = shape;
+    let mut pairs = Vec::with_capacity(records.len());
+    let mut skipped = Vec::new();
+    for (location, record) in records {
+        let result = record.and_then(|value| {
+            let error = |field: Option<&str>, message: String| DataError {
+                file: file.to_string(),
+                location: location.clone(),
+                field: field.map(str::to_string),
+                message,
+            };
+            let object = value
+                .as_object()
+                .ok_or_else(|| error(None, format!("expected a JSON object, found {}", kind(&value))))?;
+            if shape == RecordShape::Auto {
+                shape = detect_shape(object).ok_or_else(|| {
+                    error(None, format!(
+                        "cannot tell the record shape from its fields ({}); expected prompt/chosen/rejected, input/win/lose, chosen/rejected transcripts, or conversations/chosen/rejected",
+                        object.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+            }
+            parse_record(object, shape).map_err(|(field, message)| error(Some(&field), message))
+        });
+        match result {
+            Ok(pair) => pairs.push(pair),
+            Err(e) if skip_bad => skipped.push(e),
+            Err(e) => return Err(e),
+        }
+    }
+    if pairs.is_empty() {
+        return Err(DataError {
+            file: file.to_string(),
+            location: Location::Line(1),
+            field: None,
+            message: if skipped.is_empty() {
+                "no records".into()
+            } else {
+                format!("no usable records ({} bad records skipped)", skipped.len())
+            },
+        });
+    }
+    Ok(Loaded { pairs, skipped, shape })
+}
+
+/// Reads and parses a file.
+#[cfg(not(target_family = "wasm"))]
+pub fn load_file(path: &std::path::Path, shape: RecordShape, skip_bad: bool) -> crate::error::Result<Loaded> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::error::Error::io(path, e))?;
+    Ok(parse_text(&path.display().to_string(), &text, shape, skip_bad)?)
+}
+
+type Record = Result<Value, DataError>;
+
+/// The records of a JSON array or of JSON Lines, each with its location.
+fn split_records(file: &str, text: &str) -> Result<Vec<(Location, Record)>, DataError> {
+    let trimmed = text.trim_start_matches('\u{feff}');
+    if trimmed.trim_start().starts_with('[') {
+        let values: Vec<Value> = serde_json::from_str(trimmed).map_err(|e| DataError {
+            file: file.to_string(),
+            location: Location::Position { line: e.line(), column: e.column() },
+            field: None,
+            message: format!("invalid JSON: {e}"),
+        })?;
+        return Ok(values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (Location::Index(i), Ok(v)))
+            .collect());
+    }
+    Ok(trimmed
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            let location = Location::Line(i + 1);
+            let record = serde_json::from_str::<Value>(line).map_err(|e| DataError {
+                file: file.to_string(),
+                location: location.clone(),
+                field: None,
+                message: format!("invalid JSON at column {}: {e}", e.column()),
+            });
+            (location, record)
+        })
+        .collect())
+}
+
+fn detect_shape(object: &Map<String, Value>) -> Option<RecordShape> {
+    let has = |k: &str| object.contains_key(k);
+    if has("conversations") {
+        Some(RecordShape::Sharegpt)
+    } else if has("input") && has("win") && has("lose") {
+        Some(RecordShape::Paper)
+    } else if has("prompt") {
+        match object.get("prompt") {
+            Some(Value::Array(_)) => Some(RecordShape::Conversational),
+            _ => Some(RecordShape::Standard),
+        }
+    } else if has("chosen") && has("rejected") {
+        Some(RecordShape::Hh)
+    } else {
+        None
+    }
+}
+
+type FieldError = (String, String);
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Result<&'a Value, FieldError> {
+    object.get(name).ok_or_else(|| (name.to_string(), "missing".to_string()))
+}
+
+fn string_at<'a>(value: &'a Value, path: &str) -> Result<&'a str, FieldError> {
+    value
+        .as_str()
+        .ok_or_else(|| (path.to_string(), format!("expected a string, found {}", kind(value))))
+}
+
+fn string_field<'a>(object: &'a Map<String, Value>, name: &str) -> Result<&'a str, FieldError> {
+    string_at(field(object, name)?, name)
+}
+
+fn non_empty<'a>(text: &'a str, name: &str) -> Result<&'a str, FieldError> {
+    if text.trim().is_empty() {
+        Err((name.to_string(), "is empty".to_string()))
+    } else {
+        Ok(text)
+    }
+}
+
+fn parse_record(object: &Map<String, Value>, shape: RecordShape) -> Result<PreferencePair, FieldError> {
+    let mut pair = match shape {
+        RecordShape::Auto => unreachable!("the shape is detected before parsing"),
+        RecordShape::Standard => {
+            let prompt = string_field(object, "prompt")?;
+            let chosen = non_empty(string_field(object, "chosen")?, "chosen")?;
+            let rejected = non_empty(string_field(object, "rejected")?, "rejected")?;
+            let mut pair = PreferencePair::new(prompt, chosen, rejected);
+            pair.decisive = decisive_spans(object, &pair)?;
+            pair.task = object.get("task").and_then(Value::as_str).map(str::to_string);
+            pair
+        }
+        RecordShape::Paper => PreferencePair::new(
+            string_field(object, "input")?,
+            non_empty(string_field(object, "win")?, "win")?,
+            non_empty(string_field(object, "lose")?, "lose")?,
+        ),
+        RecordShape::Hh => split_transcripts(
+            non_empty(string_field(object, "chosen")?, "chosen")?,
+            non_empty(string_field(object, "rejected")?, "rejected")?,
+        )?,
+        RecordShape::Conversational => {
+            let prompt = messages(field(object, "prompt")?, "prompt", "role", "content")?;
+            let chosen = messages(field(object, "chosen")?, "chosen", "role", "content")?;
+            let rejected = messages(field(object, "rejected")?, "rejected", "role", "content")?;
+            conversation_pair(&prompt, &chosen, &rejected)?
+        }
+        RecordShape::Sharegpt => {
+            let turns = messages(field(object, "conversations")?, "conversations", "from", "value")?;
+            let chosen = message(field(object, "chosen")?, "chosen", "from", "value")?;
+            let rejected = message(field(object, "rejected")?, "rejected", "from", "value")?;
+            conversation_pair(&turns, &[chosen], &[rejected])?
+        }
+    };
+    if pair.chosen == pair.rejected {
+        return Err(("rejected".into(), "is the same response as chosen".into()));
+    }
+    pair.prompt.shrink_to_fit();
+    Ok(pair)
+}
+
+/// Optional `decisive: {chosen: [[start, end]…], rejected: […]}` character spans (the
+/// teaching sets' ground truth), checked against the response lengths.
+fn decisive_spans(object: &Map<String, Value>, pair: &PreferencePair) -> Result<Option<DecisiveSpans>, FieldError> {
+    let Some(value) = object.get("decisive") else {
+        return Ok(None);
+    };
+    let spans: DecisiveSpans = serde_json::from_value(value.clone()).map_err(|e| {
+        ("decisive".to_string(), format!("expected {{chosen: [[start, end]], rejected: [...]}}: {e}"))
+    })?;
+    for (side, list, text) in [("chosen", &spans.chosen, &pair.chosen), ("rejected", &spans.rejected, &pair.rejected)] {
+        let len = text.chars().count();
+        if let Some(&(start, end)) = list.iter().find(|&&(s, e)| s >= e || e > len) {
+            return Err((
+                format!("decisive.{side}"),
+                format!("span [{start}, {end}) is empty or outside the response ({len} characters)"),
+            ));
+        }
+    }
+    Ok(Some(spans))
+}
+
+/// A `{role, content}`-like message (field names given).
+fn message(value: &Value, path: &str, role_key: &str, content_key: &str) -> Result<(String, String), FieldError> {
+    let object = value
+        .as_object()
+        .ok_or_else(|| (path.to_string(), format!("expected a message object, found {}", kind(value))))?;
+    let role = object
+        .get(role_key)
+        .ok_or_else(|| (format!("{path}.{role_key}"), "missing".to_string()))?;
+    let role = string_at(role, &format!("{path}.{role_key}"))?;
+    let content = object
+        .get(content_key)
+        .ok_or_else(|| (format!("{path}.{content_key}"), "missing".to_string()))?;
+    let content = string_at(content, &format!("{path}.{content_key}"))?;
+    Ok((speaker(role).ok_or_else(|| (format!("{path}.{role_key}"), format!("unknown role `{role}`")))?, content.to_string()))
+}
+
+fn messages(value: &Value, path: &str, role_key: &str, content_key: &str) -> Result<Vec<(String, String)>, FieldError> {
+    let list = value
+        .as_array()
+        .ok_or_else(|| (path.to_string(), format!("expected a list of messages, found {}", kind(value))))?;
+    list.iter()
+        .enumerate()
+        .map(|(i, m)| message(m, &format!("{path}[{i}]"), role_key, content_key))
+        .collect()
+}
+
+/// The HH-style speaker name of a role.
+fn speaker(role: &str) -> Option<String> {
+    match role.to_ascii_lowercase().as_str() {
+        "user" | "human" => Some("Human".into()),
+        "assistant" | "gpt" | "bot" | "model" => Some("Assistant".into()),
+        "system" => Some("System".into()),
+        "tool" | "function" | "observation" | "function_call" => Some("Tool".into()),
+        _ => None,
+    }
+}
+
+fn render_turns(turns: &[(String, String)]) -> String {
+    turns.iter().map(|(who, text)| format!("\n\n{who}: {text}")).collect()
+}
+
+/// Prompt turns plus each side's turns; the last assistant turn of a side is its response and
+/// the turns before it (rare) extend the prompt.
+fn conversation_pair(
+    prompt: &[(String, String)],
+    chosen: &[(String, String)],
+    rejected: &[(String, String)],
+) -> Result<PreferencePair, FieldError> {
+    let split = |side: &[(String, String)], name: &str| -> Result<(String, String), FieldError> {
+        let last = side
+            .iter()
+            .rposition(|(who, _)| who == "Assistant")
+            .ok_or_else(|| (name.to_string(), "has no assistant message".to_string()))?;
+        let content = non_empty(&side[last].1, name)?;
+        let mut turns = prompt.to_vec();
+        turns.extend_from_slice(&side[..last]);
+        Ok((format!("{}{ASSISTANT_TAG}", render_turns(&turns)), format!(" {content}")))
+    };
+    let (prompt_chosen, chosen) = split(chosen, "chosen")?;
+    let (prompt_rejected, rejected) = split(rejected, "rejected")?;
+    if prompt_chosen != prompt_rejected {
+        return Err(("rejected".into(), "its turns before the response differ from chosen's".into()));
+    }
+    Ok(PreferencePair::new(prompt_chosen, chosen, rejected))
+}
+
+/// HH-RLHF: the prompt is the transcripts' shared prefix up to and including the last
+/// `"\n\nAssistant:"`; the responses are what follows.
+fn split_transcripts(chosen: &str, rejected: &str) -> Result<PreferencePair, FieldError> {
+    let shared = chosen
+        .char_indices()
+        .zip(rejected.chars())
+        .find(|((_, a), b)| a != b)
+        .map(|((i, _), _)| i)
+        .unwrap_or_else(|| chosen.len().min(rejected.len()));
+    let prompt_end = chosen[..shared]
+        .rfind(ASSISTANT_TAG)
+        .map(|i| i + ASSISTANT_TAG.len())
+        .ok_or_else(|| ("chosen".to_string(), "no `\\n\\nAssistant:` turn shared with rejected".to_string()))?;
+    let response = |text: &str, name: &str| -> Result<String, FieldError> {
+        non_empty(&text[prompt_end..], name).map(str::to_string)
+    };
+    Ok(PreferencePair::new(&chosen[..prompt_end], response(chosen, "chosen")?, response(rejected, "rejected")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Loaded, DataError> {
+        parse_text("data.jsonl", text, RecordShape::Auto, false)
+    }
+
+    fn only(text: &str) -> PreferencePair {
+        let loaded = parse(text).unwrap();
+        assert_eq!(loaded.pairs.len(), 1);
+        loaded.pairs.into_iter().next().unwrap()
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn standard_strings() {
+        let loaded = parse("{\"prompt\": \"2+2?\", \"chosen\": \"4\", \"rejected\": \"5\"}\n\n").unwrap();
+        assert_eq!(loaded.shape, RecordShape::Standard);
+        assert_eq!(loaded.pairs, vec![PreferencePair::new("2+2?", "4", "5")]);
+    }
+
+    #[test]
+    fn standard_with_decisive_spans_round_trips_the_demo_export() {
+        let pair = crate::data::demo::generate(crate::data::demo::DemoSet::Capitals, 1, 0).unwrap().remove(0);
+        let line = serde_json::to_string(&pair).unwrap();
+        assert_eq!(only(&line), pair);
+        let bad = line.replace("\"decisive\":{\"chosen\":[[", "\"decisive\":{\"chosen\":[[900,901],[");
+        assert!(error(&bad).contains("field `decisive.chosen`"), "{}", error(&bad));
+    }
+
+    #[test]
+    fn conversational_messages() {
+        let pair = only(r#"{"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}],
+            "chosen": [{"role": "assistant", "content": "Hello."}], "rejected": [{"role": "assistant", "content": "Go away."}]}"#
+            .replace('\n', " ")
+            .as_str());
+        assert_eq!(pair.prompt, "\n\nSystem: Be brief.\n\nHuman: Hi?\n\nAssistant:");
+        assert_eq!((pair.chosen.as_str(), pair.rejected.as_str()), (" Hello.", " Go away."));
+    }
+
+    #[test]
+    fn paper_input_win_lose() {
+        let loaded = parse(r#"[{"input": "Q", "win": "good", "lose": "bad"}, {"input": "Q2", "win": "a", "lose": "b"}]"#).unwrap();
+        assert_eq!(loaded.shape, RecordShape::Paper);
+        assert_eq!(loaded.pairs[0], PreferencePair::new("Q", "good", "bad"));
+        assert_eq!(loaded.pairs.len(), 2);
+    }
+
+    #[test]
+    fn hh_rlhf_transcripts_split_at_the_last_shared_assistant_turn() {
+        let record = serde_json::json!({
+            "chosen": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Help me?\n\nAssistant: Sure, gladly.",
+            "rejected": "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Help me?\n\nAssistant: No."
+        });
+        let pair = only(&record.to_string());
+        assert_eq!(pair.prompt, "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Help me?\n\nAssistant:");
+        assert_eq!((pair.chosen.as_str(), pair.rejected.as_str()), (" Sure, gladly.", " No."));
+    }
+
+    #[test]
+    fn sharegpt_preference_form() {
+        let record = serde_json::json!({
+            "conversations": [{"from": "human", "value": "Capital of Peru?"}],
+            "chosen": {"from": "gpt", "value": "Lima."},
+            "rejected": {"from": "gpt", "value": "Quito."}
+        });
+        let loaded = parse(&record.to_string()).unwrap();
+        assert_eq!(loaded.shape, RecordShape::Sharegpt);
+        assert_eq!(loaded.pairs[0], PreferencePair::new("\n\nHuman: Capital of Peru?\n\nAssistant:", " Lima.", " Quito."));
+    }
+
+    #[test]
+    fn explicit_shape_overrides_detection() {
+        let text = r#"{"prompt": "p", "chosen": "a", "rejected": "b"}"#;
+        let e = parse_text("f.json", text, RecordShape::Paper, false).unwrap_err();
+        assert_eq!(e.to_string(), "f.json: line 1: field `input`: missing");
+    }
+
+    #[test]
+    fn bad_records_name_file_line_and_field() {
+        let good = r#"{"prompt": "p", "chosen": "a", "rejected": "b"}"#;
+        let cases = [
+            (format!("{good}\n{{\"prompt\": \"p\", \"chosen\": 3, \"rejected\": \"b\"}}"), "data.jsonl: line 2: field `chosen`: expected a string, found a number"),
+            (format!("{good}\n{{\"prompt\": \"p\", \"rejected\": \"b\"}}"), "data.jsonl: line 2: field `chosen`: missing"),
+            (format!("{good}\n\n{{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"  \"}}"), "data.jsonl: line 3: field `rejected`: is empty"),
+            (format!("{good}\n{{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"a\"}}"), "data.jsonl: line 2: field `rejected`: is the same response as chosen"),
+            (format!("{good}\n[1, 2]"), "data.jsonl: line 2: expected a JSON object, found an array"),
+            ("{\"foo\": 1}".to_string(), "data.jsonl: line 1: cannot tell the record shape"),
+            (format!("{good}\n{{\"prompt\": \"p\", "), "data.jsonl: line 2: invalid JSON"),
+            ("{\"chosen\": \"\\n\\nHuman: a\\n\\nAssistant: x\", \"rejected\": \"totally different\"}".to_string(), "line 1: field `chosen`: no `\\n\\nAssistant:` turn shared with rejected"),
+            (r#"{"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "wizard", "content": "a"}], "rejected": []}"#.to_string(), "line 1: field `chosen[0].role`: unknown role `wizard`"),
+            (r#"{"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "user", "content": "a"}], "rejected": [{"role": "assistant", "content": "b"}]}"#.to_string(), "field `chosen`: has no assistant message"),
+            (r#"{"conversations": [{"from": "human"}], "chosen": {"from": "gpt", "value": "a"}, "rejected": {"from": "gpt", "value": "b"}}"#.to_string(), "field `conversations[0].value`: missing"),
+        ];
+        for (text, expected) in cases {
+            let message = error(&text);
+            assert!(message.contains(expected), "expected {expected:?} in {message:?}");
+        }
+    }
+
+    #[test]
+    fn json_array_errors_name_the_index_and_syntax_errors_the_position() {
+        let e = error(r#"[{"input": "q", "win": "a", "lose": "b"}, {"input": "q", "win": "a"}]"#);
+        assert_eq!(e, "data.jsonl: record [1]: field `lose`: missing");
+        let e = error("[\n{\"input\": \"q\",,}\n]");
+        assert!(e.starts_with("data.jsonl: line 2, column"), "{e}");
+    }
+
+    #[test]
+    fn skip_bad_counts_and_keeps_the_good_records() {
+        let text = "{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"b\"}\nnot json\n{\"prompt\": \"p\", \"chosen\": 1, \"rejected\": \"b\"}\n{\"prompt\": \"q\", \"chosen\": \"c\", \"rejected\": \"d\"}";
+        let loaded = parse_text("d.jsonl", text, RecordShape::Auto, true).unwrap();
+        assert_eq!(loaded.pairs.len(), 2);
+        assert_eq!(loaded.skipped.len(), 2);
+        assert_eq!(loaded.skipped[0].location, Location::Line(2));
+        assert_eq!(loaded.skipped[1].field.as_deref(), Some("chosen"));
+        let e = parse_text("d.jsonl", "nope\nnope", RecordShape::Auto, true).unwrap_err();
+        assert!(e.to_string().contains("no usable records (2 bad records skipped)"), "{e}");
+    }
+}

@@ -1,0 +1,82 @@
+//! Preference pairs: the record shapes users bring, the built-in teaching sets, and splits.
+
+pub mod demo;
+pub mod formats;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rng::SeededRng;
+
+/// A character range `[start, end)` of a response.
+pub type CharSpan = (usize, usize);
+
+/// Where the preference is decided, when the data knows (the teaching sets do).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisiveSpans {
+    pub chosen: Vec<CharSpan>,
+    pub rejected: Vec<CharSpan>,
+}
+
+/// One preference: a prompt, the preferred response and the other one. The prompt and the
+/// responses are concatenated as they are (`prompt + response`), after the prompt template.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PreferencePair {
+    pub prompt: String,
+    pub chosen: String,
+    pub rejected: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decisive: Option<DecisiveSpans>,
+    /// The teaching task a demo pair comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+}
+
+impl PreferencePair {
+    pub fn new(prompt: impl Into<String>, chosen: impl Into<String>, rejected: impl Into<String>) -> Self {
+        Self {
+            prompt: prompt.into(),
+            chosen: chosen.into(),
+            rejected: rejected.into(),
+            decisive: None,
+            task: None,
+        }
+    }
+}
+
+/// A deterministic, seeded split into `(train, eval)`; `eval_fraction` of the pairs (at least
+/// one when there are two or more) go to eval.
+pub fn split_train_eval<T: Clone>(items: &[T], eval_fraction: f64, seed: u64) -> (Vec<T>, Vec<T>) {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    SeededRng::derive(seed, "split").shuffle(&mut order);
+    let mut n_eval = (items.len() as f64 * eval_fraction).round() as usize;
+    if items.len() >= 2 {
+        n_eval = n_eval.clamp(1, items.len() - 1);
+    } else {
+        n_eval = 0;
+    }
+    let (eval_idx, train_idx) = order.split_at(n_eval);
+    let pick = |idx: &[usize]| {
+        let mut idx = idx.to_vec();
+        idx.sort_unstable();
+        idx.into_iter().map(|i| items[i].clone()).collect::<Vec<_>>()
+    };
+    (pick(train_idx), pick(eval_idx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_seeded_disjoint_and_complete() {
+        let items: Vec<usize> = (0..100).collect();
+        let (train, eval) = split_train_eval(&items, 0.1, 3);
+        assert_eq!(eval.len(), 10);
+        assert_eq!(train.len(), 90);
+        let mut all: Vec<usize> = train.iter().chain(&eval).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, items);
+        assert_eq!(split_train_eval(&items, 0.1, 3), (train.clone(), eval.clone()));
+        assert_ne!(split_train_eval(&items, 0.1, 4).1, eval);
+    }
+}

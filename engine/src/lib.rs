@@ -1,0 +1,25 @@
+//! hafrm: HaF-RM hybrid reward-model training on Burn.
+//!
+//! One backbone, two heads (a policy/LM head and a scalar reward head), trained with a
+//! sequence-level Bradley–Terry reward loss plus a token-level DPO policy loss
+//! (`../shared/PAPER.md`). The same code runs on every Burn device: natively on the CPU or a
+//! GPU through wgpu, and in the browser on WebGPU.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod eval;
+pub mod losses;
+pub mod metrics;
+pub mod model;
+pub mod objective;
+pub mod params;
+pub mod reference;
+pub mod rng;
+pub mod tokenizer;
+pub mod train;
+
+pub use error::{Error, Result};

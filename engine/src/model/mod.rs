@@ -1,0 +1,118 @@
+//! The HaF-RM model: one backbone, two heads.
+//!
+//! - the **policy head** (the LM head) gives next-token log-probabilities;
+//! - the **reward head** maps a hidden state to a scalar; the sequence reward is read at the
+//!   last real token of prompt + response + EOS, and read at every position it gives prefix
+//!   rewards.
+//!
+//! The LM head is not tied to the token embedding, so that in baseline mode (no policy loss)
+//! it stays exactly as initialised.
+
+pub mod gpt;
+pub mod init;
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor};
+
+use crate::batch::TokenBatch;
+use crate::config::{Architecture, ModelConfig};
+use init::Initializer;
+
+/// The backbone architectures, one file each.
+#[derive(Module, Debug)]
+pub enum Backbone {
+    Gpt(gpt::Gpt),
+}
+
+impl Backbone {
+    fn embed(&self, input_ids: Tensor<2, Int>) -> Tensor<3> {
+        match self {
+            Backbone::Gpt(gpt) => gpt.embed(input_ids),
+        }
+    }
+
+    fn encode(&self, embeddings: Tensor<3>, attention_bias: Tensor<4>) -> Tensor<3> {
+        match self {
+            Backbone::Gpt(gpt) => gpt.encode(embeddings, attention_bias),
+        }
+    }
+
+    fn max_len(&self) -> usize {
+        match self {
+            Backbone::Gpt(gpt) => gpt.max_len(),
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct RewardModel {
+    pub backbone: Backbone,
+    pub policy_head: Linear,
+    pub reward_head: Linear,
+}
+
+/// Per-sequence quantities of a batch, `[rows]` each (chosen rows first, then rejected).
+#[derive(Clone, Debug)]
+pub struct SequenceScores {
+    /// Reward-head score at the last real token.
+    pub reward: Tensor<1>,
+    /// Sum of the policy's log-probabilities of the response tokens.
+    pub policy_logp: Tensor<1>,
+}
+
+impl RewardModel {
+    /// A fresh model; the same seed gives the same weights on every device, and parameters
+    /// are numbered in a fixed order (see `params::number_params`).
+    pub fn new(config: &ModelConfig, seed: u64, device: &Device) -> Self {
+        let mut init = Initializer::new(seed, device);
+        let backbone = match config.architecture {
+            Architecture::Gpt => Backbone::Gpt(gpt::Gpt::init(config, &mut init)),
+        };
+        let policy_head = init.linear(config.d_model, config.vocab_size, 0.02, false);
+        let reward_head = init.zero_linear(config.d_model, 1);
+        crate::params::number_params(Self { backbone, policy_head, reward_head })
+    }
+
+    pub fn max_len(&self) -> usize {
+        self.backbone.max_len()
+    }
+
+    /// Token plus position embeddings; attribution differentiates with respect to them.
+    pub fn embed(&self, input_ids: Tensor<2, Int>) -> Tensor<3> {
+        self.backbone.embed(input_ids)
+    }
+
+    pub fn encode(&self, embeddings: Tensor<3>, attention_bias: Tensor<4>) -> Tensor<3> {
+        self.backbone.encode(embeddings, attention_bias)
+    }
+
+    /// Final hidden states of a batch, `[rows, seq, d_model]`.
+    pub fn hidden(&self, batch: &TokenBatch) -> Tensor<3> {
+        self.encode(self.embed(batch.input_ids.clone()), batch.attention_bias.clone())
+    }
+
+    /// The reward head at every position: `r(x, y_<=t)`, `[rows, seq]`.
+    pub fn prefix_rewards(&self, hidden: Tensor<3>) -> Tensor<2> {
+        self.reward_head.forward(hidden).squeeze_dim(2)
+    }
+
+    /// `log pi(target_t | tokens_<=t)` at every position, `[rows, seq]`.
+    pub fn token_logps(&self, hidden: Tensor<3>, target_ids: Tensor<2, Int>) -> Tensor<2> {
+        let logps = log_softmax(self.policy_head.forward(hidden), 2);
+        logps.gather(2, target_ids.unsqueeze_dim(2)).squeeze_dim(2)
+    }
+
+    /// Sequence reward and policy log-prob from final hidden states.
+    pub fn sequence_scores(&self, hidden: Tensor<3>, batch: &TokenBatch) -> SequenceScores {
+        let reward = (self.prefix_rewards(hidden.clone()) * batch.last_token_mask.clone()).sum_dim(1);
+        let policy_logp = (self.token_logps(hidden, batch.target_ids.clone())
+            * batch.response_mask.clone())
+        .sum_dim(1);
+        SequenceScores {
+            reward: reward.squeeze_dim(1),
+            policy_logp: policy_logp.squeeze_dim(1),
+        }
+    }
+}

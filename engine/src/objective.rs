@@ -1,0 +1,165 @@
+//! From a batch of pairs to the per-pair quantities and the hybrid objective. Training and
+//! evaluation both go through `pair_outputs`.
+
+use burn::tensor::Tensor;
+
+use crate::batch::TokenBatch;
+use crate::losses::{LossWeights, dpo_loss, implicit_reward, pair_accuracy, reward_loss};
+use crate::model::RewardModel;
+
+/// Per-pair quantities, `[pairs]` each.
+#[derive(Clone, Debug)]
+pub struct PairOutputs {
+    pub reward_chosen: Tensor<1>,
+    pub reward_rejected: Tensor<1>,
+    pub policy_chosen: Tensor<1>,
+    pub policy_rejected: Tensor<1>,
+    pub ref_chosen: Tensor<1>,
+    pub ref_rejected: Tensor<1>,
+}
+
+/// The forward pass of a pair batch (chosen rows first). A head whose loss is not trained
+/// this step reads a detached copy of the hidden states, so no gradient reaches the backbone
+/// through it.
+///
+/// # Panics
+/// When the batch has no reference log-probs (compute them first: `reference.rs`).
+pub fn pair_outputs(model: &RewardModel, batch: &TokenBatch, weights: LossWeights) -> PairOutputs {
+    let pairs = batch.rows() / 2;
+    let hidden = model.hidden(batch);
+    let head_input = |trained: bool| if trained { hidden.clone() } else { hidden.clone().detach() };
+    let reward_scores = model.sequence_scores(head_input(weights.trains_reward()), batch).reward;
+    let policy_scores = model.sequence_scores(head_input(weights.trains_policy()), batch).policy_logp;
+    let reference = batch.ref_logp().expect("reference log-probs are computed before training");
+    let halves = |t: Tensor<1>| (t.clone().narrow(0, 0, pairs), t.narrow(0, pairs, pairs));
+    let (reward_chosen, reward_rejected) = halves(reward_scores);
+    let (policy_chosen, policy_rejected) = halves(policy_scores);
+    let (ref_chosen, ref_rejected) = halves(reference);
+    PairOutputs { reward_chosen, reward_rejected, policy_chosen, policy_rejected, ref_chosen, ref_rejected }
+}
+
+/// Indices into the metric vector `objective` returns.
+pub mod metric {
+    pub const LOSS: usize = 0;
+    pub const REWARD_LOSS: usize = 1;
+    pub const POLICY_LOSS: usize = 2;
+    pub const REWARD_ACCURACY: usize = 3;
+    pub const IMPLICIT_ACCURACY: usize = 4;
+    pub const CHOSEN_REWARD: usize = 5;
+    pub const REJECTED_REWARD: usize = 6;
+    pub const COUNT: usize = 7;
+}
+
+/// The loss to differentiate, `rm_ratio * L_R + alpha * L_P` over the losses this step
+/// trains, and a detached metric vector (see `metric`), all on the device.
+pub fn objective(outputs: &PairOutputs, weights: LossWeights, beta: f64) -> (Tensor<1>, Tensor<1>) {
+    let o = outputs.clone();
+    let l_reward = reward_loss(o.reward_chosen.clone(), o.reward_rejected.clone());
+    let l_policy = dpo_loss(
+        o.policy_chosen.clone(),
+        o.policy_rejected.clone(),
+        o.ref_chosen.clone(),
+        o.ref_rejected.clone(),
+        beta,
+    );
+    let loss = match (weights.trains_reward(), weights.trains_policy()) {
+        (true, true) => weights.hybrid(l_reward.clone(), l_policy.clone()),
+        (true, false) => l_reward.clone().mul_scalar(weights.rm_ratio),
+        (false, _) => l_policy.clone().mul_scalar(weights.alpha),
+    };
+    let implicit_chosen = implicit_reward(o.policy_chosen, o.ref_chosen, beta);
+    let implicit_rejected = implicit_reward(o.policy_rejected, o.ref_rejected, beta);
+    let metrics = Tensor::cat(
+        vec![
+            loss.clone(),
+            l_reward,
+            l_policy,
+            pair_accuracy(o.reward_chosen.clone(), o.reward_rejected.clone()),
+            pair_accuracy(implicit_chosen, implicit_rejected),
+            o.reward_chosen.mean(),
+            o.reward_rejected.mean(),
+        ],
+        0,
+    )
+    .detach();
+    (loss, metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Method;
+    use burn::tensor::{Device, TensorData};
+    use serde_json::Value;
+
+    const REFERENCE: &str = include_str!("../tests/fixtures/losses_reference.json");
+
+    fn close(a: f32, b: f64, what: &str) {
+        assert!((f64::from(a) - b).abs() < 1e-6, "{what}: {a} vs reference {b}");
+    }
+
+    #[test]
+    fn losses_match_the_reference_script_in_every_mode() {
+        let reference: Value = serde_json::from_str(REFERENCE).unwrap();
+        let device = Device::flex();
+        let column = |name: &str| {
+            let values: Vec<f32> = reference["batch"][name].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let n = values.len();
+            Tensor::<1>::from_data(TensorData::new(values, [n]), &device)
+        };
+        let outputs = PairOutputs {
+            reward_chosen: column("reward_chosen"),
+            reward_rejected: column("reward_rejected"),
+            policy_chosen: column("policy_chosen"),
+            policy_rejected: column("policy_rejected"),
+            ref_chosen: column("ref_chosen"),
+            ref_rejected: column("ref_rejected"),
+        };
+        let beta = reference["beta"].as_f64().unwrap();
+        for method in [Method::Haf, Method::Baseline, Method::Dpo] {
+            let (rm_ratio, alpha) = method.default_weights();
+            let expected_weights = &reference["weights"][method.name()];
+            assert_eq!((rm_ratio, alpha), (expected_weights[0].as_f64().unwrap(), expected_weights[1].as_f64().unwrap()));
+            let (loss, metrics) = objective(&outputs, LossWeights { rm_ratio, alpha }, beta);
+            let loss: f32 = loss.into_scalar();
+            let m = metrics.into_data().try_into_vec::<f32>().unwrap();
+            let name = method.name();
+            close(loss, reference["total_loss"][name].as_f64().unwrap(), name);
+            close(m[metric::LOSS], reference["total_loss"][name].as_f64().unwrap(), name);
+            close(m[metric::REWARD_LOSS], reference["reward_loss"].as_f64().unwrap(), "reward loss");
+            close(m[metric::POLICY_LOSS], reference["policy_loss"].as_f64().unwrap(), "policy loss");
+            close(m[metric::REWARD_ACCURACY], reference["reward_accuracy"].as_f64().unwrap(), "reward accuracy");
+            close(m[metric::IMPLICIT_ACCURACY], reference["implicit_accuracy"].as_f64().unwrap(), "implicit accuracy");
+            close(m[metric::CHOSEN_REWARD], 1.75 / 4.0, "mean chosen reward");
+        }
+    }
+
+    #[test]
+    fn hand_computed_single_pair() {
+        // One pair: rewards 1 and 0, implicit margin 0.1 * ((-1 - -2) - (-3 - -3)) = 0.1.
+        let device = Device::flex();
+        let t = |v: f32| Tensor::<1>::from_data(TensorData::new(vec![v], [1]), &device);
+        let outputs = PairOutputs {
+            reward_chosen: t(1.0),
+            reward_rejected: t(0.0),
+            policy_chosen: t(-1.0),
+            policy_rejected: t(-3.0),
+            ref_chosen: t(-2.0),
+            ref_rejected: t(-3.0),
+        };
+        let reward_loss = (1.0f64 + (-1.0f64).exp()).ln(); // -log sigmoid(1) = 0.31326…
+        let policy_loss = (1.0f64 + (-0.1f64).exp()).ln(); // -log sigmoid(0.1) = 0.64440…
+        assert!((reward_loss - 0.313_261_687).abs() < 1e-9 && (policy_loss - 0.644_396_660).abs() < 1e-9);
+        let (loss, _) = objective(&outputs, LossWeights { rm_ratio: 1.0, alpha: 0.2 }, 0.1);
+        close(loss.into_scalar(), reward_loss + 0.2 * policy_loss, "haf");
+    }
+
+    #[test]
+    fn alternate_step_switches_losses_every_k_steps() {
+        let at = |step| LossWeights::at_step(1.0, 0.2, Some(3), step);
+        assert_eq!([0, 1, 2].map(at), [LossWeights { rm_ratio: 1.0, alpha: 0.0 }; 3]);
+        assert_eq!([3, 4, 5].map(at), [LossWeights { rm_ratio: 0.0, alpha: 0.2 }; 3]);
+        assert_eq!(at(6), LossWeights { rm_ratio: 1.0, alpha: 0.0 });
+        assert_eq!(LossWeights::at_step(1.0, 0.2, None, 4), LossWeights { rm_ratio: 1.0, alpha: 0.2 });
+    }
+}

@@ -1,0 +1,111 @@
+//! Operations over all of a module's parameters: deterministic ids, global gradient-norm
+//! clipping, and an asynchronous copy to the host (the only kind of read-back a browser's
+//! WebGPU device allows).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+
+/// Renumbers parameters 0, 1, 2… in visiting order, so that a model rebuilt from its config
+/// has the ids its saved optimizer state refers to.
+pub fn number_params<M: Module>(module: M) -> M {
+    struct Numberer(u64);
+    impl ModuleMapper for Numberer {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (_, value, mapper) = param.consume();
+            self.0 += 1;
+            Param::from_mapped_value(ParamId::from(self.0 - 1), value, mapper)
+        }
+    }
+    module.map(&mut Numberer(0))
+}
+
+/// The global L2 norm of all gradients of `module` (a device scalar, `[1]`).
+pub fn global_grad_norm<M: Module>(module: &M, grads: &GradientsParams) -> Option<Tensor<1>> {
+    struct SquaredNorm<'a> {
+        grads: &'a GradientsParams,
+        sum: Option<Tensor<1>>,
+    }
+    impl ModuleVisitor for SquaredNorm<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(grad) = self.grads.get::<D>(param.id) {
+                let squared = grad.square().sum();
+                self.sum = Some(match self.sum.take() {
+                    Some(sum) => sum + squared,
+                    None => squared,
+                });
+            }
+        }
+    }
+    let mut visitor = SquaredNorm { grads, sum: None };
+    module.visit(&mut visitor);
+    visitor.sum.map(Tensor::sqrt)
+}
+
+/// Scales all gradients so that their global norm is at most `max_norm` (PyTorch's
+/// `clip_grad_norm_`; Burn's own norm clipping works per parameter). The scale stays on the
+/// device: no read-back. Returns the norm before clipping.
+pub fn clip_global_grad_norm<M: Module>(
+    module: &M,
+    grads: &mut GradientsParams,
+    max_norm: f64,
+) -> Option<Tensor<1>> {
+    struct Scale<'a> {
+        grads: &'a mut GradientsParams,
+        coefficient: Tensor<1>,
+    }
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(grad) = self.grads.remove::<D>(param.id) {
+                let scaled = grad * self.coefficient.clone().unsqueeze::<D>();
+                self.grads.register(param.id, scaled);
+            }
+        }
+    }
+    let norm = global_grad_norm(module, grads)?;
+    let coefficient = norm.clone().add_scalar(1e-6).recip().mul_scalar(max_norm).clamp_max(1.0);
+    module.visit(&mut Scale { grads, coefficient });
+    Some(norm)
+}
+
+type ReadFuture = Pin<Box<dyn Future<Output = Result<TensorData>> + Send>>;
+
+/// Reads every float parameter of `module` asynchronously and returns a copy on `host`.
+pub async fn copy_to_host<M: Module>(module: &M, host: &Device) -> Result<M> {
+    struct Reads(Vec<(ParamId, ReadFuture)>);
+    impl ModuleVisitor for Reads {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let read = param.val().inner().into_data_async();
+            self.0.push((
+                param.id,
+                Box::pin(async move { read.await.map_err(|e| Error::Backend(format!("{e:?}"))) }),
+            ));
+        }
+    }
+    let mut reads = Reads(Vec::new());
+    module.visit(&mut reads);
+    let mut values = HashMap::with_capacity(reads.0.len());
+    for (id, read) in reads.0 {
+        values.insert(id, read.await?);
+    }
+
+    struct Rebuild<'a> {
+        values: HashMap<ParamId, TensorData>,
+        host: &'a Device,
+    }
+    impl ModuleMapper for Rebuild<'_> {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (id, value, mapper) = param.consume();
+            let data = self.values.remove(&id).expect("every parameter was read");
+            drop(value);
+            Param::from_mapped_value(id, Tensor::from_data(data, self.host), mapper)
+        }
+    }
+    Ok(module.clone().map(&mut Rebuild { values, host }))
+}

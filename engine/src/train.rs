@@ -1,0 +1,291 @@
+//! The training loop, one step at a time, for the CLI and the browser alike.
+//!
+//! `Trainer::step` queues one optimizer step (its micro-batches, backward passes, global
+//! gradient clipping and the AdamW update) and returns its metrics still on the device; it
+//! never waits on the device. `StepOutput::read` fetches them asynchronously.
+
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::batch::{EncodedPair, TokenBatch};
+use crate::config::TrainConfig;
+use crate::error::{Error, Result};
+use crate::eval::{Evaluation, evaluate};
+use crate::losses::LossWeights;
+use crate::metrics::{StepMetrics, method_accuracy};
+use crate::model::RewardModel;
+use crate::objective::{metric, objective, pair_outputs};
+use crate::params::clip_global_grad_norm;
+use crate::rng::SeededRng;
+
+/// Where a run is: enough, with the weights and the optimizer state, to resume it exactly.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// Optimizer steps taken.
+    pub step: usize,
+    /// The epoch the data cursor is in, and the cursor's position in that epoch's order.
+    pub epoch: usize,
+    pub cursor: usize,
+    /// The best held-out accuracy so far (of the method's own score) and its step.
+    pub best_accuracy: Option<f32>,
+    pub best_step: Option<usize>,
+}
+
+/// One queued step's metrics, on the device until read.
+pub struct StepOutput {
+    pub step: usize,
+    pub learning_rate: f64,
+    pub pairs: usize,
+    values: Tensor<1>,
+    method: crate::config::Method,
+}
+
+impl StepOutput {
+    pub async fn read(self) -> Result<StepMetrics> {
+        let values = self
+            .values
+            .into_data_async()
+            .await
+            .map_err(|e| Error::Backend(format!("reading step metrics: {e:?}")))?
+            .try_into_vec::<f32>()
+            .map_err(|e| Error::Backend(format!("reading step metrics: {e:?}")))?;
+        let (reward_accuracy, implicit_accuracy) = (values[metric::REWARD_ACCURACY], values[metric::IMPLICIT_ACCURACY]);
+        Ok(StepMetrics {
+            step: self.step,
+            learning_rate: self.learning_rate,
+            loss: values[metric::LOSS],
+            reward_loss: values[metric::REWARD_LOSS],
+            policy_loss: values[metric::POLICY_LOSS],
+            reward_accuracy,
+            implicit_accuracy,
+            accuracy: method_accuracy(self.method, reward_accuracy, implicit_accuracy),
+            chosen_reward: values[metric::CHOSEN_REWARD],
+            rejected_reward: values[metric::REJECTED_REWARD],
+            margin: values[metric::CHOSEN_REWARD] - values[metric::REJECTED_REWARD],
+            grad_norm: values[metric::COUNT],
+            pairs: self.pairs,
+        })
+    }
+}
+
+/// Tokenised pairs with reference log-probs attached.
+#[derive(Clone, Debug, Default)]
+pub struct TrainingData {
+    pub train: Vec<EncodedPair>,
+    pub eval: Vec<EncodedPair>,
+}
+
+/// What one `Trainer::advance` did.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub metrics: StepMetrics,
+    /// The held-out evaluation, when one was due after this step.
+    pub evaluation: Option<Evaluation>,
+    /// Whether that evaluation is the best so far (save the model).
+    pub is_best: bool,
+}
+
+pub struct Trainer {
+    pub model: RewardModel,
+    optimizer: ModuleOptimizer,
+    config: TrainConfig,
+    /// The training pairs, reference log-probs attached.
+    train: Vec<EncodedPair>,
+    /// The held-out pairs, reference log-probs attached.
+    eval: Vec<EncodedPair>,
+    pad_id: u32,
+    device: Device,
+    state: TrainerState,
+    order: Vec<usize>,
+    total_steps: usize,
+}
+
+/// Linear warm-up from 0, then linear decay to 0 at `total` (the schedule of the paper's
+/// trainer). `step` counts from 0.
+pub fn learning_rate_at(config: &TrainConfig, step: usize, total: usize) -> f64 {
+    let peak = config.learning_rate;
+    let warmup = config.warmup_steps;
+    if step < warmup {
+        return peak * step as f64 / warmup as f64;
+    }
+    let remaining = total.saturating_sub(step) as f64;
+    peak * remaining / total.saturating_sub(warmup).max(1) as f64
+}
+
+/// Optimizer steps a run takes: `steps`, or enough to see each pair `epochs` times.
+pub fn total_steps(config: &TrainConfig, train_pairs: usize) -> usize {
+    config.steps.unwrap_or_else(|| {
+        let per_step = config.batch_size * config.grad_accum;
+        (train_pairs * config.epochs).div_ceil(per_step).max(1)
+    })
+}
+
+impl Trainer {
+    /// `model` must live on an autodiff device; the pairs must have reference log-probs.
+    pub fn new(model: RewardModel, config: TrainConfig, data: TrainingData, pad_id: u32, device: Device) -> Result<Self> {
+        config.validate()?;
+        let TrainingData { train, eval } = data;
+        if train.is_empty() {
+            return Err(Error::Config("no training pairs".into()));
+        }
+        let lacks_reference = |p: &EncodedPair| p.chosen.ref_logps.is_none() || p.rejected.ref_logps.is_none();
+        if train.iter().chain(&eval).any(lacks_reference) {
+            return Err(Error::Config("pairs lack reference log-probs (see reference.rs)".into()));
+        }
+        if !device.is_autodiff() {
+            return Err(Error::Backend("training needs an autodiff device".into()));
+        }
+        let optimizer = AdamWConfig::new()
+            .with_epsilon(config.adam_eps as f32)
+            .with_weight_decay(config.weight_decay as f32)
+            .init();
+        let total_steps = total_steps(&config, train.len());
+        let mut trainer = Self { model, optimizer, config, train, eval, pad_id, device, state: TrainerState::default(), order: Vec::new(), total_steps };
+        trainer.shuffle_epoch();
+        Ok(trainer)
+    }
+
+    /// Continues from a saved state and optimizer state.
+    pub fn restore(&mut self, state: TrainerState, optimizer_bytes: Option<Vec<u8>>) -> Result<()> {
+        if let Some(bytes) = optimizer_bytes {
+            let optimizer = std::mem::replace(&mut self.optimizer, AdamWConfig::new().init());
+            self.optimizer = optimizer
+                .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+                .map_err(|e| Error::Backend(format!("cannot load the optimizer state: {e:?}")))?;
+        }
+        self.state = state;
+        self.shuffle_epoch();
+        Ok(())
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    pub fn state(&self) -> &TrainerState {
+        &self.state
+    }
+
+    pub fn step_count(&self) -> usize {
+        self.state.step
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.total_steps
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state.step >= self.total_steps
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Whether an evaluation is due after the step just taken.
+    pub fn evaluation_due(&self) -> bool {
+        self.state.step > 0 && (self.state.step % self.config.eval_every == 0 || self.is_done())
+    }
+
+    /// Records a held-out accuracy; returns whether it is the best so far.
+    pub fn record_evaluation(&mut self, accuracy: f32) -> bool {
+        let best = self.state.best_accuracy.is_none_or(|b| accuracy > b);
+        if best {
+            self.state.best_accuracy = Some(accuracy);
+            self.state.best_step = Some(self.state.step);
+        }
+        best
+    }
+
+    /// The optimizer state as bytes (a native read-back; for resuming).
+    pub fn optimizer_bytes(&self) -> Result<Vec<u8>> {
+        self.optimizer
+            .into_bytes()
+            .map(|b| b.to_vec())
+            .map_err(|e| Error::Backend(format!("cannot save the optimizer state: {e:?}")))
+    }
+
+    fn shuffle_epoch(&mut self) {
+        self.order = (0..self.train.len()).collect();
+        SeededRng::derive(self.config.seed, &format!("epoch {}", self.state.epoch)).shuffle(&mut self.order);
+    }
+
+    /// The next `batch_size` training pairs, continuing into the next epoch's order at the end
+    /// of one.
+    fn next_batch(&mut self) -> Vec<usize> {
+        let mut indices = Vec::with_capacity(self.config.batch_size);
+        while indices.len() < self.config.batch_size.min(self.train.len()) {
+            if self.state.cursor == self.order.len() {
+                self.state.epoch += 1;
+                self.state.cursor = 0;
+                self.shuffle_epoch();
+            }
+            indices.push(self.order[self.state.cursor]);
+            self.state.cursor += 1;
+        }
+        indices
+    }
+
+    pub fn eval_pairs(&self) -> &[EncodedPair] {
+        &self.eval
+    }
+
+    /// Evaluates the current model on the held-out pairs.
+    pub async fn evaluate(&self) -> Result<Evaluation> {
+        evaluate(&self.model, &self.eval, &self.config, self.pad_id, &self.device, self.state.step).await
+    }
+
+    /// One step of a run: queue an optimizer step, read its metrics, and evaluate when due.
+    /// The CLI and the browser both drive training with this.
+    pub async fn advance(&mut self) -> Result<Progress> {
+        let metrics = self.step().read().await?;
+        let (mut evaluation, mut is_best) = (None, false);
+        if self.evaluation_due() && !self.eval.is_empty() {
+            let result = self.evaluate().await?;
+            is_best = self.record_evaluation(result.metrics.accuracy);
+            evaluation = Some(result);
+        }
+        Ok(Progress { metrics, evaluation, is_best })
+    }
+
+    /// Queues one optimizer step.
+    pub fn step(&mut self) -> StepOutput {
+        let config = &self.config;
+        let weights = LossWeights::at_step(config.rm_ratio, config.alpha, config.alternate_step, self.state.step);
+        let learning_rate = learning_rate_at(config, self.state.step, self.total_steps);
+        let (accumulation, beta, max_norm) = (config.grad_accum, config.beta, config.max_grad_norm);
+        let mut accumulator = GradientsAccumulator::<RewardModel>::new();
+        let mut metric_sum: Option<Tensor<1>> = None;
+        let mut pairs = 0;
+        for _ in 0..accumulation {
+            let indices = self.next_batch();
+            let batch_pairs: Vec<&EncodedPair> = indices.iter().map(|&i| &self.train[i]).collect();
+            pairs += batch_pairs.len();
+            let batch = TokenBatch::from_pairs(&batch_pairs, self.pad_id, &self.device);
+            let outputs = pair_outputs(&self.model, &batch, weights);
+            let (loss, metrics) = objective(&outputs, weights, beta);
+            let grads = loss.div_scalar(accumulation as f64).backward();
+            accumulator.accumulate(&self.model, GradientsParams::from_grads(grads, &self.model));
+            let metrics = metrics.inner();
+            metric_sum = Some(match metric_sum {
+                Some(sum) => sum + metrics,
+                None => metrics,
+            });
+        }
+        let mut grads = accumulator.grads();
+        let grad_norm = clip_global_grad_norm(&self.model, &mut grads, max_norm);
+        let metrics = metric_sum.expect("at least one micro-batch").div_scalar(accumulation as f64);
+        let inner_device = metrics.device();
+        let grad_norm = grad_norm.unwrap_or_else(|| Tensor::zeros([1], &inner_device));
+        self.model = self.optimizer.step(learning_rate, self.model.clone(), grads);
+        self.state.step += 1;
+        StepOutput {
+            step: self.state.step,
+            learning_rate,
+            pairs,
+            values: Tensor::cat(vec![metrics, grad_norm], 0),
+            method: self.config.method,
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Helpers shared by the engine's integration tests.
+#![allow(dead_code)]
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor};
+use hafrm::batch::EncodedPair;
+use hafrm::config::ModelConfig;
+use hafrm::data::demo::{self, DemoSet};
+use hafrm::model::init::Initializer;
+use hafrm::model::RewardModel;
+use hafrm::reference::attach_reference_logps;
+use hafrm::tokenizer::{EncodeOptions, TextEncoder};
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    pollster::block_on(f)
+}
+
+/// A model small enough for quick tests.
+pub fn small_config(vocab_size: usize) -> ModelConfig {
+    ModelConfig::new(vocab_size, 32, 2, 2, 64)
+}
+
+/// Tokenised teaching pairs with reference log-probs from `model`.
+pub fn encoded_demo(encoder: &TextEncoder, model: &RewardModel, set: DemoSet, n: usize, seed: u64, device: &Device) -> Vec<EncodedPair> {
+    let pairs = demo::generate(set, n, seed).unwrap();
+    let mut encoded = encoder.encode_pairs(&pairs, &EncodeOptions::default()).unwrap();
+    block_on(attach_reference_logps(model, &mut encoded, 8, encoder.pad_id(), device, |_, _| {})).unwrap();
+    encoded
+}
+
+/// The model with a random (non-zero) reward head, so rewards are informative.
+pub fn with_random_reward_head(mut model: RewardModel, d_model: usize, device: &Device) -> RewardModel {
+    model.reward_head = Initializer::new(99, device).linear(d_model, 1, 0.5, true);
+    model
+}
+
+/// All float parameter values of a module, in visiting order.
+pub fn param_values<M: Module>(module: &M) -> Vec<f32> {
+    struct Collect(Vec<f32>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.extend(param.val().into_data().convert::<f32>().try_into_vec::<f32>().unwrap());
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    module.visit(&mut collect);
+    collect.0
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
+}

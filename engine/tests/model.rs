@@ -1,0 +1,201 @@
+//! The model, its masks and heads, and where gradients go.
+
+mod common;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use common::*;
+use hafrm::batch::{EncodedPair, SequenceRef, TokenBatch};
+use hafrm::checkpoint::{model_from_safetensors, model_to_safetensors};
+use hafrm::config::{Method, TrainConfig};
+use hafrm::data::demo::DemoSet;
+use hafrm::model::RewardModel;
+use hafrm::tokenizer::TextEncoder;
+use hafrm::train::{Trainer, TrainingData};
+
+fn setup() -> (TextEncoder, Device, RewardModel) {
+    let encoder = TextEncoder::builtin();
+    let device = Device::flex();
+    let config = small_config(encoder.vocab_size());
+    let model = RewardModel::new(&config, 1, &device);
+    (encoder, device, model)
+}
+
+#[test]
+fn log_probs_count_response_tokens_only() {
+    let (encoder, device, model) = setup();
+    let pairs = encoded_demo(&encoder, &model, DemoSet::Polite, 3, 0, &device);
+    let refs: Vec<&EncodedPair> = pairs.iter().collect();
+    let batch = TokenBatch::from_pairs(&refs, encoder.pad_id(), &device);
+    let hidden = model.hidden(&batch);
+    let token_logps = to_vec(model.token_logps(hidden.clone(), batch.target_ids.clone()));
+    let sequence = to_vec(model.sequence_scores(hidden, &batch).policy_logp);
+    let seq = batch.seq_len();
+    for row in 0..batch.rows() {
+        let (prompt, len) = (batch.prompt_lengths[row], batch.lengths[row]);
+        // Positions prompt-1 .. len-2 predict the response tokens (EOS included).
+        let response: f32 = token_logps[row * seq + prompt - 1..row * seq + len - 1].iter().sum();
+        let everything: f32 = token_logps[row * seq..row * seq + len - 1].iter().sum();
+        assert!((sequence[row] - response).abs() < 1e-4, "row {row}: {} vs {response}", sequence[row]);
+        assert!((sequence[row] - everything).abs() > 1e-2, "prompt tokens must not count");
+    }
+}
+
+#[test]
+fn a_pair_scores_the_same_alone_and_padded_in_a_larger_batch() {
+    let (encoder, device, model) = setup();
+    let model = with_random_reward_head(model, 32, &device);
+    let pairs = encoded_demo(&encoder, &model, DemoSet::Mixed, 12, 5, &device);
+    // The shortest pair, so that it is padded in the big batch.
+    let target = pairs.iter().min_by_key(|p| p.prompt.len() + p.chosen.ids.len().max(p.rejected.ids.len())).unwrap();
+    let score = |batch_pairs: Vec<&EncodedPair>, index: usize| {
+        let n = batch_pairs.len();
+        let batch = TokenBatch::from_pairs(&batch_pairs, encoder.pad_id(), &device);
+        let scores = model.sequence_scores(model.hidden(&batch), &batch);
+        let (reward, logp) = (to_vec(scores.reward), to_vec(scores.policy_logp));
+        [reward[index], reward[n + index], logp[index], logp[n + index]]
+    };
+    let alone = score(vec![target], 0);
+    let mut crowd: Vec<&EncodedPair> = pairs.iter().filter(|p| *p != target).collect();
+    crowd.insert(5, target);
+    let padded = score(crowd, 5);
+    assert!(alone[0] != 0.0 && alone[0] != alone[1], "the reward head is informative: {alone:?}");
+    for (a, b) in alone.iter().zip(&padded) {
+        assert!((a - b).abs() < 1e-5, "alone {alone:?} vs padded {padded:?}");
+    }
+}
+
+#[test]
+fn zero_initialised_reward_head_scores_zero_everywhere() {
+    let (encoder, device, model) = setup();
+    let pairs = encoded_demo(&encoder, &model, DemoSet::Mixed, 16, 3, &device);
+    let refs: Vec<&EncodedPair> = pairs.iter().collect();
+    let batch = TokenBatch::from_pairs(&refs, encoder.pad_id(), &device);
+    let hidden = model.hidden(&batch);
+    assert!(to_vec(model.prefix_rewards(hidden.clone())).iter().all(|&r| r == 0.0));
+    assert!(to_vec(model.sequence_scores(hidden, &batch).reward).iter().all(|&r| r == 0.0));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_model_and_another_seed_another() {
+    let encoder = TextEncoder::builtin();
+    let device = Device::flex();
+    let config = small_config(encoder.vocab_size());
+    let a = param_values(&RewardModel::new(&config, 4, &device));
+    assert_eq!(a, param_values(&RewardModel::new(&config, 4, &device)));
+    assert_ne!(a, param_values(&RewardModel::new(&config, 5, &device)));
+}
+
+fn trained(method: Method, steps: usize) -> (RewardModel, RewardModel) {
+    let encoder = TextEncoder::builtin();
+    let device = Device::flex().autodiff();
+    let model = RewardModel::new(&small_config(encoder.vocab_size()), 2, &device);
+    let initial = model.clone();
+    let train = encoded_demo(&encoder, &model, DemoSet::Mixed, 16, 1, &Device::flex());
+    let config = TrainConfig::for_method(method).with_batch_size(4).with_steps(Some(10)).with_warmup_steps(0);
+    let mut trainer = Trainer::new(model, config, TrainingData { train, eval: vec![] }, encoder.pad_id(), device).unwrap();
+    for _ in 0..steps {
+        block_on(trainer.step().read()).unwrap();
+    }
+    (initial, trainer.model)
+}
+
+#[test]
+fn gradients_reach_only_the_heads_each_method_trains() {
+    let changed = |before: &[f32], after: &[f32]| max_abs_diff(before, after) > 0.0;
+    for method in [Method::Haf, Method::Baseline, Method::Dpo] {
+        let (before, after) = trained(method, 2);
+        let policy = changed(&param_values(&before.policy_head), &param_values(&after.policy_head));
+        let reward = changed(&param_values(&before.reward_head), &param_values(&after.reward_head));
+        let backbone = changed(&param_values(&before.backbone), &param_values(&after.backbone));
+        let expected = match method {
+            Method::Haf => (true, true),
+            Method::Baseline => (false, true),
+            Method::Dpo => (true, false),
+        };
+        assert_eq!((policy, reward), expected, "{method:?}: (LM head changed, reward head changed)");
+        assert!(backbone, "{method:?}: the backbone must train");
+    }
+}
+
+#[test]
+fn precomputed_reference_log_probs_equal_a_frozen_copy_on_the_fly() {
+    let encoder = TextEncoder::builtin();
+    let device = Device::flex().autodiff();
+    let model = RewardModel::new(&small_config(encoder.vocab_size()), 3, &device);
+    let frozen = model.valid();
+    let pairs = encoded_demo(&encoder, &model, DemoSet::Mixed, 12, 2, &Device::flex());
+    let config = TrainConfig::for_method(Method::Haf).with_batch_size(4).with_steps(Some(5)).with_learning_rate(1e-2);
+    let mut trainer = Trainer::new(model, config, TrainingData { train: pairs.clone(), eval: vec![] }, encoder.pad_id(), device).unwrap();
+    for _ in 0..3 {
+        block_on(trainer.step().read()).unwrap();
+    }
+    let refs: Vec<&EncodedPair> = pairs.iter().collect();
+    let batch = TokenBatch::from_pairs(&refs, encoder.pad_id(), &Device::flex());
+    let precomputed = to_vec(batch.ref_logp().unwrap());
+    let on_the_fly = to_vec(frozen.sequence_scores(frozen.hidden(&batch), &batch).policy_logp);
+    assert!(max_abs_diff(&precomputed, &on_the_fly) < 1e-5, "{precomputed:?} vs {on_the_fly:?}");
+    let trained = trainer.model.valid();
+    let now = to_vec(trained.sequence_scores(trained.hidden(&batch), &batch).policy_logp);
+    assert!(max_abs_diff(&precomputed, &now) > 1e-3, "training moved the policy away from the reference");
+}
+
+#[test]
+fn checkpoints_round_trip_exactly_and_wrong_shapes_are_refused() {
+    let (encoder, device, model) = setup();
+    let model = with_random_reward_head(model, 32, &device);
+    let bytes = block_on(model_to_safetensors(&model)).unwrap();
+    let config = small_config(encoder.vocab_size());
+    let loaded = model_from_safetensors(&config, bytes.clone(), &device, "model.safetensors").unwrap();
+    assert_eq!(param_values(&model), param_values(&loaded));
+    let other = hafrm::config::ModelConfig::new(encoder.vocab_size(), 64, 2, 2, 64);
+    let error = model_from_safetensors(&other, bytes, &device, "model.safetensors").unwrap_err().to_string();
+    assert!(error.starts_with("checkpoint model.safetensors:"), "{error}");
+    let error = model_from_safetensors(&config, b"not a safetensors file".to_vec(), &device, "x.safetensors").unwrap_err().to_string();
+    assert!(error.starts_with("checkpoint x.safetensors:"), "{error}");
+}
+
+#[test]
+fn a_resumed_run_continues_exactly_where_it_stopped() {
+    let encoder = TextEncoder::builtin();
+    let device = Device::flex().autodiff();
+    let config = small_config(encoder.vocab_size());
+    let train = encoded_demo(&encoder, &RewardModel::new(&config, 7, &device), DemoSet::Mixed, 20, 4, &Device::flex());
+    let recipe = TrainConfig::for_method(Method::Haf).with_batch_size(8).with_steps(Some(6));
+    let data = || TrainingData { train: train.clone(), eval: vec![] };
+    let new_trainer = || Trainer::new(RewardModel::new(&config, 7, &device), recipe.clone(), data(), encoder.pad_id(), device.clone()).unwrap();
+
+    let mut straight = new_trainer();
+    for _ in 0..6 {
+        block_on(straight.step().read()).unwrap();
+    }
+
+    let mut first = new_trainer();
+    for _ in 0..3 {
+        block_on(first.step().read()).unwrap();
+    }
+    let weights = block_on(model_to_safetensors(&first.model)).unwrap();
+    let (optimizer, state) = (first.optimizer_bytes().unwrap(), first.state().clone());
+    drop(first);
+    let model = model_from_safetensors(&config, weights, &device, "last").unwrap();
+    let mut resumed = Trainer::new(model, recipe.clone(), data(), encoder.pad_id(), device.clone()).unwrap();
+    resumed.restore(state, Some(optimizer)).unwrap();
+    for _ in 0..3 {
+        block_on(resumed.step().read()).unwrap();
+    }
+    assert_eq!(resumed.step_count(), 6);
+    let diff = max_abs_diff(&param_values(&straight.model), &param_values(&resumed.model));
+    assert!(diff < 1e-6, "resumed run differs by {diff}");
+}
+
+#[test]
+fn sequences_shorter_than_the_batch_get_an_eos_start_when_the_prompt_is_empty() {
+    let (encoder, device, model) = setup();
+    let options = hafrm::tokenizer::EncodeOptions::default();
+    let prompt = encoder.encode_prompt("", &options).unwrap();
+    assert_eq!(prompt, vec![encoder.eos_id()]);
+    let response = encoder.encode_response("Sure.", prompt.len(), &options).unwrap();
+    let batch = TokenBatch::from_sequences(&[SequenceRef { prompt: &prompt, response: &response }], encoder.pad_id(), &device);
+    let logp = to_vec(model.sequence_scores(model.hidden(&batch), &batch).policy_logp);
+    assert!(logp[0].is_finite() && logp[0] < 0.0);
+}

@@ -1,0 +1,85 @@
+//! The wgpu backend agrees with the CPU backend: a forward pass and one training step.
+//!
+//! Natively without a GPU this runs on Mesa's lavapipe (CI installs it). Where no wgpu
+//! adapter exists the test says so and passes, unless `HAFRM_REQUIRE_WGPU` is set (CI sets it),
+//! in which case a missing adapter fails it.
+
+mod common;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use common::*;
+use hafrm::batch::{EncodedPair, TokenBatch};
+use hafrm::config::{Method, ModelConfig, TrainConfig};
+use hafrm::data::demo::DemoSet;
+use hafrm::device::{BackendChoice, select_backend};
+use hafrm::model::RewardModel;
+use hafrm::tokenizer::TextEncoder;
+use hafrm::train::{Trainer, TrainingData};
+
+const TOLERANCE: f32 = 1e-4;
+
+fn outputs(model: &RewardModel, pairs: &[EncodedPair], pad_id: u32, device: &Device) -> Vec<Vec<f32>> {
+    let refs: Vec<&EncodedPair> = pairs.iter().collect();
+    let batch = TokenBatch::from_pairs(&refs, pad_id, device);
+    let hidden = model.hidden(&batch);
+    let scores = model.sequence_scores(hidden.clone(), &batch);
+    vec![
+        to_vec(scores.reward),
+        to_vec(scores.policy_logp),
+        to_vec(model.prefix_rewards(hidden.clone())),
+        to_vec(model.token_logps(hidden, batch.target_ids.clone()) * batch.response_mask.clone()),
+    ]
+}
+
+fn assert_close(cpu: &[Vec<f32>], gpu: &[Vec<f32>], what: &str) {
+    for (i, (a, b)) in cpu.iter().zip(gpu).enumerate() {
+        let diff = max_abs_diff(a, b);
+        assert!(diff <= TOLERANCE, "{what} output {i}: wgpu differs from cpu by {diff}\ncpu  {a:?}\nwgpu {b:?}");
+    }
+}
+
+#[test]
+fn wgpu_agrees_with_cpu_on_a_forward_pass_and_a_training_step() {
+    let backend = match select_backend(BackendChoice::Wgpu) {
+        Ok(backend) => backend,
+        Err(e) if std::env::var_os("HAFRM_REQUIRE_WGPU").is_none() => {
+            eprintln!("NOT RUN: no wgpu adapter ({e}); set HAFRM_REQUIRE_WGPU=1 to make this a failure");
+            return;
+        }
+        Err(e) => panic!("HAFRM_REQUIRE_WGPU is set but there is no wgpu adapter: {e}"),
+    };
+    eprintln!("wgpu adapter: {}", backend.describe());
+    let gpu = backend.device;
+    let cpu = Device::flex();
+    let encoder = TextEncoder::builtin();
+    let config = ModelConfig::new(encoder.vocab_size(), 32, 2, 2, 64);
+    let (cpu_train, gpu_train) = (cpu.clone().autodiff(), gpu.clone().autodiff());
+    let cpu_model = with_random_reward_head(RewardModel::new(&config, 11, &cpu_train), 32, &cpu_train);
+    let gpu_model = with_random_reward_head(RewardModel::new(&config, 11, &gpu_train), 32, &gpu_train);
+    let pairs = encoded_demo(&encoder, &cpu_model, DemoSet::Mixed, 8, 3, &cpu);
+
+    let forward = |model: &RewardModel, device: &Device| outputs(&model.valid(), &pairs, encoder.pad_id(), device);
+    assert_close(&forward(&cpu_model, &cpu), &forward(&gpu_model, &gpu), "forward");
+
+    // One AdamW step on each (a small learning rate keeps the update's sensitivity to the
+    // last digits of tiny gradients below the tolerance).
+    let recipe = TrainConfig::for_method(Method::Haf).with_batch_size(8).with_steps(Some(1)).with_learning_rate(4e-5);
+    let step = |model: RewardModel, device: &Device| {
+        let data = TrainingData { train: pairs.clone(), eval: vec![] };
+        let mut trainer = Trainer::new(model, recipe.clone(), data, encoder.pad_id(), device.clone()).unwrap();
+        let metrics = block_on(trainer.step().read()).unwrap();
+        (metrics, trainer.model.valid())
+    };
+    let (cpu_metrics, cpu_trained) = step(cpu_model, &cpu_train);
+    let (gpu_metrics, gpu_trained) = step(gpu_model, &gpu_train);
+    // At step 0 the policy is the reference, so every implicit reward is 0 up to rounding and
+    // the implicit-reward accuracy only counts rounding noise: it is left out. The policy loss
+    // (ln 2 exactly when all implicit rewards are 0) checks the same quantities continuously.
+    let metric_values = |m: &hafrm::metrics::StepMetrics| vec![m.loss, m.reward_loss, m.policy_loss, m.reward_accuracy, m.chosen_reward, m.rejected_reward, m.grad_norm];
+    assert_close(&[metric_values(&cpu_metrics)], &[metric_values(&gpu_metrics)], "step metrics");
+    assert!((gpu_metrics.policy_loss - std::f32::consts::LN_2).abs() < TOLERANCE);
+    let diff = max_abs_diff(&param_values(&cpu_trained), &param_values(&gpu_trained));
+    assert!(diff <= TOLERANCE, "weights after one step differ by {diff}");
+    assert_close(&outputs(&cpu_trained, &pairs, encoder.pad_id(), &cpu), &outputs(&gpu_trained, &pairs, encoder.pad_id(), &gpu), "forward after a step");
+}

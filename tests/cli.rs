@@ -1,0 +1,153 @@
+//! End to end through the `hafrm` binary: train, evaluate, score, resume, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn hafrm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hafrm")).args(args).output().expect("hafrm runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = hafrm(args);
+    assert!(out.status.success(), "hafrm {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command that must fail with `code` (1: a runtime error, 2: a usage error).
+fn fails_with(code: i32, args: &[&str]) -> String {
+    let out = hafrm(args);
+    assert_eq!(out.status.code(), Some(code), "hafrm {args:?} should fail cleanly:\n{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn fails(args: &[&str]) -> String {
+    fails_with(1, args)
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hafrm-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn train_small(run: &Path, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["train", "--backend", "cpu", "--demo-pairs", "200", "--batch", "8", "--steps", "6", "--eval-every", "3", "--json", "--out", s(run)];
+    args.extend_from_slice(extra);
+    json_lines(&ok(&args))
+}
+
+#[test]
+fn train_eval_score_and_resume() {
+    let dir = temp_dir("flow");
+    let run = dir.join("run");
+    let records = train_small(&run, &[]);
+    let kinds: Vec<&str> = records.iter().filter_map(|r| r["kind"].as_str()).collect();
+    assert_eq!(kinds, ["train", "train", "train", "eval", "train", "train", "train", "eval"]);
+    let summary = records.last().unwrap();
+    assert_eq!(summary["steps"], 6);
+    assert!(summary["best_accuracy"].as_f64().unwrap() >= 0.0);
+    for file in ["config.json", "tokenizer.json", "model.safetensors", "reference.safetensors", "metrics.jsonl", "last/model.safetensors", "last/optimizer.bpk", "last/state.json"] {
+        assert!(run.join(file).is_file(), "{file} missing");
+    }
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 8);
+    let train = &records[0];
+    for key in ["loss", "reward_loss", "policy_loss", "reward_accuracy", "implicit_accuracy", "accuracy", "chosen_reward", "rejected_reward", "margin", "grad_norm", "learning_rate"] {
+        assert!(train[key].is_number(), "train record lacks {key}: {train}");
+    }
+    // At step 1 the reward head is zero and the policy is the reference: both losses are ln 2.
+    assert!((train["reward_loss"].as_f64().unwrap() - 2f64.ln()).abs() < 1e-4, "{train}");
+    assert!((train["policy_loss"].as_f64().unwrap() - 2f64.ln()).abs() < 1e-4, "{train}");
+
+    // eval on a file the CLI writes
+    let data = dir.join("capitals.jsonl");
+    ok(&["demo", "--set", "capitals", "--pairs", "40", "--out", s(&data)]);
+    let eval = json_lines(&ok(&["eval", "--model", s(&run), "--data", s(&data), "--backend", "cpu", "--json"]));
+    assert_eq!(eval[0]["pairs"], 40);
+    for key in ["reward_accuracy", "implicit_accuracy", "accuracy"] {
+        let value = eval[0][key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&value), "{key} = {value}");
+    }
+    let table = ok(&["eval", "--model", s(&run), "--data", s(&data), "--backend", "cpu"]);
+    assert!(table.contains("reward-head accuracy") && table.contains("implicit-reward accuracy"), "{table}");
+
+    let score = json_lines(&ok(&["score", "--model", s(&run), "--prompt", "What is 2 + 3?", "--response", "It is 5.", "--backend", "cpu", "--json"]));
+    assert!(score[0]["reward"].as_f64().unwrap().is_finite());
+    assert!(score[0]["implicit_reward"].as_f64().unwrap().is_finite());
+    assert!(score[0]["tokens"].as_u64().unwrap() >= 4);
+
+    // resume to 9 steps: steps 7, 8, 9 and an evaluation at the end
+    let resumed = json_lines(&ok(&["train", "--resume", s(&run), "--steps", "9", "--backend", "cpu", "--json"]));
+    let steps: Vec<u64> = resumed.iter().filter(|r| r["kind"] == "train").map(|r| r["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [7, 8, 9]);
+    assert_eq!(resumed.last().unwrap()["steps"], 9);
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 12);
+
+    // a run directory is never overwritten
+    let error = fails(&["train", "--backend", "cpu", "--steps", "1", "--out", s(&run)]);
+    assert!(error.contains("already holds a run"), "{error}");
+}
+
+#[test]
+fn the_same_seed_trains_the_same_run() {
+    let dir = temp_dir("seed");
+    let strip = |records: Vec<Value>| -> Vec<Value> {
+        records.into_iter().filter(|r| r.get("kind").is_some()).collect()
+    };
+    let a = strip(train_small(&dir.join("a"), &["--mode", "dpo"]));
+    let b = strip(train_small(&dir.join("b"), &["--mode", "dpo"]));
+    assert_eq!(a, b);
+    let c = strip(train_small(&dir.join("c"), &["--mode", "dpo", "--seed", "7"]));
+    assert_ne!(a, c);
+}
+
+#[test]
+fn bad_data_is_reported_with_file_line_and_field_and_can_be_skipped() {
+    let dir = temp_dir("bad");
+    let data = dir.join("pairs.jsonl");
+    let good = r#"{"prompt": "What is 2 + 2?", "chosen": "It is 4.", "rejected": "It is 5."}"#;
+    let mut lines: Vec<String> = (0..30).map(|_| good.to_string()).collect();
+    lines[4] = r#"{"prompt": "What is 2 + 2?", "chosen": 4, "rejected": "It is 5."}"#.to_string();
+    std::fs::write(&data, lines.join("\n")).unwrap();
+    let error = fails(&["train", "--backend", "cpu", "--steps", "1", "--data", s(&data), "--out", s(&dir.join("run"))]);
+    assert!(error.contains(&format!("{}: line 5: field `chosen`: expected a string, found a number", data.canonicalize().unwrap().display())), "{error}");
+    assert!(!dir.join("run").join("config.json").exists(), "a failed start leaves no run behind");
+
+    let out = hafrm(&["train", "--backend", "cpu", "--steps", "2", "--batch", "4", "--data", s(&data), "--skip-bad", "--out", s(&dir.join("run2"))]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("skipped 1 bad records"), "{stderr}");
+
+    let error = fails(&["eval", "--model", s(&dir.join("nowhere")), "--data", s(&data)]);
+    assert!(error.contains("not a run directory"), "{error}");
+    let error = fails_with(2, &["train", "--mode", "dpx"]);
+    assert!(error.contains("unknown mode `dpx`"), "{error}");
+}
+
+/// `hafrm train` with its defaults (the `tiny` preset on the built-in teaching set), on the
+/// CPU: at least 90% held-out accuracy. Seeded, so the run is the same every time.
+#[test]
+fn default_training_reaches_ninety_percent_held_out() {
+    let dir = temp_dir("learn");
+    let records = json_lines(&ok(&["train", "--backend", "cpu", "--json", "--out", s(&dir.join("run"))]));
+    let summary = records.last().unwrap();
+    let best = summary["best_accuracy"].as_f64().unwrap();
+    eprintln!("default training: best held-out accuracy {best:.3} in {:.1} s", summary["train_seconds"].as_f64().unwrap());
+    assert!(best >= 0.90, "held-out accuracy {best} < 0.90");
+    let last_eval = records.iter().rev().find(|r| r["kind"] == "eval").unwrap();
+    assert_eq!(last_eval["pairs"], 240, "10% of the 2,400 teaching pairs are held out");
+}
