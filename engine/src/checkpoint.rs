@@ -207,3 +207,57 @@ mod run_dir {
 
 /// The file name of a model's weights.
 pub const MODEL_FILE: &str = "model.safetensors";
+
+#[cfg(all(test, not(target_family = "wasm")))]
+mod tests {
+    use super::*;
+    use crate::train::TrainerState;
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("hafrm-ckpt-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn atomic_writes_replace_whole_files_and_leave_no_temporaries() {
+        let dir = temp("atomic");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("model.safetensors");
+        write_atomic(&path, b"first").unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file is left");
+        let error = write_atomic(&dir.join("missing/x"), b"x").unwrap_err().to_string();
+        assert!(error.contains("missing/x"), "{error}");
+    }
+
+    #[test]
+    fn checkpoints_swap_whole_and_an_interrupted_swap_keeps_the_previous_one() {
+        let run = RunDir::create(&temp("swap")).unwrap();
+        let state = |step| TrainerState { step, ..TrainerState::default() };
+        run.save_last(b"weights 1", b"optimizer 1", &state(1)).unwrap();
+        run.save_last(b"weights 2", b"optimizer 2", &state(2)).unwrap();
+        assert_eq!(run.load_last().unwrap(), (b"weights 2".to_vec(), b"optimizer 2".to_vec(), state(2)));
+        // A crash after `last/` was moved aside and before `last.new/` took its place.
+        std::fs::rename(run.file(LAST), run.file("last.old")).unwrap();
+        std::fs::create_dir_all(run.file("last.new")).unwrap();
+        assert_eq!(run.load_last().unwrap().2, state(2));
+        // The next save recovers.
+        run.save_last(b"weights 3", b"optimizer 3", &state(3)).unwrap();
+        assert_eq!(run.load_last().unwrap().2, state(3));
+        assert!(!run.file("last.old").exists() && !run.file("last.new").exists());
+    }
+
+    #[test]
+    fn a_run_directory_is_never_overwritten_and_must_exist_to_resume() {
+        let path = temp("create");
+        let run = RunDir::create(&path).unwrap();
+        run.write(CONFIG, b"{}").unwrap();
+        assert!(RunDir::create(&path).unwrap_err().to_string().contains("already holds a run"));
+        assert!(RunDir::open(&temp("absent")).unwrap_err().to_string().contains("not a run directory"));
+        let error = run.load_config().unwrap_err().to_string();
+        assert!(error.contains("config.json: invalid config"), "{error}");
+        assert!(run.load_last().unwrap_err().to_string().contains("no checkpoint to resume from"));
+    }
+}

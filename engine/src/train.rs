@@ -249,6 +249,16 @@ impl Trainer {
         Ok(Progress { metrics, evaluation, is_best })
     }
 
+    /// Trains to the end, handing each step's progress to `on_progress` along with the trainer
+    /// (to save checkpoints from). An error from the callback stops the run.
+    pub async fn run(&mut self, mut on_progress: impl FnMut(&Trainer, &Progress) -> Result<()>) -> Result<()> {
+        while !self.is_done() {
+            let progress = self.advance().await?;
+            on_progress(self, &progress)?;
+        }
+        Ok(())
+    }
+
     /// Queues one optimizer step.
     pub fn step(&mut self) -> StepOutput {
         let config = &self.config;

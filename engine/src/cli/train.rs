@@ -30,8 +30,8 @@ pub struct TrainArgs {
     /// Held-out data; default: a seeded split of the training data.
     #[arg(long)]
     eval_data: Option<PathBuf>,
-    /// Fraction held out when there is no --eval-data.
-    #[arg(long, default_value_t = 0.1)]
+    /// Fraction held out when there is no --eval-data (0: none; the final model is kept).
+    #[arg(long, default_value_t = 0.1, value_parser = parse_fraction)]
     eval_fraction: f64,
     /// haf (reward + policy loss), baseline (reward loss only) or dpo (policy loss only).
     #[arg(long, default_value = "haf", value_parser = parse_method)]
@@ -132,6 +132,13 @@ impl TrainArgs {
             },
             None => DataSource::Demo { set: self.data.demo, pairs: self.data.demo_pairs.unwrap_or(self.data.demo.default_pairs()), seed: self.seed },
         })
+    }
+}
+
+fn parse_fraction(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
+        _ => Err(format!("`{s}` is not a fraction in [0, 1)")),
     }
 }
 
@@ -293,25 +300,24 @@ fn train_loop(trainer: &mut Trainer, run: &RunDir, json: bool) -> Result<()> {
     bar.set_position(first_step as u64);
     let mut last_eval = None;
     let mut pairs = 0usize;
-    while !trainer.is_done() {
-        let progress = block_on(trainer.advance())?;
+    block_on(trainer.run(|trainer, progress| {
         let m = &progress.metrics;
         pairs += m.pairs;
-        run.append_metrics(&MetricsRecord::Train(m.clone()))?;
-        if json {
-            println!("{}", serde_json::to_string(&MetricsRecord::Train(m.clone())).expect("serialises"));
-        }
+        let mut records = vec![MetricsRecord::Train(m.clone())];
         if let Some(evaluation) = &progress.evaluation {
-            let record = MetricsRecord::Eval(evaluation.metrics.clone());
-            run.append_metrics(&record)?;
-            if json {
-                println!("{}", serde_json::to_string(&record).expect("serialises"));
-            }
+            records.push(MetricsRecord::Eval(evaluation.metrics.clone()));
+            let weights = block_on(model_to_safetensors(&trainer.model))?;
             if progress.is_best {
-                run.write(MODEL, &block_on(model_to_safetensors(&trainer.model))?)?;
+                run.write(MODEL, &weights)?;
             }
-            run.save_last(&block_on(model_to_safetensors(&trainer.model))?, &trainer.optimizer_bytes()?, trainer.state())?;
+            run.save_last(&weights, &trainer.optimizer_bytes()?, trainer.state())?;
             last_eval = Some(evaluation.metrics.clone());
+        }
+        for record in &records {
+            run.append_metrics(record)?;
+            if json {
+                println!("{}", serde_json::to_string(record).expect("metrics serialise"));
+            }
         }
         bar.set_message(format!(
             "loss {:.3}  acc {:.2}{}",
@@ -320,7 +326,8 @@ fn train_loop(trainer: &mut Trainer, run: &RunDir, json: bool) -> Result<()> {
             last_eval.as_ref().map(|e| format!("  held-out {:.1}%", 100.0 * e.accuracy)).unwrap_or_default()
         ));
         bar.set_position(m.step as u64);
-    }
+        Ok(())
+    }))?;
     bar.finish_and_clear();
     if trainer.eval_pairs().is_empty() {
         // Nothing ranked the checkpoints: the final weights are the model.

@@ -86,12 +86,13 @@ pub fn generate(set: DemoSet, n: usize, seed: u64) -> Result<Vec<PreferencePair>
     let mut rng = SeededRng::derive(seed, set.name());
     let mut seen = HashSet::with_capacity(n);
     let mut pairs = Vec::with_capacity(n);
-    let mut attempts = 0usize;
+    // Give up once this many draws in a row bring nothing new: the set is exhausted.
+    const PATIENCE: usize = 20_000;
+    let mut fruitless = 0usize;
     while pairs.len() < n {
-        attempts += 1;
-        if attempts > 50 * n + 10_000 {
+        if fruitless == PATIENCE {
             return Err(Error::Config(format!(
-                "the {} teaching set cannot make {n} distinct pairs (it stopped at {}); ask for fewer",
+                "the {} teaching set cannot make {n} distinct pairs (it has about {}); ask for fewer",
                 set.name(),
                 pairs.len()
             )));
@@ -109,6 +110,9 @@ pub fn generate(set: DemoSet, n: usize, seed: u64) -> Result<Vec<PreferencePair>
         };
         if seen.insert((pair.prompt.clone(), pair.chosen.clone(), pair.rejected.clone())) {
             pairs.push(pair);
+            fruitless = 0;
+        } else {
+            fruitless += 1;
         }
     }
     Ok(pairs)

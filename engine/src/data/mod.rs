@@ -43,17 +43,13 @@ impl PreferencePair {
     }
 }
 
-/// A deterministic, seeded split into `(train, eval)`; `eval_fraction` of the pairs (at least
-/// one when there are two or more) go to eval.
+/// A deterministic, seeded split into `(train, eval)`. A positive `eval_fraction` holds out
+/// that fraction of the pairs (at least one, and never all of them); zero holds out none.
 pub fn split_train_eval<T: Clone>(items: &[T], eval_fraction: f64, seed: u64) -> (Vec<T>, Vec<T>) {
     let mut order: Vec<usize> = (0..items.len()).collect();
     SeededRng::derive(seed, "split").shuffle(&mut order);
-    let mut n_eval = (items.len() as f64 * eval_fraction).round() as usize;
-    if items.len() >= 2 {
-        n_eval = n_eval.clamp(1, items.len() - 1);
-    } else {
-        n_eval = 0;
-    }
+    let wanted = (items.len() as f64 * eval_fraction.clamp(0.0, 1.0)).round() as usize;
+    let n_eval = if eval_fraction > 0.0 && items.len() >= 2 { wanted.clamp(1, items.len() - 1) } else { 0 };
     let (eval_idx, train_idx) = order.split_at(n_eval);
     let pick = |idx: &[usize]| {
         let mut idx = idx.to_vec();
@@ -78,5 +74,8 @@ mod tests {
         assert_eq!(all, items);
         assert_eq!(split_train_eval(&items, 0.1, 3), (train.clone(), eval.clone()));
         assert_ne!(split_train_eval(&items, 0.1, 4).1, eval);
+        assert_eq!(split_train_eval(&items, 0.0, 3).1.len(), 0);
+        assert_eq!(split_train_eval(&items, 0.001, 3).1.len(), 1);
+        assert_eq!(split_train_eval(&items, 1.0, 3).0.len(), 1);
     }
 }
