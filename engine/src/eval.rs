@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::{EncodedPair, SequenceRef, TokenBatch};
 use crate::config::TrainConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::params::read_floats;
 use crate::losses::LossWeights;
-use crate::metrics::{EvalMetrics, method_accuracy};
+use crate::metrics::{EvalMetrics, PairMetrics};
 use crate::model::RewardModel;
 use crate::objective::{metric, objective, pair_outputs};
 
@@ -64,12 +65,7 @@ pub async fn evaluate(
             vec![o.reward_chosen, o.reward_rejected, o.policy_chosen, o.policy_rejected, o.ref_chosen, o.ref_rejected, batch_metrics],
             0,
         );
-        let values = packed
-            .into_data_async()
-            .await
-            .map_err(|e| Error::Backend(format!("reading evaluation scores: {e:?}")))?
-            .try_into_vec::<f32>()
-            .map_err(|e| Error::Backend(format!("reading evaluation scores: {e:?}")))?;
+        let values = read_floats(packed, "evaluation scores").await?;
         let n = chunk.len();
         let column = |k: usize, i: usize| values[k * n + i];
         scores.extend((0..n).map(|i| PairScore {
@@ -86,20 +82,8 @@ pub async fn evaluate(
         }
     }
     let count = pairs.len().max(1) as f64;
-    let mean = |k: usize| (sums[k] / count) as f32;
-    let (reward_accuracy, implicit_accuracy) = (mean(metric::REWARD_ACCURACY), mean(metric::IMPLICIT_ACCURACY));
-    let metrics = EvalMetrics {
-        step,
-        pairs: pairs.len(),
-        reward_loss: mean(metric::REWARD_LOSS),
-        policy_loss: mean(metric::POLICY_LOSS),
-        reward_accuracy,
-        implicit_accuracy,
-        accuracy: method_accuracy(config.method, reward_accuracy, implicit_accuracy),
-        chosen_reward: mean(metric::CHOSEN_REWARD),
-        rejected_reward: mean(metric::REJECTED_REWARD),
-        margin: mean(metric::CHOSEN_REWARD) - mean(metric::REJECTED_REWARD),
-    };
+    let means: Vec<f32> = sums.iter().map(|sum| (sum / count) as f32).collect();
+    let metrics = EvalMetrics { step, pairs: pairs.len(), pair: PairMetrics::from_vector(config.method, &means) };
     Ok(Evaluation { metrics, scores })
 }
 
@@ -126,17 +110,10 @@ pub async fn score_response(
     device: &Device,
 ) -> Result<ResponseScore> {
     let batch = TokenBatch::from_sequences(&[SequenceRef { prompt, response }], pad_id, device);
-    let read = |t: Tensor<1>| async move {
-        t.into_data_async()
-            .await
-            .map_err(|e| Error::Backend(format!("reading scores: {e:?}")))?
-            .try_into_vec::<f32>()
-            .map_err(|e| Error::Backend(format!("reading scores: {e:?}")))
-    };
     let (model, reference) = (model.valid(), reference.valid());
     let trained = model.sequence_scores(model.hidden(&batch), &batch);
-    let values = read(Tensor::cat(vec![trained.reward, trained.policy_logp], 0)).await?;
-    let ref_logp = read(reference.sequence_scores(reference.hidden(&batch), &batch).policy_logp).await?[0];
+    let values = read_floats(Tensor::cat(vec![trained.reward, trained.policy_logp], 0), "scores").await?;
+    let ref_logp = read_floats(reference.sequence_scores(reference.hidden(&batch), &batch).policy_logp, "reference scores").await?[0];
     Ok(ResponseScore {
         reward: values[0],
         implicit_reward: (beta * f64::from(values[1] - ref_logp)) as f32,

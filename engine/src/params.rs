@@ -1,5 +1,5 @@
 //! Operations over all of a module's parameters: deterministic ids, global gradient-norm
-//! clipping, and an asynchronous copy to the host (the only kind of read-back a browser's
+//! clipping, and asynchronous reads to the host (the only kind of read-back a browser's
 //! WebGPU device allows).
 
 use std::collections::HashMap;
@@ -72,6 +72,13 @@ pub fn clip_global_grad_norm<M: Module>(
     let coefficient = norm.clone().add_scalar(1e-6).recip().mul_scalar(max_norm).clamp_max(1.0);
     module.visit(&mut Scale { grads, coefficient });
     Some(norm)
+}
+
+/// Reads a tensor back to the host as `f32`s, asynchronously (the only read-back a browser's
+/// WebGPU device allows). `what` names the values in errors.
+pub async fn read_floats<const D: usize>(tensor: Tensor<D>, what: &str) -> Result<Vec<f32>> {
+    let fail = |e: &dyn std::fmt::Debug| Error::Backend(format!("reading {what}: {e:?}"));
+    tensor.into_data_async().await.map_err(|e| fail(&e))?.convert::<f32>().try_into_vec::<f32>().map_err(|e| fail(&e))
 }
 
 type ReadFuture = Pin<Box<dyn Future<Output = Result<TensorData>> + Send>>;

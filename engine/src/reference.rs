@@ -6,7 +6,8 @@ use burn::module::Module;
 use burn::tensor::Device;
 
 use crate::batch::{EncodedPair, SequenceRef, TokenBatch};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::params::read_floats;
 use crate::model::RewardModel;
 
 /// Fills `ref_logps` of every response of `pairs` with `model`'s per-token log-probs.
@@ -32,12 +33,7 @@ pub async fn attach_reference_logps(
         let batch = TokenBatch::from_sequences(&sequences, pad_id, device);
         let seq = batch.seq_len();
         let logps = model.token_logps(model.hidden(&batch), batch.target_ids.clone());
-        let values = logps
-            .into_data_async()
-            .await
-            .map_err(|e| Error::Backend(format!("reading reference log-probs: {e:?}")))?
-            .try_into_vec::<f32>()
-            .map_err(|e| Error::Backend(format!("reading reference log-probs: {e:?}")))?;
+        let values = read_floats(logps, "reference log-probs").await?;
         for (i, pair) in chunk.iter_mut().enumerate() {
             let prompt_len = pair.prompt.len();
             for (row, response) in [(2 * i, &mut pair.chosen), (2 * i + 1, &mut pair.rejected)] {

@@ -13,10 +13,10 @@ use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::eval::{Evaluation, evaluate};
 use crate::losses::LossWeights;
-use crate::metrics::{StepMetrics, method_accuracy};
+use crate::metrics::{PairMetrics, StepMetrics};
 use crate::model::RewardModel;
 use crate::objective::{metric, objective, pair_outputs};
-use crate::params::clip_global_grad_norm;
+use crate::params::{clip_global_grad_norm, read_floats};
 use crate::rng::SeededRng;
 
 /// Where a run is: enough, with the weights and the optimizer state, to resume it exactly.
@@ -43,26 +43,12 @@ pub struct StepOutput {
 
 impl StepOutput {
     pub async fn read(self) -> Result<StepMetrics> {
-        let values = self
-            .values
-            .into_data_async()
-            .await
-            .map_err(|e| Error::Backend(format!("reading step metrics: {e:?}")))?
-            .try_into_vec::<f32>()
-            .map_err(|e| Error::Backend(format!("reading step metrics: {e:?}")))?;
-        let (reward_accuracy, implicit_accuracy) = (values[metric::REWARD_ACCURACY], values[metric::IMPLICIT_ACCURACY]);
+        let values = read_floats(self.values, "step metrics").await?;
         Ok(StepMetrics {
             step: self.step,
             learning_rate: self.learning_rate,
             loss: values[metric::LOSS],
-            reward_loss: values[metric::REWARD_LOSS],
-            policy_loss: values[metric::POLICY_LOSS],
-            reward_accuracy,
-            implicit_accuracy,
-            accuracy: method_accuracy(self.method, reward_accuracy, implicit_accuracy),
-            chosen_reward: values[metric::CHOSEN_REWARD],
-            rejected_reward: values[metric::REJECTED_REWARD],
-            margin: values[metric::CHOSEN_REWARD] - values[metric::REJECTED_REWARD],
+            pair: PairMetrics::from_vector(self.method, &values),
             grad_norm: values[metric::COUNT],
             pairs: self.pairs,
         })
@@ -147,6 +133,10 @@ impl Trainer {
     }
 
     /// Continues from a saved state and optimizer state.
+    ///
+    /// Burn materialises the optimizer state on `Device::default()` before moving it to the
+    /// training device; set `BURN_DEVICE=flex` (the `hafrm` binary does) where no wgpu
+    /// adapter may exist.
     pub fn restore(&mut self, state: TrainerState, optimizer_bytes: Option<Vec<u8>>) -> Result<()> {
         if let Some(bytes) = optimizer_bytes {
             let optimizer = std::mem::replace(&mut self.optimizer, AdamWConfig::new().init());
@@ -243,7 +233,7 @@ impl Trainer {
         let (mut evaluation, mut is_best) = (None, false);
         if self.evaluation_due() && !self.eval.is_empty() {
             let result = self.evaluate().await?;
-            is_best = self.record_evaluation(result.metrics.accuracy);
+            is_best = self.record_evaluation(result.metrics.pair.accuracy);
             evaluation = Some(result);
         }
         Ok(Progress { metrics, evaluation, is_best })

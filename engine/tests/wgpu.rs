@@ -76,9 +76,9 @@ fn wgpu_agrees_with_cpu_on_a_forward_pass_and_a_training_step() {
     // At step 0 the policy is the reference, so every implicit reward is 0 up to rounding and
     // the implicit-reward accuracy only counts rounding noise: it is left out. The policy loss
     // (ln 2 exactly when all implicit rewards are 0) checks the same quantities continuously.
-    let metric_values = |m: &hafrm::metrics::StepMetrics| vec![m.loss, m.reward_loss, m.policy_loss, m.reward_accuracy, m.chosen_reward, m.rejected_reward, m.grad_norm];
+    let metric_values = |m: &hafrm::metrics::StepMetrics| vec![m.loss, m.pair.reward_loss, m.pair.policy_loss, m.pair.reward_accuracy, m.pair.chosen_reward, m.pair.rejected_reward, m.grad_norm];
     assert_close(&[metric_values(&cpu_metrics)], &[metric_values(&gpu_metrics)], "step metrics");
-    assert!((gpu_metrics.policy_loss - std::f32::consts::LN_2).abs() < TOLERANCE);
+    assert!((gpu_metrics.pair.policy_loss - std::f32::consts::LN_2).abs() < TOLERANCE);
     let diff = max_abs_diff(&param_values(&cpu_trained), &param_values(&gpu_trained));
     assert!(diff <= TOLERANCE, "weights after one step differ by {diff}");
     assert_close(&outputs(&cpu_trained, &pairs, encoder.pad_id(), &cpu), &outputs(&gpu_trained, &pairs, encoder.pad_id(), &gpu), "forward after a step");

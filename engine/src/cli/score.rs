@@ -55,11 +55,11 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let pairs = load_pairs(&args.data, args.seed)?;
     let encoded = encode_with_reference(&trained.encoder, &pairs, &trained.config, &trained.reference, &trained.device, args.json, "reference")?;
     let result = block_on(evaluate(&trained.model, &encoded, &trained.config.train, trained.encoder.pad_id(), &trained.device, 0))?;
-    let m = &result.metrics;
     if args.json {
-        println!("{}", serde_json::to_string(m).expect("serialises"));
+        println!("{}", serde_json::to_string(&result.metrics).expect("serialises"));
     } else {
-        println!("{} pairs, model trained with mode {}", m.pairs, trained.config.train.method.name());
+        let m = &result.metrics.pair;
+        println!("{} pairs, model trained with mode {}", result.metrics.pairs, trained.config.train.method.name());
         println!("  reward-head accuracy     {:6.2}%", 100.0 * m.reward_accuracy);
         println!("  implicit-reward accuracy {:6.2}%", 100.0 * m.implicit_accuracy);
         println!("  method's accuracy        {:6.2}%", 100.0 * m.accuracy);

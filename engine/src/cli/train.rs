@@ -322,8 +322,8 @@ fn train_loop(trainer: &mut Trainer, run: &RunDir, json: bool) -> Result<()> {
         bar.set_message(format!(
             "loss {:.3}  acc {:.2}{}",
             m.loss,
-            m.accuracy,
-            last_eval.as_ref().map(|e| format!("  held-out {:.1}%", 100.0 * e.accuracy)).unwrap_or_default()
+            m.pair.accuracy,
+            last_eval.as_ref().map(|e| format!("  held-out {:.1}%", 100.0 * e.pair.accuracy)).unwrap_or_default()
         ));
         bar.set_position(m.step as u64);
         Ok(())
@@ -354,10 +354,10 @@ fn train_loop(trainer: &mut Trainer, run: &RunDir, json: bool) -> Result<()> {
                 "held-out ({} pairs) after {} steps: reward head {:.1}%, implicit reward {:.1}%, method ({}) {:.1}%; best {:.1}% at step {}",
                 e.pairs,
                 state.step,
-                100.0 * e.reward_accuracy,
-                100.0 * e.implicit_accuracy,
+                100.0 * e.pair.reward_accuracy,
+                100.0 * e.pair.implicit_accuracy,
                 trainer.config().method.name(),
-                100.0 * e.accuracy,
+                100.0 * e.pair.accuracy,
                 100.0 * state.best_accuracy.unwrap_or(0.0),
                 state.best_step.unwrap_or(0)
             ),
