@@ -89,6 +89,37 @@ fn train_eval_score_and_resume() {
     assert!(score[0]["implicit_reward"].as_f64().unwrap().is_finite());
     assert!(score[0]["tokens"].as_u64().unwrap() >= 4);
 
+    // attribution in the terminal, as a table, as JSON, and as an HTML page
+    let colour = ok(&["attribute", "--model", s(&run), "--prompt", "What is 2 + 3?", "--response", "2 + 3 = 5.", "--backend", "cpu"]);
+    assert!(colour.contains("\x1b[48;2;") && colour.contains("legend (prefix-reward increment"), "{colour}");
+    let table = ok(&["attribute", "--model", s(&run), "--prompt", "What is 2 + 3?", "--response", "2 + 3 = 5.", "--table", "--method", "implicit", "--backend", "cpu"]);
+    assert!(table.contains("implicit") && table.contains("gradient") && table.contains("\"⏎\""), "{table}");
+    let attributed = json_lines(&ok(&["attribute", "--model", s(&run), "--pair", &format!("{}:3", s(&data)), "--json", "--backend", "cpu"]));
+    let sides = attributed[0].as_array().unwrap();
+    assert_eq!(sides.len(), 2);
+    for side in sides {
+        let scores = &side["scores"];
+        let sum = |k: &str| scores[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).sum::<f64>();
+        let (reward, prompt_reward) = (scores["reward"].as_f64().unwrap(), scores["prompt_reward"].as_f64().unwrap());
+        assert!((sum("prefix") - (reward - prompt_reward)).abs() < 1e-4, "{side}");
+        assert!((sum("implicit") - scores["implicit_reward"].as_f64().unwrap()).abs() < 1e-4, "{side}");
+        assert!(side["decisive"].as_array().unwrap().iter().any(|d| d == true), "capitals pairs have decisive tokens: {side}");
+    }
+    let page_path = dir.join("pair.html");
+    ok(&["attribute", "--model", s(&run), "--pair", &format!("{}:3", s(&data)), "--html", s(&page_path), "--backend", "cpu"]);
+    let page = std::fs::read_to_string(&page_path).unwrap();
+    assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("src="), "the page must make no request");
+    assert!(page.matches("class=\"tok").count() >= 3 * 2 * 5, "three methods x two responses of tokens");
+    assert!(page.contains("tok decisive") && page.contains("differs"), "decisive spans and differing stretches are marked");
+    let error = fails(&["attribute", "--model", s(&run), "--pair", &format!("{}:99", s(&data)), "--backend", "cpu"]);
+    assert!(error.contains("has 40 records; there is no record 99"), "{error}");
+
+    let precision = json_lines(&ok(&["eval", "--model", s(&run), "--data", s(&data), "--attribution", "--backend", "cpu", "--json"]));
+    let report = &precision[1];
+    assert_eq!(report["pairs"], 40);
+    let methods: Vec<&str> = report["rows"].as_array().unwrap().iter().map(|r| r["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["implicit", "prefix", "gradient", "random"]);
+
     // resume to 9 steps: steps 7, 8, 9 and an evaluation at the end
     let resumed = json_lines(&ok(&["train", "--resume", s(&run), "--steps", "9", "--backend", "cpu", "--json"]));
     let steps: Vec<u64> = resumed.iter().filter(|r| r["kind"] == "train").map(|r| r["step"].as_u64().unwrap()).collect();
@@ -150,4 +181,50 @@ fn default_training_reaches_ninety_percent_held_out() {
     assert!(best >= 0.90, "held-out accuracy {best} < 0.90");
     let last_eval = records.iter().rev().find(|r| r["kind"] == "eval").unwrap();
     assert_eq!(last_eval["pairs"], 240, "10% of the 2,400 teaching pairs are held out");
+}
+
+/// Debian's Chromium, when installed.
+fn chromium() -> Option<PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"].iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// The attribution page renders in headless Chromium with every token in place. Where no
+/// Chromium is installed the test says so and passes, unless `HAFRM_REQUIRE_BROWSER` is set
+/// (CI sets it).
+#[test]
+fn the_attribution_page_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        assert!(std::env::var_os("HAFRM_REQUIRE_BROWSER").is_none(), "HAFRM_REQUIRE_BROWSER is set but Chromium is not installed");
+        eprintln!("NOT RUN: no Chromium (apt-get install chromium); set HAFRM_REQUIRE_BROWSER=1 to make this a failure");
+        return;
+    };
+    let dir = temp_dir("render");
+    let run = dir.join("run");
+    train_small(&run, &[]);
+    let data = dir.join("polite.jsonl");
+    ok(&["demo", "--set", "polite", "--pairs", "5", "--out", s(&data)]);
+    let page = dir.join("pair.html");
+    ok(&["attribute", "--model", s(&run), "--pair", &format!("{}:1", s(&data)), "--html", s(&page), "--backend", "cpu"]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    let screenshot = dir.join("attribution.png");
+    let chromium = |extra: &[&str]| {
+        let profile = dir.join("profile");
+        let mut args = vec![
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        ];
+        let profile_flag = format!("--user-data-dir={}", s(&profile));
+        args.push(&profile_flag);
+        args.extend_from_slice(extra);
+        let url = format!("file://{}", s(&page));
+        args.push(&url);
+        Command::new(&browser).args(&args).output().expect("chromium runs")
+    };
+    let dom = String::from_utf8_lossy(&chromium(&["--dump-dom"]).stdout).to_string();
+    assert_eq!(dom.matches("class=\"tok").count(), html.matches("class=\"tok").count(), "every token is in the rendered page");
+    assert!(dom.contains("Token attribution"));
+    let shot = chromium(&["--window-size=1280,720", &format!("--screenshot={}", s(&screenshot))]);
+    let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 10_000, "screenshot of {size} bytes: {}", String::from_utf8_lossy(&shot.stderr));
+    eprintln!("attribution page screenshot: {}", screenshot.display());
 }

@@ -52,6 +52,7 @@ pub async fn evaluate(
     step: usize,
 ) -> Result<Evaluation> {
     let model = model.valid();
+    let device = &device.clone().without_autodiff();
     let weights = LossWeights { rm_ratio: config.rm_ratio, alpha: config.alpha };
     let mut scores = Vec::with_capacity(pairs.len());
     let mut sums = [0f64; metric::COUNT];
@@ -109,7 +110,7 @@ pub async fn score_response(
     beta: f64,
     device: &Device,
 ) -> Result<ResponseScore> {
-    let batch = TokenBatch::from_sequences(&[SequenceRef { prompt, response }], pad_id, device);
+    let batch = TokenBatch::from_sequences(&[SequenceRef { prompt, response }], pad_id, &device.clone().without_autodiff());
     let (model, reference) = (model.valid(), reference.valid());
     let trained = model.sequence_scores(model.hidden(&batch), &batch);
     let values = read_floats(Tensor::cat(vec![trained.reward, trained.policy_logp], 0), "scores").await?;

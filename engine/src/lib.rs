@@ -5,6 +5,7 @@
 //! (`../shared/PAPER.md`). The same code runs on every Burn device: natively on the CPU or a
 //! GPU through wgpu, and in the browser on WebGPU.
 
+pub mod attribution;
 pub mod batch;
 pub mod checkpoint;
 pub mod config;

@@ -116,3 +116,32 @@ pub async fn copy_to_host<M: Module>(module: &M, host: &Device) -> Result<M> {
     }
     Ok(module.clone().map(&mut Rebuild { values, host }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{Linear, LinearConfig};
+
+    #[test]
+    fn global_norm_clipping_scales_all_gradients_together() {
+        let device = Device::flex().autodiff();
+        let layer: Linear = LinearConfig::new(2, 2).init(&device);
+        // loss = 3 * sum(weight) + 4 * sum(bias): every weight gradient is 3, every bias one 4,
+        // so the global norm is sqrt(4 * 9 + 2 * 16) = sqrt(68).
+        let loss = layer.weight.val().sum().mul_scalar(3.0) + layer.bias.as_ref().unwrap().val().sum().mul_scalar(4.0);
+        let mut grads = GradientsParams::from_grads(loss.backward(), &layer);
+        let norm = clip_global_grad_norm(&layer, &mut grads, 1.0).unwrap();
+        let norm: f32 = norm.into_scalar();
+        assert!((norm - 68f32.sqrt()).abs() < 1e-5, "{norm}");
+        let weight: Vec<f32> = grads.get::<2>(layer.weight.id).unwrap().into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+        let bias: Vec<f32> = grads.get::<1>(layer.bias.as_ref().unwrap().id).unwrap().into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+        let scale = 1.0 / 68f32.sqrt();
+        assert!(weight.iter().all(|g| (g - 3.0 * scale).abs() < 1e-5), "{weight:?}");
+        assert!(bias.iter().all(|g| (g - 4.0 * scale).abs() < 1e-5), "{bias:?}");
+        // Below the limit nothing changes.
+        let mut small = GradientsParams::from_grads((layer.weight.val().sum().mul_scalar(0.01)).backward(), &layer);
+        clip_global_grad_norm(&layer, &mut small, 1.0);
+        let kept: Vec<f32> = small.get::<2>(layer.weight.id).unwrap().into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+        assert!(kept.iter().all(|g| (g - 0.01).abs() < 1e-7), "{kept:?}");
+    }
+}

@@ -7,8 +7,26 @@ use burn::tensor::Device;
 
 use crate::batch::{EncodedPair, SequenceRef, TokenBatch};
 use crate::error::Result;
-use crate::params::read_floats;
 use crate::model::RewardModel;
+use crate::params::read_floats;
+
+/// `log pi(y_j | x, y_<j)` for every response token of each sequence, under `model`.
+pub async fn response_token_logps(model: &RewardModel, sequences: &[SequenceRef<'_>], pad_id: u32, device: &Device) -> Result<Vec<Vec<f32>>> {
+    let model = model.valid();
+    let batch = TokenBatch::from_sequences(sequences, pad_id, &device.clone().without_autodiff());
+    let seq = batch.seq_len();
+    let logps = model.token_logps(model.hidden(&batch), batch.target_ids.clone());
+    let values = read_floats(logps, "token log-probs").await?;
+    Ok(sequences
+        .iter()
+        .enumerate()
+        .map(|(row, sequence)| {
+            // Response token j is predicted at position prompt_len - 1 + j.
+            let start = row * seq + sequence.prompt.len() - 1;
+            values[start..start + sequence.response.ids.len()].to_vec()
+        })
+        .collect())
+}
 
 /// Fills `ref_logps` of every response of `pairs` with `model`'s per-token log-probs.
 /// `on_batch(done, total)` reports progress.
@@ -20,7 +38,6 @@ pub async fn attach_reference_logps(
     device: &Device,
     mut on_batch: impl FnMut(usize, usize),
 ) -> Result<()> {
-    let model = model.valid();
     let total = pairs.len();
     let mut done = 0;
     for chunk in pairs.chunks_mut(batch_size.max(1)) {
@@ -30,16 +47,10 @@ pub async fn attach_reference_logps(
                 [SequenceRef { prompt: &p.prompt, response: &p.chosen }, SequenceRef { prompt: &p.prompt, response: &p.rejected }]
             })
             .collect();
-        let batch = TokenBatch::from_sequences(&sequences, pad_id, device);
-        let seq = batch.seq_len();
-        let logps = model.token_logps(model.hidden(&batch), batch.target_ids.clone());
-        let values = read_floats(logps, "reference log-probs").await?;
-        for (i, pair) in chunk.iter_mut().enumerate() {
-            let prompt_len = pair.prompt.len();
-            for (row, response) in [(2 * i, &mut pair.chosen), (2 * i + 1, &mut pair.rejected)] {
-                let start = row * seq + prompt_len - 1;
-                response.ref_logps = Some(values[start..start + response.ids.len()].to_vec());
-            }
+        let mut logps = response_token_logps(model, &sequences, pad_id, device).await?.into_iter();
+        for pair in chunk.iter_mut() {
+            pair.chosen.ref_logps = logps.next();
+            pair.rejected.ref_logps = logps.next();
         }
         done += chunk.len();
         on_batch(done, total);

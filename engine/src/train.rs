@@ -289,3 +289,28 @@ impl Trainer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_rate_warms_up_then_decays_linearly_to_zero() {
+        let config = TrainConfig::new().with_learning_rate(1e-3).with_warmup_steps(2);
+        let rates: Vec<f64> = (0..6).map(|step| learning_rate_at(&config, step, 6)).collect();
+        let expected = [0.0, 0.5e-3, 1e-3, 0.75e-3, 0.5e-3, 0.25e-3];
+        for (rate, want) in rates.iter().zip(expected) {
+            assert!((rate - want).abs() < 1e-12, "{rates:?}");
+        }
+        let no_warmup = TrainConfig::new().with_learning_rate(1e-3).with_warmup_steps(0);
+        assert_eq!(learning_rate_at(&no_warmup, 0, 4), 1e-3);
+        assert_eq!(learning_rate_at(&no_warmup, 3, 4), 0.25e-3);
+    }
+
+    #[test]
+    fn epochs_become_steps() {
+        let config = TrainConfig::new().with_steps(None).with_epochs(3).with_batch_size(16).with_grad_accum(2);
+        assert_eq!(total_steps(&config, 100), 10); // ceil(300 / 32)
+        assert_eq!(total_steps(&config.with_steps(Some(7)), 100), 7);
+    }
+}

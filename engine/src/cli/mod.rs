@@ -1,5 +1,6 @@
 //! Command-line front end of the engine.
 
+mod attribute;
 mod bench;
 mod data;
 mod score;
@@ -29,6 +30,8 @@ enum Command {
     Eval(score::EvalArgs),
     /// The reward (and implicit reward) of one response to one prompt.
     Score(score::ScoreArgs),
+    /// Which tokens drive the reward: coloured in the terminal, or an HTML page.
+    Attribute(attribute::AttributeArgs),
     /// Training throughput (pairs per second) on the chosen backend.
     Bench(bench::BenchArgs),
     /// Retrain the bundled byte-level BPE tokenizer on the teaching sets (or on files).
@@ -42,6 +45,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => score::eval(args),
         Command::Score(args) => score::score(args),
+        Command::Attribute(args) => attribute::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Tokenizer(args) => data::tokenizer(args),
         Command::Demo(args) => data::demo(args),

@@ -107,22 +107,20 @@ impl Gpt {
         }
     }
 
-    /// Token plus position embeddings, `[batch, seq, d_model]`.
+    /// Token embeddings, `[batch, seq, d_model]`.
     pub fn embed(&self, input_ids: Tensor<2, Int>) -> Tensor<3> {
-        let [batch, seq] = input_ids.dims();
-        let device = input_ids.device();
-        let positions = Tensor::<1, Int>::arange(0..seq as i64, &device)
-            .reshape([1, seq])
-            .expand([batch, seq]);
-        self.token_embedding.forward(input_ids) + self.position_embedding.forward(positions)
+        self.token_embedding.forward(input_ids)
     }
 
-    /// Final hidden states from embeddings, `[batch, seq, d_model]`.
-    pub fn encode(&self, embeddings: Tensor<3>, attention_bias: Tensor<4>) -> Tensor<3> {
-        let x = self
-            .blocks
-            .iter()
-            .fold(embeddings, |x, block| block.forward(x, attention_bias.clone()));
+    /// Final hidden states from token embeddings (positions are added here),
+    /// `[batch, seq, d_model]`.
+    pub fn encode(&self, token_embeddings: Tensor<3>, attention_bias: Tensor<4>) -> Tensor<3> {
+        let [batch, seq, _] = token_embeddings.dims();
+        let positions = Tensor::<1, Int>::arange(0..seq as i64, &token_embeddings.device())
+            .reshape([1, seq])
+            .expand([batch, seq]);
+        let x = token_embeddings + self.position_embedding.forward(positions);
+        let x = self.blocks.iter().fold(x, |x, block| block.forward(x, attention_bias.clone()));
         self.ln_final.forward(x)
     }
 

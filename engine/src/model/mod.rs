@@ -33,9 +33,9 @@ impl Backbone {
         }
     }
 
-    fn encode(&self, embeddings: Tensor<3>, attention_bias: Tensor<4>) -> Tensor<3> {
+    fn encode(&self, token_embeddings: Tensor<3>, attention_bias: Tensor<4>) -> Tensor<3> {
         match self {
-            Backbone::Gpt(gpt) => gpt.encode(embeddings, attention_bias),
+            Backbone::Gpt(gpt) => gpt.encode(token_embeddings, attention_bias),
         }
     }
 
@@ -79,13 +79,14 @@ impl RewardModel {
         self.backbone.max_len()
     }
 
-    /// Token plus position embeddings; attribution differentiates with respect to them.
+    /// Token embeddings; gradient-x-input attribution differentiates with respect to them.
     pub fn embed(&self, input_ids: Tensor<2, Int>) -> Tensor<3> {
         self.backbone.embed(input_ids)
     }
 
-    pub fn encode(&self, embeddings: Tensor<3>, attention_bias: Tensor<4>) -> Tensor<3> {
-        self.backbone.encode(embeddings, attention_bias)
+    /// Final hidden states from token embeddings.
+    pub fn encode(&self, token_embeddings: Tensor<3>, attention_bias: Tensor<4>) -> Tensor<3> {
+        self.backbone.encode(token_embeddings, attention_bias)
     }
 
     /// Final hidden states of a batch, `[rows, seq, d_model]`.

@@ -1,0 +1,372 @@
+//! Token-level attribution: which response tokens drive a reward, three ways.
+//!
+//! - **implicit**: the implicit token reward `beta * (log pi(y_t|…) - log pi_ref(y_t|…))`; the
+//!   tokens' scores sum to the DPO implicit reward;
+//! - **prefix**: the prefix-reward increment `r(x, y_<=t) - r(x, y_<t)`, the reward head read at
+//!   every position of one forward pass; the increments telescope to the final reward minus the
+//!   reward of the prompt alone;
+//! - **gradient**: gradient x input, the gradient of the reward with respect to each token's
+//!   embedding dotted with that embedding, from one backward pass.
+//!
+//! Also: aligning chosen with rejected (where they part), and scoring each method against the
+//! decisive spans of the teaching sets (precision@k).
+
+use std::ops::Range;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::batch::{SequenceRef, TokenBatch};
+use crate::data::CharSpan;
+use crate::error::{Error, Result};
+use crate::model::RewardModel;
+use crate::params::read_floats;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttributionMethod {
+    Implicit,
+    Prefix,
+    Gradient,
+}
+
+impl AttributionMethod {
+    pub const ALL: [AttributionMethod; 3] = [Self::Implicit, Self::Prefix, Self::Gradient];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Implicit => "implicit",
+            Self::Prefix => "prefix",
+            Self::Gradient => "gradient",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Implicit => "implicit token reward beta*(log pi - log pi_ref)",
+            Self::Prefix => "prefix-reward increment r(x, y<=t) - r(x, y<t)",
+            Self::Gradient => "gradient x input of the reward on the token embeddings",
+        }
+    }
+}
+
+impl std::str::FromStr for AttributionMethod {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("unknown attribution method `{s}` (known: implicit, prefix, gradient)"))
+    }
+}
+
+/// The scores of one response's tokens (EOS included).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenScores {
+    pub ids: Vec<u32>,
+    /// Byte range of each token in the response text.
+    pub offsets: Vec<(usize, usize)>,
+    pub implicit: Vec<f32>,
+    pub prefix: Vec<f32>,
+    pub gradient: Vec<f32>,
+    /// The reward head's score of the whole sequence.
+    pub reward: f32,
+    /// The reward head's score at the last prompt token (the prompt alone).
+    pub prompt_reward: f32,
+    /// `beta * (log pi(y|x) - log pi_ref(y|x))`.
+    pub implicit_reward: f32,
+}
+
+impl TokenScores {
+    pub fn scores(&self, method: AttributionMethod) -> &[f32] {
+        match method {
+            AttributionMethod::Implicit => &self.implicit,
+            AttributionMethod::Prefix => &self.prefix,
+            AttributionMethod::Gradient => &self.gradient,
+        }
+    }
+}
+
+/// Gradient x input: runs `forward` on `inputs` (on an autodiff device), which returns a score
+/// per row and anything else it computed; differentiates the scores (rows are independent)
+/// with respect to `inputs` and sums gradient times input over the last dimension,
+/// `[rows, seq]`.
+pub fn gradient_x_input<T>(inputs: Tensor<3>, forward: impl FnOnce(Tensor<3>) -> (Tensor<1>, T)) -> (Tensor<2>, T) {
+    let inputs = inputs.detach().require_grad();
+    let (score, extra) = forward(inputs.clone());
+    let grads = score.sum().backward();
+    let grad = inputs.grad(&grads).expect("the inputs are tracked");
+    ((grad * inputs.inner()).sum_dim(2).squeeze_dim(2), extra)
+}
+
+/// Attributes the rewards of `sequences` to their response tokens, in one forward and one
+/// backward pass. Every response needs its reference log-probs (`ref_logps`); `device` must
+/// be an autodiff device (the model's).
+pub async fn attribute(model: &RewardModel, sequences: &[SequenceRef<'_>], beta: f64, pad_id: u32, device: &Device) -> Result<Vec<TokenScores>> {
+    if !device.is_autodiff() {
+        return Err(Error::Backend("attribution needs an autodiff device".into()));
+    }
+    let model = model.clone().no_grad();
+    let batch = TokenBatch::from_sequences(sequences, pad_id, device);
+    let (rows, seq) = (batch.rows(), batch.seq_len());
+    // One forward pass gives the prefix rewards and the token log-probs; one backward pass from
+    // the sequence rewards gives gradient x input.
+    let (gradient, (prefix, token_logps)) = gradient_x_input(model.embed(batch.input_ids.clone()), |embeddings| {
+        let hidden = model.encode(embeddings, batch.attention_bias.clone());
+        let prefix = model.prefix_rewards(hidden.clone());
+        let token_logps = model.token_logps(hidden, batch.target_ids.clone());
+        let rewards = (prefix.clone() * batch.last_token_mask.clone()).sum_dim(1).squeeze_dim(1);
+        (rewards, (prefix, token_logps))
+    });
+    let packed = Tensor::cat(vec![prefix.inner(), token_logps.inner(), gradient], 0);
+    let values = read_floats(packed, "attributions").await?;
+    let plane = |k: usize, row: usize| &values[(k * rows + row) * seq..(k * rows + row + 1) * seq];
+    sequences
+        .iter()
+        .enumerate()
+        .map(|(row, sequence)| {
+            let (prefix, logps, gradient) = (plane(0, row), plane(1, row), plane(2, row));
+            let response = sequence.response;
+            let ref_logps = response
+                .ref_logps
+                .as_ref()
+                .ok_or_else(|| Error::Config("attribution needs reference log-probs".into()))?;
+            let p = sequence.prompt.len();
+            let n = response.ids.len();
+            // Token j sits at position p + j and is predicted at position p - 1 + j.
+            let implicit: Vec<f32> = (0..n).map(|j| (beta * f64::from(logps[p - 1 + j] - ref_logps[j])) as f32).collect();
+            Ok(TokenScores {
+                ids: response.ids.clone(),
+                offsets: response.offsets.clone(),
+                implicit_reward: implicit.iter().sum(),
+                implicit,
+                prefix: (0..n).map(|j| prefix[p + j] - prefix[p + j - 1]).collect(),
+                gradient: gradient[p..p + n].to_vec(),
+                reward: prefix[p + n - 1],
+                prompt_reward: prefix[p - 1],
+            })
+        })
+        .collect()
+}
+
+/// A stretch of two aligned token sequences.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Segment {
+    /// The same tokens in both.
+    Same { chosen: Range<usize>, rejected: Range<usize> },
+    /// Where they part (either side may be empty).
+    Differ { chosen: Range<usize>, rejected: Range<usize> },
+}
+
+/// Aligns chosen with rejected token by token (a longest-common-subsequence diff).
+pub fn align(chosen: &[u32], rejected: &[u32]) -> Vec<Segment> {
+    let (n, m) = (chosen.len(), rejected.len());
+    // lcs[i][j]: the longest common subsequence of chosen[i..] and rejected[j..].
+    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if chosen[i] == rejected[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+        }
+    }
+    let mut segments = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    let (mut differ_i, mut differ_j) = (0, 0);
+    let flush_differ = |segments: &mut Vec<Segment>, i: usize, j: usize, from_i: usize, from_j: usize| {
+        if i > from_i || j > from_j {
+            segments.push(Segment::Differ { chosen: from_i..i, rejected: from_j..j });
+        }
+    };
+    while i < n || j < m {
+        if i < n && j < m && chosen[i] == rejected[j] {
+            flush_differ(&mut segments, i, j, differ_i, differ_j);
+            let (start_i, start_j) = (i, j);
+            while i < n && j < m && chosen[i] == rejected[j] && lcs[i][j] == lcs[i + 1][j + 1] + 1 {
+                i += 1;
+                j += 1;
+            }
+            segments.push(Segment::Same { chosen: start_i..i, rejected: start_j..j });
+            (differ_i, differ_j) = (i, j);
+        } else if j == m || (i < n && lcs[i + 1][j] >= lcs[i][j + 1]) {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    flush_differ(&mut segments, i, j, differ_i, differ_j);
+    segments
+}
+
+/// Which tokens overlap the decisive character spans of `text` (token offsets are bytes).
+pub fn decisive_tokens(text: &str, offsets: &[(usize, usize)], spans: &[CharSpan]) -> Vec<bool> {
+    let byte_at = |char_index: usize| text.char_indices().nth(char_index).map_or(text.len(), |(b, _)| b);
+    let byte_spans: Vec<(usize, usize)> = spans.iter().map(|&(s, e)| (byte_at(s), byte_at(e))).collect();
+    offsets
+        .iter()
+        .map(|&(start, end)| start < end && byte_spans.iter().any(|&(s, e)| start < e && s < end))
+        .collect()
+}
+
+/// Of the `k` tokens that most favour a side (the highest `sign * score`; ties keep the
+/// earlier token), the fraction that are decisive.
+pub fn precision_at_k(candidates: &[(f32, bool)], k: usize) -> f32 {
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by(|&a, &b| candidates[b].0.total_cmp(&candidates[a].0).then(a.cmp(&b)));
+    let top = &order[..k.min(order.len())];
+    top.iter().filter(|&&i| candidates[i].1).count() as f32 / top.len().max(1) as f32
+}
+
+/// `(score favouring chosen, decisive)` for each token of a response: chosen tokens favour
+/// chosen by their score, rejected tokens by minus theirs.
+pub fn candidates(scores: &[f32], decisive: &[bool], favours_chosen: bool) -> Vec<(f32, bool)> {
+    let sign = if favours_chosen { 1.0 } else { -1.0 };
+    scores.iter().zip(decisive).map(|(&s, &d)| (sign * s, d)).collect()
+}
+
+/// The expected precision of `k` tokens picked at random: the decisive fraction.
+pub fn random_precision(decisive: &[bool]) -> f32 {
+    decisive.iter().filter(|&&d| d).count() as f32 / decisive.len().max(1) as f32
+}
+
+/// Precision@k of one scorer: for chosen responses, rejected responses, and whole pairs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrecisionRow {
+    /// An attribution method's name, or `random`.
+    pub method: String,
+    pub chosen: f32,
+    pub rejected: f32,
+    pub pair: f32,
+}
+
+/// How often each method's top-k tokens fall inside the decisive spans, with the random-token
+/// baseline, over the pairs that have spans.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrecisionReport {
+    pub k: usize,
+    pub pairs: usize,
+    pub rows: Vec<PrecisionRow>,
+}
+
+impl PrecisionReport {
+    pub fn row(&self, method: &str) -> Option<&PrecisionRow> {
+        self.rows.iter().find(|r| r.method == method)
+    }
+}
+
+/// Scores each attribution method against the decisive spans of `pairs` (the texts, with the
+/// tokenised pairs carrying reference log-probs). Pairs without spans are left out.
+pub async fn precision_report(
+    model: &RewardModel,
+    pairs: &[(&crate::data::PreferencePair, &crate::batch::EncodedPair)],
+    k: usize,
+    beta: f64,
+    batch_size: usize,
+    pad_id: u32,
+    device: &Device,
+) -> Result<PrecisionReport> {
+    let with_spans: Vec<_> = pairs.iter().filter(|(text, _)| text.decisive.is_some()).collect();
+    // sums[method][chosen, rejected, pair]; the last method slot is the random baseline.
+    let mut sums = vec![[0f64; 3]; AttributionMethod::ALL.len() + 1];
+    for chunk in with_spans.chunks(batch_size.max(1)) {
+        let sequences: Vec<SequenceRef> = chunk
+            .iter()
+            .flat_map(|(_, p)| [SequenceRef { prompt: &p.prompt, response: &p.chosen }, SequenceRef { prompt: &p.prompt, response: &p.rejected }])
+            .collect();
+        let scores = attribute(model, &sequences, beta, pad_id, device).await?;
+        for ((text, _), pair_scores) in chunk.iter().zip(scores.chunks(2)) {
+            let spans = text.decisive.as_ref().expect("filtered on spans");
+            let (chosen, rejected) = (&pair_scores[0], &pair_scores[1]);
+            let chosen_mask = decisive_tokens(&text.chosen, &chosen.offsets, &spans.chosen);
+            let rejected_mask = decisive_tokens(&text.rejected, &rejected.offsets, &spans.rejected);
+            for (slot, method) in AttributionMethod::ALL.into_iter().enumerate() {
+                let c = candidates(chosen.scores(method), &chosen_mask, true);
+                let r = candidates(rejected.scores(method), &rejected_mask, false);
+                let both: Vec<(f32, bool)> = c.iter().chain(&r).copied().collect();
+                for (sum, value) in sums[slot].iter_mut().zip([precision_at_k(&c, k), precision_at_k(&r, k), precision_at_k(&both, k)]) {
+                    *sum += f64::from(value);
+                }
+            }
+            let both: Vec<bool> = chosen_mask.iter().chain(&rejected_mask).copied().collect();
+            let random = [random_precision(&chosen_mask), random_precision(&rejected_mask), random_precision(&both)];
+            for (sum, value) in sums[AttributionMethod::ALL.len()].iter_mut().zip(random) {
+                *sum += f64::from(value);
+            }
+        }
+    }
+    let n = with_spans.len().max(1) as f64;
+    let names = AttributionMethod::ALL.iter().map(|m| m.name()).chain(["random"]);
+    let rows = names
+        .zip(&sums)
+        .map(|(name, s)| PrecisionRow {
+            method: name.to_string(),
+            chosen: (s[0] / n) as f32,
+            rejected: (s[1] / n) as f32,
+            pair: (s[2] / n) as f32,
+        })
+        .collect();
+    Ok(PrecisionReport { k, pairs: with_spans.len(), rows })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    #[test]
+    fn gradient_x_input_of_a_linear_score_is_weight_times_input() {
+        // score(x)_row = sum_{t,d} w[t,d] x[row,t,d], so d score / dx[row,t,d] = w[t,d] and
+        // gradient x input is sum_d w[t,d] x[row,t,d].
+        let device = Device::flex().autodiff();
+        let x: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();
+        let w: Vec<f32> = (0..12).map(|i| (i as f32 * 0.71).cos()).collect();
+        let inputs = Tensor::<3>::from_data(TensorData::new(x.clone(), [2, 3, 4]), &device);
+        let weights = Tensor::<3>::from_data(TensorData::new(w.clone(), [1, 3, 4]), &device);
+        let (gxi, ()) = gradient_x_input(inputs, |x| ((x * weights).sum_dim(2).sum_dim(1).reshape([2]), ()));
+        let gxi = gxi.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+        for row in 0..2 {
+            for t in 0..3 {
+                let expected: f32 = (0..4).map(|d| w[t * 4 + d] * x[row * 12 + t * 4 + d]).sum();
+                assert!((gxi[row * 3 + t] - expected).abs() < 1e-6, "[{row},{t}] {} vs {expected}", gxi[row * 3 + t]);
+            }
+        }
+    }
+
+    #[test]
+    fn alignment_finds_the_shared_and_the_differing_stretches() {
+        use Segment::*;
+        assert_eq!(
+            align(&[1, 2, 3, 4, 5], &[1, 2, 9, 4, 5]),
+            [Same { chosen: 0..2, rejected: 0..2 }, Differ { chosen: 2..3, rejected: 2..3 }, Same { chosen: 3..5, rejected: 3..5 }]
+        );
+        assert_eq!(
+            align(&[7, 1, 2, 0], &[8, 8, 1, 2, 6, 0]),
+            [Differ { chosen: 0..1, rejected: 0..2 }, Same { chosen: 1..3, rejected: 2..4 }, Differ { chosen: 3..3, rejected: 4..5 }, Same { chosen: 3..4, rejected: 5..6 }]
+        );
+        assert_eq!(align(&[1, 2], &[1, 2]), [Same { chosen: 0..2, rejected: 0..2 }]);
+        assert_eq!(align(&[1, 2], &[3]), [Differ { chosen: 0..2, rejected: 0..1 }]);
+        assert_eq!(align(&[1, 2, 3], &[1]), [Same { chosen: 0..1, rejected: 0..1 }, Differ { chosen: 1..3, rejected: 1..1 }]);
+    }
+
+    #[test]
+    fn decisive_tokens_overlap_character_spans() {
+        let text = "Ça coûte 5 €, not 7.";
+        // tokens as byte ranges: "Ça", " coûte", " 5", " €", ",", " not", " 7", "."
+        let offsets = [(0, 3), (3, 10), (10, 12), (12, 16), (16, 17), (17, 21), (21, 23), (23, 24), (24, 24)];
+        let five = text.chars().position(|c| c == '5').unwrap();
+        let euro = text.chars().position(|c| c == '€').unwrap();
+        let mask = decisive_tokens(text, &offsets, &[(five, five + 1), (euro, euro + 1)]);
+        assert_eq!(mask, [false, false, true, true, false, false, false, false, false]);
+    }
+
+    #[test]
+    fn precision_counts_the_top_k_and_random_is_the_decisive_share() {
+        let c = [(0.1, false), (0.9, true), (0.5, false), (0.7, true)];
+        assert_eq!(precision_at_k(&c, 1), 1.0);
+        assert_eq!(precision_at_k(&c, 2), 1.0);
+        assert_eq!(precision_at_k(&c, 3), 2.0 / 3.0);
+        assert_eq!(precision_at_k(&c, 10), 0.5);
+        assert_eq!(candidates(&[1.0, -2.0], &[false, true], false), [(-1.0, false), (2.0, true)]);
+        assert_eq!(random_precision(&[true, false, false, false]), 0.25);
+    }
+}

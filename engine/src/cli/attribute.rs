@@ -1,0 +1,287 @@
+//! `hafrm attribute`: which tokens drive a reward, in the terminal or as an HTML page.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use clap::Args;
+use hafrm::attribution::{AttributionMethod, Segment, TokenScores, align, attribute, decisive_tokens};
+use hafrm::batch::{EncodedResponse, SequenceRef};
+use hafrm::data::formats::{RecordShape, load_file};
+use hafrm::data::{CharSpan, PreferencePair};
+use hafrm::device::BackendChoice;
+use hafrm::reference::response_token_logps;
+use hafrm::{Error, Result};
+
+use super::score::{TrainedRun, open_run};
+use super::{block_on, parse_backend};
+
+#[derive(Args, Debug)]
+pub struct AttributeArgs {
+    /// A run directory written by `hafrm train`.
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long, requires = "response", conflicts_with = "pair")]
+    prompt: Option<String>,
+    #[arg(long, requires = "prompt")]
+    response: Option<String>,
+    /// A pair of a data file, `FILE:N` with N counting records from 1: chosen and rejected
+    /// side by side.
+    #[arg(long)]
+    pair: Option<String>,
+    /// The method to colour by [default: prefix, or implicit for a dpo model].
+    #[arg(long, value_parser = parse_method)]
+    method: Option<AttributionMethod>,
+    /// Also print every token's three scores.
+    #[arg(long)]
+    table: bool,
+    /// Write a self-contained HTML page with all three methods.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    backend: BackendChoice,
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_method(s: &str) -> std::result::Result<AttributionMethod, String> {
+    s.parse()
+}
+
+/// A response with its token scores and, when known, which tokens are decisive.
+struct Attributed {
+    label: &'static str,
+    text: String,
+    scores: TokenScores,
+    decisive: Option<Vec<bool>>,
+}
+
+/// The pair `FILE:N` names.
+fn pair_from(spec: &str) -> Result<PreferencePair> {
+    let (file, index) = spec
+        .rsplit_once(':')
+        .and_then(|(f, n)| n.parse::<usize>().ok().filter(|&n| n > 0).map(|n| (f, n)))
+        .ok_or_else(|| Error::Config(format!("--pair `{spec}` is not FILE:N with N >= 1")))?;
+    let loaded = load_file(std::path::Path::new(file), RecordShape::Auto, false)?;
+    let count = loaded.pairs.len();
+    loaded
+        .pairs
+        .into_iter()
+        .nth(index - 1)
+        .ok_or_else(|| Error::Config(format!("{file} has {count} records; there is no record {index}")))
+}
+
+pub fn run(args: AttributeArgs) -> Result<()> {
+    let run = open_run(&args.model, args.backend)?;
+    let (prompt, responses): (String, Vec<(&'static str, String, Option<Vec<CharSpan>>)>) = match (&args.pair, &args.prompt, &args.response) {
+        (Some(spec), _, _) => {
+            let pair = pair_from(spec)?;
+            let spans = pair.decisive.clone();
+            (
+                pair.prompt,
+                vec![
+                    ("chosen", pair.chosen, spans.as_ref().map(|s| s.chosen.clone())),
+                    ("rejected", pair.rejected, spans.map(|s| s.rejected)),
+                ],
+            )
+        }
+        (None, Some(prompt), Some(response)) => (prompt.clone(), vec![("response", response.clone(), None)]),
+        _ => return Err(Error::Config("give --prompt and --response, or --pair FILE:N".into())),
+    };
+    let attributed = attribute_responses(&run, &prompt, responses)?;
+    let method = args.method.unwrap_or(if run.config.train.method.scores_by_implicit_reward() {
+        AttributionMethod::Implicit
+    } else {
+        AttributionMethod::Prefix
+    });
+    if let Some(path) = &args.html {
+        let page = html_page(&run, &prompt, &attributed);
+        hafrm::checkpoint::write_atomic(path, page.as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
+    if args.json {
+        let list: Vec<_> = attributed
+            .iter()
+            .map(|a| serde_json::json!({"response": a.label, "tokens": token_texts(&run, a), "decisive": a.decisive, "scores": a.scores}))
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else if args.html.is_none() || args.table {
+        print!("{}", terminal_view(&run, &attributed, method, args.table));
+    }
+    Ok(())
+}
+
+fn attribute_responses(run: &TrainedRun, prompt: &str, responses: Vec<(&'static str, String, Option<Vec<CharSpan>>)>) -> Result<Vec<Attributed>> {
+    let options = &run.config.encode;
+    let prompt_ids = run.encoder.encode_prompt(prompt, options)?;
+    let mut encoded: Vec<EncodedResponse> =
+        responses.iter().map(|(_, text, _)| run.encoder.encode_response(text, prompt_ids.len(), options)).collect::<Result<_>>()?;
+    let pad = run.encoder.pad_id();
+    let sequences: Vec<SequenceRef> = encoded.iter().map(|response| SequenceRef { prompt: &prompt_ids, response }).collect();
+    let ref_logps = block_on(response_token_logps(&run.reference, &sequences, pad, &run.device))?;
+    for (response, logps) in encoded.iter_mut().zip(ref_logps) {
+        response.ref_logps = Some(logps);
+    }
+    let sequences: Vec<SequenceRef> = encoded.iter().map(|response| SequenceRef { prompt: &prompt_ids, response }).collect();
+    let scores = block_on(attribute(&run.model, &sequences, run.config.train.beta, pad, &run.device))?;
+    Ok(responses
+        .into_iter()
+        .zip(scores)
+        .map(|((label, text, spans), scores)| Attributed {
+            decisive: spans.map(|s| decisive_tokens(&text, &scores.offsets, &s)),
+            label,
+            text,
+            scores,
+        })
+        .collect())
+}
+
+/// What each token shows: its slice of the response, or `⏎` for EOS.
+fn token_texts(run: &TrainedRun, a: &Attributed) -> Vec<String> {
+    a.scores
+        .ids
+        .iter()
+        .zip(&a.scores.offsets)
+        .map(|(&id, &(s, e))| if id == run.encoder.eos_id() { "⏎".to_string() } else { a.text.get(s..e).unwrap_or("").to_string() })
+        .collect()
+}
+
+/// The largest magnitude of a method's scores over all responses (the colour scale's end).
+fn scale(attributed: &[Attributed], method: AttributionMethod) -> f32 {
+    attributed.iter().flat_map(|a| a.scores.scores(method)).fold(0f32, |m, v| m.max(v.abs())).max(1e-6)
+}
+
+/// A diverging colour: red for negative, white at zero, blue for positive (ColorBrewer RdBu).
+pub fn diverging(value: f32, scale: f32) -> (u8, u8, u8) {
+    let t = (value / scale).clamp(-1.0, 1.0);
+    let (end, white) = if t < 0.0 { ((178.0, 24.0, 43.0), (247.0, 247.0, 247.0)) } else { ((33.0, 102.0, 172.0), (247.0, 247.0, 247.0)) };
+    let mix = |w: f32, e: f32| (w + (e - w) * t.abs()).round() as u8;
+    (mix(white.0, end.0), mix(white.1, end.1), mix(white.2, end.2))
+}
+
+fn dark(rgb: (u8, u8, u8)) -> bool {
+    0.299 * f32::from(rgb.0) + 0.587 * f32::from(rgb.1) + 0.114 * f32::from(rgb.2) < 140.0
+}
+
+fn terminal_view(run: &TrainedRun, attributed: &[Attributed], method: AttributionMethod, table: bool) -> String {
+    let scale = scale(attributed, method);
+    let mut out = String::new();
+    for a in attributed {
+        let s = &a.scores;
+        let _ = writeln!(out, "{} (reward {:+.3}, prompt alone {:+.3}, implicit reward {:+.3})", a.label, s.reward, s.prompt_reward, s.implicit_reward);
+        for ((text, value), decisive) in token_texts(run, a).iter().zip(s.scores(method)).zip(a.decisive.iter().flatten().map(Some).chain(std::iter::repeat(None))) {
+            let rgb = diverging(*value, scale);
+            let fg = if dark(rgb) { "97" } else { "30" };
+            let underline = if decisive == Some(&true) { ";4" } else { "" };
+            let _ = write!(out, "\x1b[48;2;{};{};{};{fg}{underline}m{text}\x1b[0m", rgb.0, rgb.1, rgb.2);
+        }
+        out.push('\n');
+        if table {
+            let _ = writeln!(out, "  {:>3}  {:<16} {:>6}  {:>9} {:>9} {:>9}", "#", "token", "id", "implicit", "prefix", "gradient");
+            for (j, text) in token_texts(run, a).iter().enumerate() {
+                let mark = if a.decisive.as_ref().is_some_and(|d| d[j]) { "*" } else { " " };
+                let _ = writeln!(out, "{mark} {j:>3}  {:<16} {:>6}  {:>+9.4} {:>+9.4} {:>+9.4}", format!("{text:?}"), s.ids[j], s.implicit[j], s.prefix[j], s.gradient[j]);
+            }
+        }
+    }
+    let steps = 9;
+    let _ = write!(out, "legend ({}): {:+.3} ", method.describe(), -scale);
+    for i in 0..steps {
+        let rgb = diverging(-scale + 2.0 * scale * i as f32 / (steps - 1) as f32, scale);
+        let _ = write!(out, "\x1b[48;2;{};{};{}m  \x1b[0m", rgb.0, rgb.1, rgb.2);
+    }
+    let _ = writeln!(out, " {:+.3}{}", scale, if attributed.iter().any(|a| a.decisive.is_some()) { "  (underlined: decisive span)" } else { "" });
+    out
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Which token indices of each side lie in a differing stretch (only for a pair).
+fn differing(attributed: &[Attributed]) -> Vec<Vec<bool>> {
+    let mut marks: Vec<Vec<bool>> = attributed.iter().map(|a| vec![false; a.scores.ids.len()]).collect();
+    if let [chosen, rejected] = attributed {
+        for segment in align(&chosen.scores.ids, &rejected.scores.ids) {
+            if let Segment::Differ { chosen: c, rejected: r } = segment {
+                c.for_each(|i| marks[0][i] = true);
+                r.for_each(|i| marks[1][i] = true);
+            }
+        }
+    }
+    marks
+}
+
+/// A self-contained page: every method for every response, hover values, decisive spans
+/// outlined, the stretches where chosen and rejected differ underlined. No external request.
+fn html_page(run: &TrainedRun, prompt: &str, attributed: &[Attributed]) -> String {
+    let differ = differing(attributed);
+    let mut page = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>hafrm token attribution</title><style>\n\
+body{font:15px/1.5 system-ui,sans-serif;margin:2rem;color:#222;background:#fff}\n\
+h1{font-size:1.4rem;margin:0 0 .3rem}.meta{color:#666;margin:0 0 1rem}\n\
+.prompt{background:#f4f4f4;border-radius:6px;padding:.6rem .8rem;white-space:pre-wrap;margin-bottom:1rem}\n\
+table{border-collapse:collapse;width:100%}td,th{vertical-align:top;padding:.6rem;border-top:1px solid #ddd;text-align:left}\n\
+th.method{width:11rem;font-weight:600}th.method small{display:block;font-weight:400;color:#666}\n\
+.tokens{white-space:pre-wrap;font-family:ui-monospace,monospace;font-size:14px;line-height:2}\n\
+.tok{display:inline-block;white-space:pre;padding:0 1px;border-radius:3px}.tok.decisive{outline:2px solid #111;outline-offset:1px}\n\
+.tok.differs{text-decoration:underline dotted #555;text-underline-offset:4px}\n\
+.sum{color:#555;font-size:13px;margin-top:.3rem}.legend{display:flex;align-items:center;gap:.4rem;font-size:13px;color:#444}\n\
+.bar{display:inline-block;width:14rem;height:12px;border-radius:3px;background:linear-gradient(90deg,rgb(178,24,43),rgb(247,247,247),rgb(33,102,172))}\n\
+</style></head><body>\n<h1>Token attribution</h1>\n",
+    );
+    let _ = writeln!(
+        page,
+        "<p class=\"meta\">model <b>{}</b>, trained as <b>{}</b> (beta {}). Hover a token for its three scores.</p>",
+        escape(&run.path.display().to_string()),
+        run.config.train.method.name(),
+        run.config.train.beta
+    );
+    let _ = writeln!(page, "<div class=\"prompt\"><b>Prompt</b>\n{}</div>\n<table><tr><th class=\"method\"></th>", escape(prompt));
+    for a in attributed {
+        let _ = write!(page, "<th>{} <span class=\"sum\">reward {:+.3}, implicit reward {:+.3}</span></th>", a.label, a.scores.reward, a.scores.implicit_reward);
+    }
+    page.push_str("</tr>\n");
+    for method in AttributionMethod::ALL {
+        let scale = scale(attributed, method);
+        let _ = write!(page, "<tr><th class=\"method\">{}<small>{}</small><span class=\"legend\">{:+.2}<span class=\"bar\"></span>{:+.2}</span></th>", method.name(), escape(method.describe()), -scale, scale);
+        for (side, a) in attributed.iter().enumerate() {
+            page.push_str("<td class=\"tokens\">");
+            for (j, text) in token_texts(run, a).iter().enumerate() {
+                let s = &a.scores;
+                let rgb = diverging(s.scores(method)[j], scale);
+                let mut classes = String::from("tok");
+                if a.decisive.as_ref().is_some_and(|d| d[j]) {
+                    classes.push_str(" decisive");
+                }
+                if differ[side][j] {
+                    classes.push_str(" differs");
+                }
+                let title = format!(
+                    "{:?} (id {}): implicit {:+.4}, prefix {:+.4}, gradient {:+.4}",
+                    text, s.ids[j], s.implicit[j], s.prefix[j], s.gradient[j]
+                );
+                let _ = write!(
+                    page,
+                    "<span class=\"{classes}\" style=\"background:rgb({},{},{});color:{}\" title=\"{}\">{}</span>",
+                    rgb.0,
+                    rgb.1,
+                    rgb.2,
+                    if dark(rgb) { "#fff" } else { "#111" },
+                    escape(&title),
+                    escape(text)
+                );
+            }
+            page.push_str("</td>");
+        }
+        page.push_str("</tr>\n");
+    }
+    page.push_str("</table>\n<p class=\"meta\">Blue tokens raise the score, red ones lower it. ");
+    if attributed.iter().any(|a| a.decisive.is_some()) {
+        page.push_str("Outlined: the decisive span the data records. ");
+    }
+    if attributed.len() == 2 {
+        page.push_str("Dotted underline: where chosen and rejected differ.");
+    }
+    page.push_str("</p>\n</body></html>\n");
+    page
+}

@@ -1,0 +1,98 @@
+//! Token attributions add up to the sequence quantities they explain, and after training they
+//! find the decisive words of the teaching sets far more often than chance.
+
+mod common;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use common::*;
+use hafrm::attribution::{AttributionMethod, attribute, precision_report};
+use hafrm::batch::{EncodedPair, SequenceRef, TokenBatch};
+use hafrm::config::{Method, ModelConfig, TrainConfig};
+use hafrm::data::demo::{self, DemoSet};
+use hafrm::data::split_train_eval;
+use hafrm::model::RewardModel;
+use hafrm::reference::attach_reference_logps;
+use hafrm::tokenizer::{EncodeOptions, TextEncoder};
+use hafrm::train::{Trainer, TrainingData};
+
+#[test]
+fn token_scores_add_up_to_the_sequence_quantities() {
+    let encoder = TextEncoder::builtin();
+    let device = Device::flex().autodiff();
+    let config = small_config(encoder.vocab_size());
+    let model = with_random_reward_head(RewardModel::new(&config, 1, &device), 32, &device);
+    // A reference other than the model, so implicit rewards are not all zero.
+    let reference = RewardModel::new(&config, 2, &device);
+    let pairs = encoded_demo(&encoder, &reference, DemoSet::Mixed, 6, 0, &Device::flex());
+    let sequences: Vec<SequenceRef> = pairs
+        .iter()
+        .flat_map(|p| [SequenceRef { prompt: &p.prompt, response: &p.chosen }, SequenceRef { prompt: &p.prompt, response: &p.rejected }])
+        .collect();
+    let beta = 0.1;
+    let scores = block_on(attribute(&model, &sequences, beta, encoder.pad_id(), &device)).unwrap();
+
+    // The same quantities through the training path.
+    let inference = model.valid();
+    let refs: Vec<&EncodedPair> = pairs.iter().collect();
+    let batch = TokenBatch::from_pairs(&refs, encoder.pad_id(), &Device::flex());
+    let sequence = inference.sequence_scores(inference.hidden(&batch), &batch);
+    let (rewards, logps, ref_logps) = (to_vec(sequence.reward), to_vec(sequence.policy_logp), to_vec(batch.ref_logp().unwrap()));
+    let prefix_all = to_vec(inference.prefix_rewards(inference.hidden(&batch)));
+    let n = pairs.len();
+    for (i, s) in scores.iter().enumerate() {
+        // attribute() takes chosen/rejected interleaved; the batch has chosen rows first.
+        let row = if i % 2 == 0 { i / 2 } else { n + i / 2 };
+        let prompt_reward = prefix_all[row * batch.seq_len() + batch.prompt_lengths[row] - 1];
+        let implicit = (beta * f64::from(logps[row] - ref_logps[row])) as f32;
+        let close = |a: f32, b: f32, what: &str| assert!((a - b).abs() < 1e-5, "sequence {i} {what}: {a} vs {b}");
+        close(s.reward, rewards[row], "reward");
+        close(s.prompt_reward, prompt_reward, "prompt reward");
+        close(s.prefix.iter().sum(), rewards[row] - prompt_reward, "prefix increments telescope");
+        close(s.implicit.iter().sum(), implicit, "implicit token rewards sum");
+        assert!(implicit.abs() > 1e-3, "the reference differs from the model");
+        assert_eq!(s.gradient.len(), s.ids.len());
+        assert!(s.gradient.iter().any(|g| g.abs() > 1e-6), "gradient x input is informative");
+    }
+}
+
+/// Trains `tiny` on one teaching set and returns the held-out precision@1 report.
+fn trained_precision(set: DemoSet, steps: usize) -> hafrm::attribution::PrecisionReport {
+    let encoder = TextEncoder::builtin();
+    let device = Device::flex().autodiff();
+    let config = ModelConfig::preset("tiny", encoder.vocab_size()).unwrap();
+    let model = RewardModel::new(&config, 42, &device);
+    let texts = demo::generate(set, set.default_pairs(), 42).unwrap();
+    let (train_texts, eval_texts) = split_train_eval(&texts, 0.1, 42);
+    let encode = |texts: &[hafrm::data::PreferencePair]| {
+        let mut encoded = encoder.encode_pairs(texts, &EncodeOptions::default()).unwrap();
+        block_on(attach_reference_logps(&model, &mut encoded, 32, encoder.pad_id(), &Device::flex(), |_, _| {})).unwrap();
+        encoded
+    };
+    let (train, eval) = (encode(&train_texts), encode(&eval_texts));
+    let recipe = TrainConfig::for_method(Method::Haf).with_steps(Some(steps));
+    let mut trainer = Trainer::new(model, recipe.clone(), TrainingData { train, eval: eval.clone() }, encoder.pad_id(), device.clone()).unwrap();
+    block_on(trainer.run(|_, _| Ok(()))).unwrap();
+    let pairs: Vec<_> = eval_texts.iter().zip(&eval).collect();
+    block_on(precision_report(&trainer.model, &pairs, 1, recipe.beta, 32, encoder.pad_id(), &device)).unwrap()
+}
+
+/// Polite vs rude is decided by one or two words. After training, the best method's top
+/// token must be decisive at least 0.5 more often than a random token. A random scorer's
+/// precision@1 over the 120 held-out pairs has a standard error of about 0.03 (p ~ 0.11), so
+/// the margin is over 15 standard errors: no chance agreement gets there.
+///
+/// The arithmetic set is not asserted here: there the three methods put their weight on the
+/// tokens after the answer as much as on it (precision@1 of the best method 0.43 after 400
+/// steps, 0.22 after 600, random 0.14), which issue 4 still has to explain.
+#[test]
+fn after_training_on_politeness_the_top_token_is_the_decisive_word() {
+    let report = trained_precision(DemoSet::Polite, 200);
+    eprintln!("polite: {report:?}");
+    let random = report.row("random").unwrap().pair;
+    let (best_method, best) = AttributionMethod::ALL
+        .iter()
+        .map(|m| (m.name(), report.row(m.name()).unwrap().pair))
+        .fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
+    assert!(best >= random + 0.5, "best precision@1 {best} ({best_method}) vs random {random}");
+}
