@@ -19,12 +19,6 @@ pub struct EncodedResponse {
     pub ref_logps: Option<Vec<f32>>,
 }
 
-impl EncodedResponse {
-    pub fn ref_logp_sum(&self) -> Option<f32> {
-        self.ref_logps.as_ref().map(|l| l.iter().sum())
-    }
-}
-
 /// A tokenised preference pair.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EncodedPair {
@@ -43,12 +37,9 @@ pub struct SequenceRef<'a> {
 }
 
 impl SequenceRef<'_> {
-    pub fn len(&self) -> usize {
+    /// Prompt plus response tokens.
+    pub fn token_count(&self) -> usize {
         self.prompt.len() + self.response.ids.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -82,7 +73,7 @@ impl TokenBatch {
     /// Collate sequences into one right-padded batch.
     pub fn from_sequences(sequences: &[SequenceRef<'_>], pad_id: u32, device: &Device) -> Self {
         let rows = sequences.len();
-        let seq = sequences.iter().map(SequenceRef::len).max().unwrap_or(1).max(1);
+        let seq = sequences.iter().map(SequenceRef::token_count).max().unwrap_or(1).max(1);
         let mut input_ids = vec![pad_id as i64; rows * seq];
         let mut target_ids = vec![pad_id as i64; rows * seq];
         let mut response_mask = vec![0f32; rows * seq];

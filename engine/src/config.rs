@@ -46,10 +46,6 @@ impl ModelConfig {
         Ok(Self::new(vocab_size, d_model, n_layers, n_heads, max_len))
     }
 
-    pub fn head_dim(&self) -> usize {
-        self.d_model / self.n_heads
-    }
-
     pub fn validate(&self) -> Result<()> {
         if self.d_model == 0 || self.n_heads == 0 || self.d_model % self.n_heads != 0 {
             return Err(Error::Config(format!(

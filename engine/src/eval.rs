@@ -24,16 +24,6 @@ pub struct PairScore {
     pub ref_rejected: f32,
 }
 
-impl PairScore {
-    pub fn implicit_chosen(&self, beta: f64) -> f32 {
-        (beta * f64::from(self.policy_chosen - self.ref_chosen)) as f32
-    }
-
-    pub fn implicit_rejected(&self, beta: f64) -> f32 {
-        (beta * f64::from(self.policy_rejected - self.ref_rejected)) as f32
-    }
-}
-
 /// Held-out metrics and every pair's scores.
 #[derive(Clone, Debug)]
 pub struct Evaluation {
@@ -113,12 +103,13 @@ pub async fn score_response(
     let batch = TokenBatch::from_sequences(&[SequenceRef { prompt, response }], pad_id, &device.clone().without_autodiff());
     let (model, reference) = (model.valid(), reference.valid());
     let trained = model.sequence_scores(model.hidden(&batch), &batch);
-    let values = read_floats(Tensor::cat(vec![trained.reward, trained.policy_logp], 0), "scores").await?;
-    let ref_logp = read_floats(reference.sequence_scores(reference.hidden(&batch), &batch).policy_logp, "reference scores").await?[0];
+    let frozen = reference.sequence_scores(reference.hidden(&batch), &batch);
+    let values = read_floats(Tensor::cat(vec![trained.reward, trained.policy_logp, frozen.policy_logp], 0), "scores").await?;
+    let (reward, policy_logp, ref_logp) = (values[0], values[1], values[2]);
     Ok(ResponseScore {
-        reward: values[0],
-        implicit_reward: (beta * f64::from(values[1] - ref_logp)) as f32,
-        policy_logp: values[1],
+        reward,
+        implicit_reward: (beta * f64::from(policy_logp - ref_logp)) as f32,
+        policy_logp,
         ref_logp,
         tokens: response.ids.len(),
     })

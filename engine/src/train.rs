@@ -169,10 +169,6 @@ impl Trainer {
         self.state.step >= self.total_steps
     }
 
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
     /// Whether an evaluation is due after the step just taken.
     pub fn evaluation_due(&self) -> bool {
         self.state.step > 0 && (self.state.step % self.config.eval_every == 0 || self.is_done())
