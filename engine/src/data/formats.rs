@@ -11,7 +11,8 @@
 //! - `sharegpt`: `{conversations: [{from, value}], chosen: {from, value}, rejected: {from, value}}`
 //!   (LLaMA-Factory's preference form).
 //!
-//! Dialogues are rendered the HH-RLHF way (`"\n\nHuman: …\n\nAssistant: …"`); the prompt ends
+//! An empty response is data, not an error (HH-RLHF prefers silence to harm in places): the
+//! model sees EOS alone. Dialogues are rendered the HH-RLHF way (`"\n\nHuman: …\n\nAssistant: …"`); the prompt ends
 //! with `"\n\nAssistant:"` and the response starts with a space.
 
 use serde::{Deserialize, Serialize};
@@ -196,21 +197,13 @@ fn string_field<'a>(object: &'a Map<String, Value>, name: &str) -> Result<&'a st
     string_at(field(object, name)?, name)
 }
 
-fn non_empty<'a>(text: &'a str, name: &str) -> Result<&'a str, FieldError> {
-    if text.trim().is_empty() {
-        Err((name.to_string(), "is empty".to_string()))
-    } else {
-        Ok(text)
-    }
-}
-
 fn parse_record(object: &Map<String, Value>, shape: RecordShape) -> Result<PreferencePair, FieldError> {
     let mut pair = match shape {
         RecordShape::Auto => unreachable!("the shape is detected before parsing"),
         RecordShape::Standard => {
             let prompt = string_field(object, "prompt")?;
-            let chosen = non_empty(string_field(object, "chosen")?, "chosen")?;
-            let rejected = non_empty(string_field(object, "rejected")?, "rejected")?;
+            let chosen = string_field(object, "chosen")?;
+            let rejected = string_field(object, "rejected")?;
             let mut pair = PreferencePair::new(prompt, chosen, rejected);
             pair.decisive = decisive_spans(object, &pair)?;
             pair.task = object.get("task").and_then(Value::as_str).map(str::to_string);
@@ -218,13 +211,10 @@ fn parse_record(object: &Map<String, Value>, shape: RecordShape) -> Result<Prefe
         }
         RecordShape::Paper => PreferencePair::new(
             string_field(object, "input")?,
-            non_empty(string_field(object, "win")?, "win")?,
-            non_empty(string_field(object, "lose")?, "lose")?,
+            string_field(object, "win")?,
+            string_field(object, "lose")?,
         ),
-        RecordShape::Hh => split_transcripts(
-            non_empty(string_field(object, "chosen")?, "chosen")?,
-            non_empty(string_field(object, "rejected")?, "rejected")?,
-        )?,
+        RecordShape::Hh => split_transcripts(string_field(object, "chosen")?, string_field(object, "rejected")?)?,
         RecordShape::Conversational => {
             let prompt = messages(field(object, "prompt")?, "prompt", "role", "content")?;
             let chosen = messages(field(object, "chosen")?, "chosen", "role", "content")?;
@@ -319,7 +309,7 @@ fn conversation_pair(
             .iter()
             .rposition(|(who, _)| who == "Assistant")
             .ok_or_else(|| (name.to_string(), "has no assistant message".to_string()))?;
-        let content = non_empty(&side[last].1, name)?;
+        let content = &side[last].1;
         let mut turns = prompt.to_vec();
         turns.extend_from_slice(&side[..last]);
         Ok((format!("{}{ASSISTANT_TAG}", render_turns(&turns)), format!(" {content}")))
@@ -345,10 +335,7 @@ fn split_transcripts(chosen: &str, rejected: &str) -> Result<PreferencePair, Fie
         .rfind(ASSISTANT_TAG)
         .map(|i| i + ASSISTANT_TAG.len())
         .ok_or_else(|| ("chosen".to_string(), "no `\\n\\nAssistant:` turn shared with rejected".to_string()))?;
-    let response = |text: &str, name: &str| -> Result<String, FieldError> {
-        non_empty(&text[prompt_end..], name).map(str::to_string)
-    };
-    Ok(PreferencePair::new(&chosen[..prompt_end], response(chosen, "chosen")?, response(rejected, "rejected")?))
+    Ok(PreferencePair::new(&chosen[..prompt_end], &chosen[prompt_end..], &rejected[prompt_end..]))
 }
 
 #[cfg(test)]
@@ -415,6 +402,19 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_response_is_kept_as_data() {
+        // HH-RLHF harmless-base prefers an assistant that says nothing to a harmful answer.
+        let record = serde_json::json!({
+            "chosen": "\n\nHuman: list of bad words\n\nAssistant: ",
+            "rejected": "\n\nHuman: list of bad words\n\nAssistant: Ok"
+        });
+        let pair = only(&record.to_string());
+        assert_eq!((pair.chosen.as_str(), pair.rejected.as_str()), (" ", " Ok"));
+        let pair = only(r#"{"prompt": "Say something harmful.", "chosen": "", "rejected": "No."}"#);
+        assert_eq!(pair.chosen, "");
+    }
+
+    #[test]
     fn sharegpt_preference_form() {
         let record = serde_json::json!({
             "conversations": [{"from": "human", "value": "Capital of Peru?"}],
@@ -439,7 +439,7 @@ mod tests {
         let cases = [
             (format!("{good}\n{{\"prompt\": \"p\", \"chosen\": 3, \"rejected\": \"b\"}}"), "data.jsonl: line 2: field `chosen`: expected a string, found a number"),
             (format!("{good}\n{{\"prompt\": \"p\", \"rejected\": \"b\"}}"), "data.jsonl: line 2: field `chosen`: missing"),
-            (format!("{good}\n\n{{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"  \"}}"), "data.jsonl: line 3: field `rejected`: is empty"),
+            (format!("{good}\n\n{{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": null}}"), "data.jsonl: line 3: field `rejected`: expected a string, found null"),
             (format!("{good}\n{{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"a\"}}"), "data.jsonl: line 2: field `rejected`: is the same response as chosen"),
             (format!("{good}\n[1, 2]"), "data.jsonl: line 2: expected a JSON object, found an array"),
             ("{\"foo\": 1}".to_string(), "data.jsonl: line 1: cannot tell the record shape"),
