@@ -153,7 +153,7 @@ pub struct TrainConfig {
     #[config(default = 1)]
     pub grad_accum: usize,
     /// Optimizer steps. When `None`, `epochs` decides.
-    #[config(default = "Some(600)")]
+    #[config(default = "Some(700)")]
     pub steps: Option<usize>,
     #[config(default = 1)]
     pub epochs: usize,

@@ -82,9 +82,9 @@ fn trained_precision(set: DemoSet, steps: usize) -> hafrm::attribution::Precisio
 /// precision@1 over the 120 held-out pairs has a standard error of about 0.03 (p ~ 0.11), so
 /// the margin is over 15 standard errors: no chance agreement gets there.
 ///
-/// The arithmetic set is not asserted here: there the three methods put their weight on the
-/// tokens after the answer as much as on it (precision@1 of the best method 0.43 after 400
-/// steps, 0.22 after 600, random 0.14), which issue 4 still has to explain.
+/// The arithmetic set is not asserted here: there the methods put much of their weight on the
+/// tokens after the answer, and the best method's precision@1 moved between 0.22 and 0.50
+/// (random 0.14) with the training run, which issue 4 still has to explain.
 #[test]
 fn after_training_on_politeness_the_top_token_is_the_decisive_word() {
     let report = trained_precision(DemoSet::Polite, 200);

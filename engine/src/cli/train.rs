@@ -61,7 +61,7 @@ pub struct TrainArgs {
     /// Micro-batches per optimizer step.
     #[arg(long, default_value_t = 1)]
     grad_accum: usize,
-    /// Optimizer steps [default 600 unless --epochs is given].
+    /// Optimizer steps [default 700 unless --epochs is given].
     #[arg(long)]
     steps: Option<usize>,
     /// Passes over the training data (instead of --steps).
@@ -113,7 +113,7 @@ impl TrainArgs {
             .with_grad_accum(self.grad_accum)
             .with_steps(match (self.steps, self.epochs) {
                 (None, Some(_)) => None,
-                (steps, _) => Some(steps.unwrap_or(600)),
+                (steps, _) => Some(steps.unwrap_or(700)),
             })
             .with_epochs(self.epochs.unwrap_or(1))
             .with_warmup_steps(self.warmup)

@@ -1,7 +1,7 @@
 //! The built-in teaching sets: preference pairs decided by a few identifiable words, each
 //! pair recording where those words are (the ground truth that attribution is scored against).
 //!
-//! - `arithmetic`: a correct vs a wrong sum of two numbers from 1 to 5;
+//! - `arithmetic`: a correct vs a wrong sum of two numbers from 1 to 4;
 //! - `polite`: a polite vs a rude reply to the same request;
 //! - `refusal`: refusing a harmful request and helping with a harmless one is preferred;
 //! - `capitals`: the right vs a wrong capital city;
@@ -183,10 +183,10 @@ fn arithmetic(rng: &mut SeededRng) -> PreferencePair {
     ];
     // Every answer restates the sum it judges, so the cue is in the response itself.
     const ANSWERS: [&str; 3] = ["{a} + {b} = {X}.", "{a} plus {b} makes {X}.", "{a} plus {b} is {X}."];
-    // Operands 1..=5: 25 sums, few enough for a tiny model trained from scratch to learn in
-    // a couple of minutes.
-    let a = 1 + rng.below(5);
-    let b = 1 + rng.below(5);
+    // Operands 1..=4: 16 sums, as many facts as the capitals set, few enough for a tiny model
+    // trained from scratch to learn in a minute or two.
+    let a = 1 + rng.below(4);
+    let b = 1 + rng.below(4);
     let sum = a + b;
     let wrong = loop {
         let offset = 1 + rng.below(3) as i64;
