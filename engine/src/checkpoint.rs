@@ -78,7 +78,8 @@ mod run_dir {
 
     pub const CONFIG: &str = "config.json";
     pub const TOKENIZER: &str = "tokenizer.json";
-    /// The best checkpoint by held-out accuracy: the model to use.
+    /// Weights: at the top, the best checkpoint by held-out accuracy (the model to use); in
+    /// `last/`, the latest.
     pub const MODEL: &str = "model.safetensors";
     /// The initial weights, the frozen reference policy.
     pub const REFERENCE: &str = "reference.safetensors";
@@ -177,7 +178,7 @@ mod run_dir {
             let (last, old) = (self.file(LAST), self.file(LAST_OLD));
             let _ = fs::remove_dir_all(&new);
             fs::create_dir_all(&new).map_err(|e| Error::io(&new, e))?;
-            write_atomic(&new.join(super::MODEL_FILE), model)?;
+            write_atomic(&new.join(MODEL), model)?;
             write_atomic(&new.join(OPTIMIZER), optimizer)?;
             write_atomic(&new.join(STATE), serde_json::to_string_pretty(state).expect("state serialises").as_bytes())?;
             let _ = fs::remove_dir_all(&old);
@@ -200,13 +201,10 @@ mod run_dir {
             let state_path = dir.join(STATE);
             let state = serde_json::from_slice(&read(&state_path)?)
                 .map_err(|e| Error::checkpoint(&state_path, format!("invalid state: {e}")))?;
-            Ok((read(&dir.join(super::MODEL_FILE))?, read(&dir.join(OPTIMIZER))?, state))
+            Ok((read(&dir.join(MODEL))?, read(&dir.join(OPTIMIZER))?, state))
         }
     }
 }
-
-/// The file name of a model's weights.
-pub const MODEL_FILE: &str = "model.safetensors";
 
 #[cfg(all(test, not(target_family = "wasm")))]
 mod tests {

@@ -50,9 +50,16 @@ fn parse_method(s: &str) -> std::result::Result<AttributionMethod, String> {
 /// A response with its token scores and, when known, which tokens are decisive.
 struct Attributed {
     label: &'static str,
-    text: String,
+    /// What each token shows: its slice of the response, or `⏎` for EOS.
+    tokens: Vec<String>,
     scores: TokenScores,
     decisive: Option<Vec<bool>>,
+}
+
+impl Attributed {
+    fn is_decisive(&self, token: usize) -> bool {
+        self.decisive.as_ref().is_some_and(|d| d[token])
+    }
 }
 
 /// The pair `FILE:N` names.
@@ -101,11 +108,11 @@ pub fn run(args: AttributeArgs) -> Result<()> {
     if args.json {
         let list: Vec<_> = attributed
             .iter()
-            .map(|a| serde_json::json!({"response": a.label, "tokens": token_texts(&run, a), "decisive": a.decisive, "scores": a.scores}))
+            .map(|a| serde_json::json!({"response": a.label, "tokens": a.tokens, "decisive": a.decisive, "scores": a.scores}))
             .collect();
         println!("{}", serde_json::Value::Array(list));
     } else if args.html.is_none() || args.table {
-        print!("{}", terminal_view(&run, &attributed, method, args.table));
+        print!("{}", terminal_view(&attributed, method, args.table));
     }
     Ok(())
 }
@@ -128,21 +135,16 @@ fn attribute_responses(run: &TrainedRun, prompt: &str, responses: Vec<(&'static 
         .zip(scores)
         .map(|((label, text, spans), scores)| Attributed {
             decisive: spans.map(|s| decisive_tokens(&text, &scores.offsets, &s)),
+            tokens: scores
+                .ids
+                .iter()
+                .zip(&scores.offsets)
+                .map(|(&id, &(s, e))| if id == run.encoder.eos_id() { "⏎".to_string() } else { text.get(s..e).unwrap_or("").to_string() })
+                .collect(),
             label,
-            text,
             scores,
         })
         .collect())
-}
-
-/// What each token shows: its slice of the response, or `⏎` for EOS.
-fn token_texts(run: &TrainedRun, a: &Attributed) -> Vec<String> {
-    a.scores
-        .ids
-        .iter()
-        .zip(&a.scores.offsets)
-        .map(|(&id, &(s, e))| if id == run.encoder.eos_id() { "⏎".to_string() } else { a.text.get(s..e).unwrap_or("").to_string() })
-        .collect()
 }
 
 /// The largest magnitude of a method's scores over all responses (the colour scale's end).
@@ -151,34 +153,34 @@ fn scale(attributed: &[Attributed], method: AttributionMethod) -> f32 {
 }
 
 /// A diverging colour: red for negative, white at zero, blue for positive (ColorBrewer RdBu).
-pub fn diverging(value: f32, scale: f32) -> (u8, u8, u8) {
+fn diverging(value: f32, scale: f32) -> (u8, u8, u8) {
     let t = (value / scale).clamp(-1.0, 1.0);
-    let (end, white) = if t < 0.0 { ((178.0, 24.0, 43.0), (247.0, 247.0, 247.0)) } else { ((33.0, 102.0, 172.0), (247.0, 247.0, 247.0)) };
-    let mix = |w: f32, e: f32| (w + (e - w) * t.abs()).round() as u8;
-    (mix(white.0, end.0), mix(white.1, end.1), mix(white.2, end.2))
+    let end = if t < 0.0 { (178.0, 24.0, 43.0) } else { (33.0, 102.0, 172.0) };
+    let mix = |e: f32| (247.0 + (e - 247.0) * t.abs()).round() as u8;
+    (mix(end.0), mix(end.1), mix(end.2))
 }
 
 fn dark(rgb: (u8, u8, u8)) -> bool {
     0.299 * f32::from(rgb.0) + 0.587 * f32::from(rgb.1) + 0.114 * f32::from(rgb.2) < 140.0
 }
 
-fn terminal_view(run: &TrainedRun, attributed: &[Attributed], method: AttributionMethod, table: bool) -> String {
+fn terminal_view(attributed: &[Attributed], method: AttributionMethod, table: bool) -> String {
     let scale = scale(attributed, method);
     let mut out = String::new();
     for a in attributed {
         let s = &a.scores;
         let _ = writeln!(out, "{} (reward {:+.3}, prompt alone {:+.3}, implicit reward {:+.3})", a.label, s.reward, s.prompt_reward, s.implicit_reward);
-        for ((text, value), decisive) in token_texts(run, a).iter().zip(s.scores(method)).zip(a.decisive.iter().flatten().map(Some).chain(std::iter::repeat(None))) {
+        for (j, (text, value)) in a.tokens.iter().zip(s.scores(method)).enumerate() {
             let rgb = diverging(*value, scale);
             let fg = if dark(rgb) { "97" } else { "30" };
-            let underline = if decisive == Some(&true) { ";4" } else { "" };
+            let underline = if a.is_decisive(j) { ";4" } else { "" };
             let _ = write!(out, "\x1b[48;2;{};{};{};{fg}{underline}m{text}\x1b[0m", rgb.0, rgb.1, rgb.2);
         }
         out.push('\n');
         if table {
             let _ = writeln!(out, "  {:>3}  {:<16} {:>6}  {:>9} {:>9} {:>9}", "#", "token", "id", "implicit", "prefix", "gradient");
-            for (j, text) in token_texts(run, a).iter().enumerate() {
-                let mark = if a.decisive.as_ref().is_some_and(|d| d[j]) { "*" } else { " " };
+            for (j, text) in a.tokens.iter().enumerate() {
+                let mark = if a.is_decisive(j) { "*" } else { " " };
                 let _ = writeln!(out, "{mark} {j:>3}  {:<16} {:>6}  {:>+9.4} {:>+9.4} {:>+9.4}", format!("{text:?}"), s.ids[j], s.implicit[j], s.prefix[j], s.gradient[j]);
             }
         }
@@ -246,11 +248,11 @@ th.method{width:11rem;font-weight:600}th.method small{display:block;font-weight:
         let _ = write!(page, "<tr><th class=\"method\">{}<small>{}</small><span class=\"legend\">{:+.2}<span class=\"bar\"></span>{:+.2}</span></th>", method.name(), escape(method.describe()), -scale, scale);
         for (side, a) in attributed.iter().enumerate() {
             page.push_str("<td class=\"tokens\">");
-            for (j, text) in token_texts(run, a).iter().enumerate() {
+            for (j, text) in a.tokens.iter().enumerate() {
                 let s = &a.scores;
                 let rgb = diverging(s.scores(method)[j], scale);
                 let mut classes = String::from("tok");
-                if a.decisive.as_ref().is_some_and(|d| d[j]) {
+                if a.is_decisive(j) {
                     classes.push_str(" decisive");
                 }
                 if differ[side][j] {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use hafrm::data::demo::{self, DemoSet};
-use hafrm::data::formats::load_file;
+use hafrm::data::formats::{RecordShape, load_file};
 use hafrm::data::PreferencePair;
 use hafrm::tokenizer::TextEncoder;
 use hafrm::{Error, Result};
@@ -16,13 +16,14 @@ use super::{DataArgs, parse_demo};
 /// reported on stderr.
 pub fn load_pairs(args: &DataArgs, seed: u64) -> Result<Vec<PreferencePair>> {
     match &args.data {
-        Some(path) => load_path(path, args),
+        Some(path) => load_path(path, args.format, args.skip_bad),
         None => demo::generate(args.demo, args.demo_pairs.unwrap_or(args.demo.default_pairs()), seed),
     }
 }
 
-pub fn load_path(path: &std::path::Path, args: &DataArgs) -> Result<Vec<PreferencePair>> {
-    let loaded = load_file(path, args.format, args.skip_bad)?;
+/// The pairs of a file; skipped bad records are reported on stderr.
+pub fn load_path(path: &std::path::Path, format: RecordShape, skip_bad: bool) -> Result<Vec<PreferencePair>> {
+    let loaded = load_file(path, format, skip_bad)?;
     if !loaded.skipped.is_empty() {
         eprintln!("{}: skipped {} bad records, e.g. {}", path.display(), loaded.skipped.len(), loaded.skipped[0]);
     }
@@ -45,16 +46,9 @@ pub fn tokenizer(args: TokenizerArgs) -> Result<()> {
     let texts: Vec<String> = if args.data.is_empty() {
         demo::tokenizer_corpus()
     } else {
-        let data_args = DataArgs {
-            data: None,
-            format: Default::default(),
-            skip_bad: true,
-            demo: DemoSet::Mixed,
-            demo_pairs: None,
-        };
         let mut texts = Vec::new();
         for path in &args.data {
-            for p in load_path(path, &data_args)? {
+            for p in load_path(path, RecordShape::Auto, true)? {
                 texts.extend([p.prompt, p.chosen, p.rejected]);
             }
         }

@@ -9,7 +9,6 @@ use hafrm::checkpoint::{
     DataSource, RunConfig, RunDir, model_from_safetensors, model_to_safetensors, MODEL, REFERENCE, TOKENIZER,
 };
 use hafrm::config::{Method, ModelConfig, TrainConfig};
-use hafrm::data::formats::load_file;
 use hafrm::data::{PreferencePair, split_train_eval};
 use hafrm::device::{BackendChoice, select_backend};
 use hafrm::metrics::MetricsRecord;
@@ -21,6 +20,7 @@ use hafrm::{Error, Result};
 use burn::module::Module;
 use burn::tensor::Device;
 
+use super::data::load_path;
 use super::{DataArgs, block_on, parse_backend, parse_method, progress_bar};
 
 #[derive(Args, Debug)]
@@ -253,13 +253,7 @@ pub fn source_pairs(source: &DataSource, eval_fraction: f64, seed: u64) -> Resul
             Ok(split_train_eval(&hafrm::data::demo::generate(*set, *pairs, *data_seed)?, eval_fraction, seed))
         }
         DataSource::File { train, eval, format, skip_bad } => {
-            let load = |path: &Path| -> Result<Vec<PreferencePair>> {
-                let loaded = load_file(path, *format, *skip_bad)?;
-                if !loaded.skipped.is_empty() {
-                    eprintln!("{}: skipped {} bad records, e.g. {}", path.display(), loaded.skipped.len(), loaded.skipped[0]);
-                }
-                Ok(loaded.pairs)
-            };
+            let load = |path: &Path| load_path(path, *format, *skip_bad);
             let pairs = load(train)?;
             match eval {
                 Some(eval) => Ok((pairs, load(eval)?)),
