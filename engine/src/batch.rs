@@ -61,6 +61,11 @@ pub struct TokenBatch {
     pub prompt_lengths: Vec<usize>,
 }
 
+/// Batch lengths are multiples of this. A GPU backend compiles (and autotunes) kernels per
+/// tensor shape; with every length its own shape, a browser's WebGPU spends most of a run
+/// compiling. Padding is masked, so results do not change (`tests/model.rs` checks it).
+pub const LENGTH_BUCKET: usize = 16;
+
 impl TokenBatch {
     pub fn rows(&self) -> usize {
         self.lengths.len()
@@ -70,10 +75,12 @@ impl TokenBatch {
         self.input_ids.dims()[1]
     }
 
-    /// Collate sequences into one right-padded batch.
+    /// Collate sequences into one right-padded batch, its length rounded up to a multiple of
+    /// `LENGTH_BUCKET`.
     pub fn from_sequences(sequences: &[SequenceRef<'_>], pad_id: u32, device: &Device) -> Self {
         let rows = sequences.len();
-        let seq = sequences.iter().map(SequenceRef::token_count).max().unwrap_or(1).max(1);
+        let longest = sequences.iter().map(SequenceRef::token_count).max().unwrap_or(1).max(1);
+        let seq = longest.next_multiple_of(LENGTH_BUCKET);
         let mut input_ids = vec![pad_id as i64; rows * seq];
         let mut target_ids = vec![pad_id as i64; rows * seq];
         let mut response_mask = vec![0f32; rows * seq];

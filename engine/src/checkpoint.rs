@@ -1,14 +1,20 @@
 //! Saving and loading models (safetensors), and the run directory of the native runner.
 
-use burn::module::Module;
-use burn::tensor::Device;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
+use std::path::PathBuf;
 
-use crate::config::ModelConfig;
+use burn::module::Module;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ModelConfig, TrainConfig};
+use crate::data::demo::DemoSet;
+use crate::data::formats::RecordShape;
 use crate::device::cpu_device;
 use crate::error::{Error, Result};
 use crate::model::RewardModel;
 use crate::params::copy_to_host;
+use crate::tokenizer::EncodeOptions;
 
 /// The model's weights as a safetensors file. Every parameter is read back asynchronously
 /// and the file is assembled on the CPU, so this works on a browser's WebGPU device too.
@@ -35,6 +41,81 @@ pub fn model_from_safetensors(config: &ModelConfig, bytes: Vec<u8>, device: &Dev
     Ok(model)
 }
 
+/// Where a run's pairs come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "lowercase")]
+pub enum DataSource {
+    /// A built-in teaching set.
+    Demo { set: DemoSet, pairs: usize, seed: u64 },
+    /// Files (paths as given, absolute after `canonicalize`).
+    File { train: PathBuf, eval: Option<PathBuf>, format: RecordShape, skip_bad: bool },
+    /// A file a user gave the browser app; only its name and size are known afterwards.
+    Upload { name: String, pairs: usize },
+}
+
+/// Everything that defines a run, saved as `config.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub encode: EncodeOptions,
+    pub data: DataSource,
+    /// The held-out fraction when there is no separate eval file.
+    pub eval_fraction: f64,
+    pub hafrm_version: String,
+}
+
+pub const CONFIG: &str = "config.json";
+pub const TOKENIZER: &str = "tokenizer.json";
+/// Weights: at the top, the best checkpoint by held-out accuracy (the model to use); in
+/// `last/`, the latest.
+pub const MODEL: &str = "model.safetensors";
+/// The initial weights, the frozen reference policy.
+pub const REFERENCE: &str = "reference.safetensors";
+pub const METRICS: &str = "metrics.jsonl";
+pub const LAST: &str = "last";
+pub const OPTIMIZER: &str = "optimizer.bpk";
+pub const STATE: &str = "state.json";
+
+/// A run directory as one tar archive (POSIX ustar): `files` under the folder `root`, dated
+/// `mtime` (Unix seconds). This is how the browser app hands a trained run over to the
+/// native runner: `tar xf` it and pass the folder to `hafrm eval --model`.
+pub fn run_archive(root: &str, files: &[(&str, &[u8])], mtime: u64) -> Result<Vec<u8>> {
+    const BLOCK: usize = 512;
+    let mut out = Vec::new();
+    let mut entry = |name: String, body: &[u8], directory: bool| -> Result<()> {
+        if name.len() > 99 {
+            return Err(Error::Config(format!("archive member name `{name}` is longer than 99 bytes")));
+        }
+        let mut header = [0u8; BLOCK];
+        let mut put = |offset: usize, bytes: &[u8]| header[offset..offset + bytes.len()].copy_from_slice(bytes);
+        put(0, name.as_bytes());
+        put(100, if directory { b"0000755\0" } else { b"0000644\0" });
+        put(108, b"0000000\0");
+        put(116, b"0000000\0");
+        put(124, format!("{:011o}\0", body.len()).as_bytes());
+        put(136, format!("{:011o}\0", mtime).as_bytes());
+        put(148, b"        ");
+        put(156, if directory { b"5" } else { b"0" });
+        put(257, b"ustar\0");
+        put(263, b"00");
+        put(265, b"hafrm");
+        put(297, b"hafrm");
+        let checksum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+        header[148..156].copy_from_slice(format!("{checksum:06o}\0 ").as_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(body);
+        out.resize(out.len().next_multiple_of(BLOCK), 0);
+        Ok(())
+    };
+    entry(format!("{root}/"), &[], true)?;
+    for (name, body) in files {
+        entry(format!("{root}/{name}"), body, false)?;
+    }
+    out.resize(out.len() + 2 * BLOCK, 0);
+    Ok(out)
+}
+
 #[cfg(not(target_family = "wasm"))]
 pub use run_dir::*;
 
@@ -42,53 +123,15 @@ pub use run_dir::*;
 mod run_dir {
     use std::fs;
     use std::io::Write;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
-    use serde::{Deserialize, Serialize};
-
-    use crate::config::{ModelConfig, TrainConfig};
-    use crate::data::demo::DemoSet;
-    use crate::data::formats::RecordShape;
+    use super::*;
     use crate::error::{Error, Result};
     use crate::metrics::MetricsRecord;
-    use crate::tokenizer::EncodeOptions;
     use crate::train::TrainerState;
 
-    /// Where a run's pairs come from.
-    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-    #[serde(tag = "source", rename_all = "lowercase")]
-    pub enum DataSource {
-        /// A built-in teaching set.
-        Demo { set: DemoSet, pairs: usize, seed: u64 },
-        /// Files (paths as given, absolute after `canonicalize`).
-        File { train: PathBuf, eval: Option<PathBuf>, format: RecordShape, skip_bad: bool },
-    }
-
-    /// Everything that defines a run, saved as `config.json`.
-    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-    pub struct RunConfig {
-        pub model: ModelConfig,
-        pub train: TrainConfig,
-        pub encode: EncodeOptions,
-        pub data: DataSource,
-        /// The held-out fraction when there is no separate eval file.
-        pub eval_fraction: f64,
-        pub hafrm_version: String,
-    }
-
-    pub const CONFIG: &str = "config.json";
-    pub const TOKENIZER: &str = "tokenizer.json";
-    /// Weights: at the top, the best checkpoint by held-out accuracy (the model to use); in
-    /// `last/`, the latest.
-    pub const MODEL: &str = "model.safetensors";
-    /// The initial weights, the frozen reference policy.
-    pub const REFERENCE: &str = "reference.safetensors";
-    pub const METRICS: &str = "metrics.jsonl";
-    pub const LAST: &str = "last";
     const LAST_OLD: &str = "last.old";
     const LAST_NEW: &str = "last.new";
-    pub const OPTIMIZER: &str = "optimizer.bpk";
-    pub const STATE: &str = "state.json";
 
     /// Writes `bytes` to `path` so that a reader sees the old file or the new one, never
     /// half of one: write a temporary file beside it, flush it to disk, rename it over.
@@ -215,6 +258,21 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hafrm-ckpt-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn run_archives_unpack_with_tar() {
+        let dir = temp("archive");
+        std::fs::create_dir_all(&dir).unwrap();
+        let big: Vec<u8> = (0..1300u32).map(|i| (i % 251) as u8).collect();
+        let archive = run_archive("hafrm-run", &[(CONFIG, b"{}"), (MODEL, &big)], 1_700_000_000).unwrap();
+        assert_eq!(archive.len() % 512, 0);
+        std::fs::write(dir.join("run.tar"), &archive).unwrap();
+        let status = std::process::Command::new("tar").arg("xf").arg("run.tar").current_dir(&dir).status().unwrap();
+        assert!(status.success());
+        assert_eq!(std::fs::read(dir.join("hafrm-run").join(CONFIG)).unwrap(), b"{}");
+        assert_eq!(std::fs::read(dir.join("hafrm-run").join(MODEL)).unwrap(), big);
+        assert!(run_archive(&"x".repeat(100), &[], 0).is_err());
     }
 
     #[test]

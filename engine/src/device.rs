@@ -1,6 +1,6 @@
 //! Choosing where the engine runs: a GPU through wgpu, or the CPU (Burn's flex backend).
 
-use burn::tensor::Device;
+pub use burn::tensor::Device;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -70,7 +70,6 @@ pub fn cpu_device() -> Device {
     Device::flex()
 }
 
-#[cfg(not(target_family = "wasm"))]
 fn adapter_info(info: &burn::tensor::wgpu::wgpu::AdapterInfo) -> AdapterInfo {
     use burn::tensor::wgpu::wgpu::DeviceType;
     let kind = match info.device_type {
@@ -86,6 +85,13 @@ fn adapter_info(info: &burn::tensor::wgpu::wgpu::AdapterInfo) -> AdapterInfo {
         api: format!("{:?}", info.backend),
         software: info.device_type == DeviceType::Cpu,
     }
+}
+
+/// Initialises wgpu asynchronously on the default adapter: in a browser, the adapter WebGPU
+/// offers (a software fallback adapter included, reported as such).
+pub async fn init_wgpu_async() -> Result<Backend> {
+    let (device, setup) = Device::wgpu_options().init_with_setup_async().await.map_err(|e| Error::Backend(e.to_string()))?;
+    Ok(Backend { device, adapter: Some(adapter_info(&setup.adapter.get_info())) })
 }
 
 /// Initialises wgpu on the adapter `kind` selects.

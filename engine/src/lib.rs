@@ -20,6 +20,8 @@ pub mod objective;
 pub mod params;
 pub mod reference;
 pub mod rng;
+pub mod session;
+pub mod token_view;
 pub mod tokenizer;
 pub mod train;
 

@@ -213,6 +213,16 @@ impl Trainer {
         indices
     }
 
+    /// The autodiff device it trains on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The number of training pairs.
+    pub fn train_len(&self) -> usize {
+        self.train.len()
+    }
+
     pub fn eval_pairs(&self) -> &[EncodedPair] {
         &self.eval
     }

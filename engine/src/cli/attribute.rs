@@ -4,12 +4,11 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::Args;
-use hafrm::attribution::{AttributionMethod, Segment, TokenScores, align, attribute, decisive_tokens};
-use hafrm::batch::{EncodedResponse, SequenceRef};
+use hafrm::attribution::AttributionMethod;
+use hafrm::data::PreferencePair;
 use hafrm::data::formats::{RecordShape, load_file};
-use hafrm::data::{CharSpan, PreferencePair};
 use hafrm::device::BackendChoice;
-use hafrm::reference::response_token_logps;
+use hafrm::token_view::{AttributedResponse, ResponseText, attribute_texts, colour_scale, diverging_colour, is_dark};
 use hafrm::{Error, Result};
 
 use super::score::{TrainedRun, open_run};
@@ -47,21 +46,6 @@ fn parse_method(s: &str) -> std::result::Result<AttributionMethod, String> {
     s.parse()
 }
 
-/// A response with its token scores and, when known, which tokens are decisive.
-struct Attributed {
-    label: &'static str,
-    /// What each token shows: its slice of the response, or `⏎` for EOS.
-    tokens: Vec<String>,
-    scores: TokenScores,
-    decisive: Option<Vec<bool>>,
-}
-
-impl Attributed {
-    fn is_decisive(&self, token: usize) -> bool {
-        self.decisive.as_ref().is_some_and(|d| d[token])
-    }
-}
-
 /// The pair `FILE:N` names.
 fn pair_from(spec: &str) -> Result<PreferencePair> {
     let (file, index) = spec
@@ -79,22 +63,26 @@ fn pair_from(spec: &str) -> Result<PreferencePair> {
 
 pub fn run(args: AttributeArgs) -> Result<()> {
     let run = open_run(&args.model, args.backend)?;
-    let (prompt, responses): (String, Vec<(&'static str, String, Option<Vec<CharSpan>>)>) = match (&args.pair, &args.prompt, &args.response) {
+    let (prompt, responses) = match (&args.pair, &args.prompt, &args.response) {
         (Some(spec), _, _) => {
             let pair = pair_from(spec)?;
-            let spans = pair.decisive.clone();
-            (
-                pair.prompt,
-                vec![
-                    ("chosen", pair.chosen, spans.as_ref().map(|s| s.chosen.clone())),
-                    ("rejected", pair.rejected, spans.map(|s| s.rejected)),
-                ],
-            )
+            (pair.prompt.clone(), ResponseText::of_pair(&pair).to_vec())
         }
-        (None, Some(prompt), Some(response)) => (prompt.clone(), vec![("response", response.clone(), None)]),
+        (None, Some(prompt), Some(response)) => {
+            (prompt.clone(), vec![ResponseText { label: "response".into(), text: response.clone(), decisive: None }])
+        }
         _ => return Err(Error::Config("give --prompt and --response, or --pair FILE:N".into())),
     };
-    let attributed = attribute_responses(&run, &prompt, responses)?;
+    let attributed = block_on(attribute_texts(
+        &run.model,
+        &run.reference,
+        &run.encoder,
+        &run.config.encode,
+        run.config.train.beta,
+        &prompt,
+        responses,
+        &run.device,
+    ))?;
     let method = args.method.unwrap_or(if run.config.train.method.scores_by_implicit_reward() {
         AttributionMethod::Implicit
     } else {
@@ -117,62 +105,15 @@ pub fn run(args: AttributeArgs) -> Result<()> {
     Ok(())
 }
 
-fn attribute_responses(run: &TrainedRun, prompt: &str, responses: Vec<(&'static str, String, Option<Vec<CharSpan>>)>) -> Result<Vec<Attributed>> {
-    let options = &run.config.encode;
-    let prompt_ids = run.encoder.encode_prompt(prompt, options)?;
-    let mut encoded: Vec<EncodedResponse> =
-        responses.iter().map(|(_, text, _)| run.encoder.encode_response(text, prompt_ids.len(), options)).collect::<Result<_>>()?;
-    let pad = run.encoder.pad_id();
-    let sequences: Vec<SequenceRef> = encoded.iter().map(|response| SequenceRef { prompt: &prompt_ids, response }).collect();
-    let ref_logps = block_on(response_token_logps(&run.reference, &sequences, pad, &run.device))?;
-    for (response, logps) in encoded.iter_mut().zip(ref_logps) {
-        response.ref_logps = Some(logps);
-    }
-    let sequences: Vec<SequenceRef> = encoded.iter().map(|response| SequenceRef { prompt: &prompt_ids, response }).collect();
-    let scores = block_on(attribute(&run.model, &sequences, run.config.train.beta, pad, &run.device))?;
-    Ok(responses
-        .into_iter()
-        .zip(scores)
-        .map(|((label, text, spans), scores)| Attributed {
-            decisive: spans.map(|s| decisive_tokens(&text, &scores.offsets, &s)),
-            tokens: scores
-                .ids
-                .iter()
-                .zip(&scores.offsets)
-                .map(|(&id, &(s, e))| if id == run.encoder.eos_id() { "⏎".to_string() } else { text.get(s..e).unwrap_or("").to_string() })
-                .collect(),
-            label,
-            scores,
-        })
-        .collect())
-}
-
-/// The largest magnitude of a method's scores over all responses (the colour scale's end).
-fn scale(attributed: &[Attributed], method: AttributionMethod) -> f32 {
-    attributed.iter().flat_map(|a| a.scores.scores(method)).fold(0f32, |m, v| m.max(v.abs())).max(1e-6)
-}
-
-/// A diverging colour: red for negative, white at zero, blue for positive (ColorBrewer RdBu).
-fn diverging(value: f32, scale: f32) -> (u8, u8, u8) {
-    let t = (value / scale).clamp(-1.0, 1.0);
-    let end = if t < 0.0 { (178.0, 24.0, 43.0) } else { (33.0, 102.0, 172.0) };
-    let mix = |e: f32| (247.0 + (e - 247.0) * t.abs()).round() as u8;
-    (mix(end.0), mix(end.1), mix(end.2))
-}
-
-fn dark(rgb: (u8, u8, u8)) -> bool {
-    0.299 * f32::from(rgb.0) + 0.587 * f32::from(rgb.1) + 0.114 * f32::from(rgb.2) < 140.0
-}
-
-fn terminal_view(attributed: &[Attributed], method: AttributionMethod, table: bool) -> String {
-    let scale = scale(attributed, method);
+fn terminal_view(attributed: &[AttributedResponse], method: AttributionMethod, table: bool) -> String {
+    let scale = colour_scale(attributed, method);
     let mut out = String::new();
     for a in attributed {
         let s = &a.scores;
         let _ = writeln!(out, "{} (reward {:+.3}, prompt alone {:+.3}, implicit reward {:+.3})", a.label, s.reward, s.prompt_reward, s.implicit_reward);
         for (j, (text, value)) in a.tokens.iter().zip(s.scores(method)).enumerate() {
-            let rgb = diverging(*value, scale);
-            let fg = if dark(rgb) { "97" } else { "30" };
+            let rgb = diverging_colour(*value, scale);
+            let fg = if is_dark(rgb) { "97" } else { "30" };
             let underline = if a.is_decisive(j) { ";4" } else { "" };
             let _ = write!(out, "\x1b[48;2;{};{};{};{fg}{underline}m{text}\x1b[0m", rgb.0, rgb.1, rgb.2);
         }
@@ -188,7 +129,7 @@ fn terminal_view(attributed: &[Attributed], method: AttributionMethod, table: bo
     let steps = 9;
     let _ = write!(out, "legend ({}): {:+.3} ", method.describe(), -scale);
     for i in 0..steps {
-        let rgb = diverging(-scale + 2.0 * scale * i as f32 / (steps - 1) as f32, scale);
+        let rgb = diverging_colour(-scale + 2.0 * scale * i as f32 / (steps - 1) as f32, scale);
         let _ = write!(out, "\x1b[48;2;{};{};{}m  \x1b[0m", rgb.0, rgb.1, rgb.2);
     }
     let _ = writeln!(out, " {:+.3}{}", scale, if attributed.iter().any(|a| a.decisive.is_some()) { "  (underlined: decisive span)" } else { "" });
@@ -199,24 +140,9 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// Which token indices of each side lie in a differing stretch (only for a pair).
-fn differing(attributed: &[Attributed]) -> Vec<Vec<bool>> {
-    let mut marks: Vec<Vec<bool>> = attributed.iter().map(|a| vec![false; a.scores.ids.len()]).collect();
-    if let [chosen, rejected] = attributed {
-        for segment in align(&chosen.scores.ids, &rejected.scores.ids) {
-            if let Segment::Differ { chosen: c, rejected: r } = segment {
-                c.for_each(|i| marks[0][i] = true);
-                r.for_each(|i| marks[1][i] = true);
-            }
-        }
-    }
-    marks
-}
-
 /// A self-contained page: every method for every response, hover values, decisive spans
 /// outlined, the stretches where chosen and rejected differ underlined. No external request.
-fn html_page(run: &TrainedRun, prompt: &str, attributed: &[Attributed]) -> String {
-    let differ = differing(attributed);
+fn html_page(run: &TrainedRun, prompt: &str, attributed: &[AttributedResponse]) -> String {
     let mut page = String::from(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>hafrm token attribution</title><style>\n\
 body{font:15px/1.5 system-ui,sans-serif;margin:2rem;color:#222;background:#fff}\n\
@@ -244,18 +170,18 @@ th.method{width:11rem;font-weight:600}th.method small{display:block;font-weight:
     }
     page.push_str("</tr>\n");
     for method in AttributionMethod::ALL {
-        let scale = scale(attributed, method);
+        let scale = colour_scale(attributed, method);
         let _ = write!(page, "<tr><th class=\"method\">{}<small>{}</small><span class=\"legend\">{:+.2}<span class=\"bar\"></span>{:+.2}</span></th>", method.name(), escape(method.describe()), -scale, scale);
-        for (side, a) in attributed.iter().enumerate() {
+        for a in attributed {
             page.push_str("<td class=\"tokens\">");
             for (j, text) in a.tokens.iter().enumerate() {
                 let s = &a.scores;
-                let rgb = diverging(s.scores(method)[j], scale);
+                let rgb = diverging_colour(s.scores(method)[j], scale);
                 let mut classes = String::from("tok");
                 if a.is_decisive(j) {
                     classes.push_str(" decisive");
                 }
-                if differ[side][j] {
+                if a.differs[j] {
                     classes.push_str(" differs");
                 }
                 let title = format!(
@@ -268,7 +194,7 @@ th.method{width:11rem;font-weight:600}th.method small{display:block;font-weight:
                     rgb.0,
                     rgb.1,
                     rgb.2,
-                    if dark(rgb) { "#fff" } else { "#111" },
+                    if is_dark(rgb) { "#fff" } else { "#111" },
                     escape(&title),
                     escape(text)
                 );

@@ -260,6 +260,9 @@ pub fn source_pairs(source: &DataSource, eval_fraction: f64, seed: u64) -> Resul
                 None => Ok(split_train_eval(&pairs, eval_fraction, seed)),
             }
         }
+        DataSource::Upload { name, .. } => Err(Error::Config(format!(
+            "this run trained in the browser on the uploaded file `{name}`, which is not on this machine: it cannot be resumed here"
+        ))),
     }
 }
 

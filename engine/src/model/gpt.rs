@@ -116,7 +116,10 @@ impl Gpt {
     /// `[batch, seq, d_model]`.
     pub fn encode(&self, token_embeddings: Tensor<3>, attention_bias: Tensor<4>) -> Tensor<3> {
         let [batch, seq, _] = token_embeddings.dims();
+        // Batches are padded up to a length bucket, which may pass max_len: those positions
+        // are padding (masked out of attention, never read), so they reuse the last embedding.
         let positions = Tensor::<1, Int>::arange(0..seq as i64, &token_embeddings.device())
+            .clamp_max(self.max_len() as i64 - 1)
             .reshape([1, seq])
             .expand([batch, seq]);
         let x = token_embeddings + self.position_embedding.forward(positions);

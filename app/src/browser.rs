@@ -1,0 +1,172 @@
+//! Browser glue: yielding to the event loop, clocks, downloads, the address bar, and what a
+//! panic shows.
+
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+
+fn window() -> web_sys::Window {
+    web_sys::window().expect("the app runs in a window")
+}
+
+/// Gives the browser a turn (input, rendering) before the next piece of work: a macrotask,
+/// so pending events and a frame can run first.
+pub async fn yield_to_browser() {
+    sleep_ms(0).await;
+}
+
+/// Resolves after `ms` milliseconds.
+pub async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// Milliseconds since the page loaded.
+pub fn now_ms() -> f64 {
+    window().performance().map(|p| p.now()).unwrap_or_default()
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_seconds() -> u64 {
+    (js_sys::Date::now() / 1000.0) as u64
+}
+
+/// The query string of the page's address.
+pub fn query() -> String {
+    window().location().search().unwrap_or_default()
+}
+
+/// Replaces the address's query string without reloading or adding a history entry.
+pub fn set_query(query: &str) {
+    let location = window().location();
+    let path = location.pathname().unwrap_or_else(|_| "/".into());
+    let url = format!("{path}{query}");
+    if let Ok(history) = window().history() {
+        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&url));
+    }
+}
+
+/// Whether the browser has the WebGPU API at all.
+pub fn has_webgpu() -> bool {
+    js_sys::Reflect::get(&window().navigator(), &"gpu".into()).is_ok_and(|gpu| !gpu.is_undefined() && !gpu.is_null())
+}
+
+/// Saves `bytes` as a file named `name` through a download link (the data stays local: the
+/// link points at an in-memory blob).
+pub fn download(name: &str, bytes: &[u8], mime: &str) -> Result<(), String> {
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(describe)?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(describe)?;
+    let document = window().document().expect("a document");
+    let link: web_sys::HtmlAnchorElement = document.create_element("a").map_err(describe)?.unchecked_into();
+    link.set_href(&url);
+    link.set_download(name);
+    link.click();
+    web_sys::Url::revoke_object_url(&url).map_err(describe)
+}
+
+/// The text of a file the user picked.
+pub async fn read_text(file: &web_sys::File) -> Result<String, String> {
+    let text = wasm_bindgen_futures::JsFuture::from(file.text()).await.map_err(describe)?;
+    text.as_string().ok_or_else(|| "the file is not text".to_string())
+}
+
+pub fn describe(value: JsValue) -> String {
+    value
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| format!("{value:?}"))
+}
+
+/// Logs panics to the console and, since a panic stops the page's code for good, shows what
+/// happened on the page with a way forward: the same settings on the CPU backend.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        let message = info.to_string();
+        let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
+        let Some(body) = document.body() else { return };
+        let query = query();
+        let cpu = if query.contains("backend=cpu") {
+            None
+        } else if query.is_empty() {
+            Some("?backend=cpu".to_string())
+        } else {
+            Some(format!("{query}&backend=cpu"))
+        };
+        let Ok(card) = document.create_element("div") else { return };
+        card.set_id("fatal");
+        card.set_attribute("role", "alert").ok();
+        let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        let action = match cpu {
+            Some(href) => format!("<a class=\"button primary\" href=\"{}\">Restart on the CPU backend</a>", escape(&href)),
+            None => "<a class=\"button primary\" href=\"\">Reload</a>".to_string(),
+        };
+        card.set_inner_html(&format!(
+            "<h2>The run stopped</h2><p>The engine hit an error it cannot recover from{}:</p><pre>{}</pre>\
+             <p>Your settings are in the address, so nothing you chose is lost.</p>{action}",
+            if query.contains("backend=cpu") { "" } else { " (often the GPU: its device was lost or ran out of memory)" },
+            escape(&message)
+        ));
+        let _ = body.append_child(&card);
+    }));
+}
+
+/// Calls `f` every `ms` milliseconds for the life of the page.
+pub fn every(ms: i32, f: impl FnMut() + 'static) {
+    let callback = Closure::<dyn FnMut()>::new(f);
+    let _ = window().set_interval_with_callback_and_timeout_and_arguments_0(callback.as_ref().unchecked_ref(), ms);
+    callback.forget();
+}
+
+/// The longest main-thread task seen so far (ms), as `index.html`'s long-task observer records it.
+pub fn longest_task_ms() -> Option<f64> {
+    js_sys::Reflect::get(&window(), &"hafrmLongestTask".into()).ok().and_then(|v| v.as_f64())
+}
+
+/// Sends the engine's and its libraries' warnings and errors to the browser console (wgpu
+/// reports failed shader compilations only there).
+struct ConsoleLog;
+
+impl log::Log for ConsoleLog {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            let line = format!("{}: {}", record.target(), record.args());
+            match record.level() {
+                log::Level::Error => web_sys::console::error_1(&line.into()),
+                _ => web_sys::console::warn_1(&line.into()),
+            }
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+pub fn install_console_log() {
+    static LOGGER: ConsoleLog = ConsoleLog;
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
+}
+
+/// The WebGPU adapter's vendor and architecture (e.g. `google swiftshader`), as index.html's
+/// device hook noted them; wgpu passes on only the description, which browsers often leave
+/// empty.
+pub fn adapter_label() -> Option<String> {
+    let adapter = js_sys::Reflect::get(&window(), &"hafrmAdapter".into()).ok().filter(|a| a.is_object())?;
+    let field = |name: &str| js_sys::Reflect::get(&adapter, &name.into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
+    let label = [field("description"), field("vendor"), field("architecture")]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!label.is_empty()).then_some(label)
+}

@@ -1,0 +1,145 @@
+//! The run's settings, kept in the page's URL so that a link reproduces a demo.
+
+use hafrm::checkpoint::{DataSource, RunConfig};
+use hafrm::config::{Method, ModelConfig, TrainConfig};
+use hafrm::data::demo::DemoSet;
+use hafrm::tokenizer::EncodeOptions;
+
+/// Which backend the user asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendPreference {
+    /// WebGPU when the browser offers an adapter, else the CPU.
+    Auto,
+    Cpu,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// A teaching set's name, or `upload` for the user's file.
+    pub data: String,
+    /// Pairs generated from a teaching set (training and held out).
+    pub pairs: usize,
+    pub mode: Method,
+    pub alpha: f64,
+    pub beta: f64,
+    pub lr: f64,
+    pub batch: usize,
+    pub steps: usize,
+    pub eval_every: usize,
+    pub preset: String,
+    pub seed: u64,
+    pub backend: BackendPreference,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let train = TrainConfig::new();
+        Self {
+            data: DemoSet::Mixed.name().to_string(),
+            pairs: 800,
+            mode: Method::Haf,
+            alpha: Method::Haf.default_weights().1,
+            beta: train.beta,
+            lr: train.learning_rate,
+            batch: train.batch_size,
+            steps: 300,
+            eval_every: 25,
+            preset: "tiny".into(),
+            seed: train.seed,
+            backend: BackendPreference::Auto,
+        }
+    }
+}
+
+pub const DATA_SETS: [&str; 5] = ["mixed", "arithmetic", "polite", "refusal", "capitals"];
+
+impl Settings {
+    /// Settings from a URL query string (`?data=polite&steps=40`); unknown or malformed
+    /// values keep their defaults, and the problems are returned to show.
+    pub fn from_query(query: &str) -> (Self, Vec<String>) {
+        let mut s = Self::default();
+        let mut problems = Vec::new();
+        for part in query.trim_start_matches('?').split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = part.split_once('=').unwrap_or((part, ""));
+            let value = js_sys::decode_uri_component(value).map(String::from).unwrap_or_else(|_| value.to_string());
+            let ok = match key {
+                "data" => set_if(&mut s.data, Some(value.clone()).filter(|v| DATA_SETS.contains(&v.as_str()) || v == "upload")),
+                "pairs" => set_if(&mut s.pairs, value.parse().ok().filter(|&n: &usize| (20..=20_000).contains(&n))),
+                "mode" => set_if(&mut s.mode, value.parse().ok()),
+                "alpha" => set_if(&mut s.alpha, value.parse().ok().filter(|v: &f64| *v >= 0.0)),
+                "beta" => set_if(&mut s.beta, value.parse().ok().filter(|v: &f64| *v > 0.0)),
+                "lr" => set_if(&mut s.lr, value.parse().ok().filter(|v: &f64| *v > 0.0)),
+                "batch" => set_if(&mut s.batch, value.parse().ok().filter(|&n: &usize| (1..=256).contains(&n))),
+                "steps" => set_if(&mut s.steps, value.parse().ok().filter(|&n: &usize| n >= 1)),
+                "eval_every" => set_if(&mut s.eval_every, value.parse().ok().filter(|&n: &usize| n >= 1)),
+                "preset" => set_if(&mut s.preset, Some(value.clone()).filter(|v| v == "tiny" || v == "small")),
+                "seed" => set_if(&mut s.seed, value.parse().ok()),
+                "backend" => set_if(
+                    &mut s.backend,
+                    match value.as_str() {
+                        "auto" | "webgpu" => Some(BackendPreference::Auto),
+                        "cpu" => Some(BackendPreference::Cpu),
+                        _ => None,
+                    },
+                ),
+                _ => false,
+            };
+            if !ok {
+                problems.push(format!("ignored `{key}={value}` in the address"));
+            }
+        }
+        (s, problems)
+    }
+
+    /// The query string that reproduces these settings (only what differs from the defaults).
+    pub fn to_query(&self) -> String {
+        let d = Self::default();
+        let mut parts = Vec::new();
+        let mut add = |key: &str, differs: bool, value: String| {
+            if differs {
+                parts.push(format!("{key}={}", String::from(js_sys::encode_uri_component(&value))));
+            }
+        };
+        add("data", self.data != d.data, self.data.clone());
+        add("pairs", self.pairs != d.pairs, self.pairs.to_string());
+        add("mode", self.mode != d.mode, self.mode.name().to_string());
+        add("alpha", self.alpha != d.alpha, self.alpha.to_string());
+        add("beta", self.beta != d.beta, self.beta.to_string());
+        add("lr", self.lr != d.lr, self.lr.to_string());
+        add("batch", self.batch != d.batch, self.batch.to_string());
+        add("steps", self.steps != d.steps, self.steps.to_string());
+        add("eval_every", self.eval_every != d.eval_every, self.eval_every.to_string());
+        add("preset", self.preset != d.preset, self.preset.clone());
+        add("seed", self.seed != d.seed, self.seed.to_string());
+        add("backend", self.backend != d.backend, "cpu".to_string());
+        if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
+    }
+
+    /// The teaching set these settings name, if not an upload.
+    pub fn demo_set(&self) -> Option<DemoSet> {
+        self.data.parse().ok()
+    }
+
+    /// The engine's run configuration for these settings, with `data` as the data's source.
+    pub fn run_config(&self, vocab_size: usize, data: DataSource) -> hafrm::Result<RunConfig> {
+        let model = ModelConfig::preset(&self.preset, vocab_size)?;
+        let (rm_ratio, _) = self.mode.default_weights();
+        let train = TrainConfig::for_method(self.mode)
+            .with_rm_ratio(rm_ratio)
+            // The baseline is the reward loss alone, whatever alpha says.
+            .with_alpha(if self.mode == Method::Baseline { 0.0 } else { self.alpha })
+            .with_beta(self.beta)
+            .with_learning_rate(self.lr)
+            .with_batch_size(self.batch)
+            .with_steps(Some(self.steps))
+            .with_warmup_steps(TrainConfig::new().warmup_steps.min(self.steps / 10))
+            .with_eval_every(self.eval_every)
+            .with_seed(self.seed);
+        let encode = EncodeOptions::default().capped(model.max_len);
+        Ok(RunConfig { model, train, encode, data, eval_fraction: 0.1, hafrm_version: env!("CARGO_PKG_VERSION").to_string() })
+    }
+}
+
+fn set_if<T>(slot: &mut T, value: Option<T>) -> bool {
+    value.map(|v| *slot = v).is_some()
+}

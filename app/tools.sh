@@ -1,0 +1,23 @@
+# Sourced by app/serve.sh and tests/run.sh: installs what building the app needs, when it is
+# missing: the wasm32 target, Trunk, the wasm-bindgen CLI of the version the app pins, and
+# wasm-opt (Binaryen, from npm), and puts them on PATH.
+TRUNK_VERSION=0.21.14
+WASM_BINDGEN_VERSION=0.2.130
+
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+if [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
+  # --locked: a fresh resolve picks up newer CSS crates that do not compile with this Trunk.
+  cargo install "trunk@$TRUNK_VERSION" --locked
+fi
+if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
+  # Not --locked: its lock file names versions some registry mirrors lack.
+  cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION"
+fi
+# Binaryen 132 from npm: Debian 12's wasm-opt 108 corrupts wasm-bindgen's reference-type
+# tables (the page fails with "WebAssembly.Table.set(): Argument 1 is invalid").
+BINARYEN_VERSION=132.0.0
+BINARYEN_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/hafrm/binaryen-$BINARYEN_VERSION"
+if [ ! -x "$BINARYEN_DIR/node_modules/.bin/wasm-opt" ]; then
+  npm install --prefix "$BINARYEN_DIR" --no-audit --no-fund --silent "binaryen@$BINARYEN_VERSION"
+fi
+export PATH="$BINARYEN_DIR/node_modules/.bin:$HOME/.cargo/bin:$PATH"

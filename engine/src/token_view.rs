@@ -1,0 +1,138 @@
+//! Token views: a prompt's responses attributed token by token, ready to draw. The terminal
+//! view, the HTML page and the browser app all draw from these, with one colour scale.
+
+use burn::tensor::Device;
+use serde::Serialize;
+
+use crate::attribution::{AttributionMethod, Segment, TokenScores, align, attribute, decisive_tokens};
+use crate::batch::{EncodedResponse, SequenceRef};
+use crate::data::{CharSpan, PreferencePair};
+use crate::error::Result;
+use crate::model::RewardModel;
+use crate::reference::response_token_logps;
+use crate::tokenizer::{EncodeOptions, TextEncoder};
+
+/// A response to attribute: a label (`chosen`, `rejected`, `response`), its text, and its
+/// decisive character spans when the data knows them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResponseText {
+    pub label: String,
+    pub text: String,
+    pub decisive: Option<Vec<CharSpan>>,
+}
+
+impl ResponseText {
+    /// Chosen and rejected of a pair, with the pair's spans.
+    pub fn of_pair(pair: &PreferencePair) -> [ResponseText; 2] {
+        let spans = pair.decisive.as_ref();
+        [
+            ResponseText { label: "chosen".into(), text: pair.chosen.clone(), decisive: spans.map(|s| s.chosen.clone()) },
+            ResponseText { label: "rejected".into(), text: pair.rejected.clone(), decisive: spans.map(|s| s.rejected.clone()) },
+        ]
+    }
+}
+
+/// A response with its token scores.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AttributedResponse {
+    pub label: String,
+    /// What each token shows: its slice of the response, or `⏎` for EOS.
+    pub tokens: Vec<String>,
+    pub scores: TokenScores,
+    /// Which tokens overlap the decisive spans, when known.
+    pub decisive: Option<Vec<bool>>,
+    /// Which tokens lie where chosen and rejected part (all false for a lone response).
+    pub differs: Vec<bool>,
+}
+
+impl AttributedResponse {
+    pub fn is_decisive(&self, token: usize) -> bool {
+        self.decisive.as_ref().is_some_and(|d| d[token])
+    }
+}
+
+/// Attributes each of `responses` to `prompt` with `model` (on the autodiff `device`); the
+/// reference log-probs for the implicit reward come from `reference`. Two responses are
+/// taken as chosen and rejected and aligned.
+#[allow(clippy::too_many_arguments)]
+pub async fn attribute_texts(
+    model: &RewardModel,
+    reference: &RewardModel,
+    encoder: &TextEncoder,
+    options: &EncodeOptions,
+    beta: f64,
+    prompt: &str,
+    responses: Vec<ResponseText>,
+    device: &Device,
+) -> Result<Vec<AttributedResponse>> {
+    let prompt_ids = encoder.encode_prompt(prompt, options)?;
+    let mut encoded: Vec<EncodedResponse> =
+        responses.iter().map(|r| encoder.encode_response(&r.text, prompt_ids.len(), options)).collect::<Result<_>>()?;
+    let pad = encoder.pad_id();
+    let sequences: Vec<SequenceRef> = encoded.iter().map(|response| SequenceRef { prompt: &prompt_ids, response }).collect();
+    let ref_logps = response_token_logps(reference, &sequences, pad, device).await?;
+    for (response, logps) in encoded.iter_mut().zip(ref_logps) {
+        response.ref_logps = Some(logps);
+    }
+    let sequences: Vec<SequenceRef> = encoded.iter().map(|response| SequenceRef { prompt: &prompt_ids, response }).collect();
+    let scores = attribute(model, &sequences, beta, pad, device).await?;
+    let mut attributed: Vec<AttributedResponse> = responses
+        .into_iter()
+        .zip(scores)
+        .map(|(response, scores)| AttributedResponse {
+            decisive: response.decisive.map(|s| decisive_tokens(&response.text, &scores.offsets, &s)),
+            tokens: scores
+                .ids
+                .iter()
+                .zip(&scores.offsets)
+                .map(|(&id, &(s, e))| if id == encoder.eos_id() { "⏎".to_string() } else { response.text.get(s..e).unwrap_or("").to_string() })
+                .collect(),
+            differs: vec![false; scores.ids.len()],
+            label: response.label,
+            scores,
+        })
+        .collect();
+    if let [chosen, rejected] = attributed.as_mut_slice() {
+        for segment in align(&chosen.scores.ids, &rejected.scores.ids) {
+            if let Segment::Differ { chosen: c, rejected: r } = segment {
+                c.for_each(|i| chosen.differs[i] = true);
+                r.for_each(|i| rejected.differs[i] = true);
+            }
+        }
+    }
+    Ok(attributed)
+}
+
+/// The largest magnitude of a method's scores over all responses: the colour scale's end, so
+/// that both sides of a pair share one scale.
+pub fn colour_scale(attributed: &[AttributedResponse], method: AttributionMethod) -> f32 {
+    attributed.iter().flat_map(|a| a.scores.scores(method)).fold(0f32, |m, v| m.max(v.abs())).max(1e-6)
+}
+
+/// A diverging colour: red for negative, near-white at zero, blue for positive (ColorBrewer
+/// RdBu ends), linear in `value / scale`.
+pub fn diverging_colour(value: f32, scale: f32) -> (u8, u8, u8) {
+    let t = (value / scale).clamp(-1.0, 1.0);
+    let end = if t < 0.0 { (178.0, 24.0, 43.0) } else { (33.0, 102.0, 172.0) };
+    let mix = |e: f32| (247.0 + (e - 247.0) * t.abs()).round() as u8;
+    (mix(end.0), mix(end.1), mix(end.2))
+}
+
+/// Whether text on `rgb` should be light.
+pub fn is_dark(rgb: (u8, u8, u8)) -> bool {
+    0.299 * f32::from(rgb.0) + 0.587 * f32::from(rgb.1) + 0.114 * f32::from(rgb.2) < 140.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_colour_scale_diverges_from_white_to_red_and_blue() {
+        assert_eq!(diverging_colour(0.0, 1.0), (247, 247, 247));
+        assert_eq!(diverging_colour(-2.0, 1.0), (178, 24, 43));
+        assert_eq!(diverging_colour(1.0, 1.0), (33, 102, 172));
+        assert_eq!(diverging_colour(0.5, 1.0), (140, 175, 210));
+        assert!(is_dark((33, 102, 172)) && !is_dark((247, 247, 247)));
+    }
+}

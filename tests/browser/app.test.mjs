@@ -1,0 +1,194 @@
+// End-to-end tests of HaF-RM Studio in Debian's headless Chromium, driven by playwright-core.
+// tests/app.rs runs them (`cargo test`) with:
+//   HAFRM_DIST       the release build of the app (trunk build --release)
+//   HAFRM_BIN        the native `hafrm` binary, to check the model the page downloads
+//   HAFRM_ARTIFACTS  where screenshots and timings go
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import fs from "node:fs";
+import path from "node:path";
+import os from "node:os";
+import { execFileSync } from "node:child_process";
+import { chromium } from "playwright-core";
+
+const dist = process.env.HAFRM_DIST;
+const hafrm = process.env.HAFRM_BIN;
+const artifacts = process.env.HAFRM_ARTIFACTS ?? fs.mkdtempSync(path.join(os.tmpdir(), "hafrm-artifacts-"));
+fs.mkdirSync(artifacts, { recursive: true });
+
+// A small configuration the software adapters finish in minutes: the polite set is decided by
+// one lexical cue, so 20 steps of 8 pairs reach 100% natively (seeds 42 and 7 both; 95% after
+// 5 steps). With 20 held-out pairs, 90% would happen by chance with probability 2e-4.
+const QUICK = "?data=polite&pairs=200&steps=20&batch=8&eval_every=5";
+const ACCURACY_THRESHOLD = 0.9;
+const TRAIN_TIMEOUT_MS = 9 * 60 * 1000;
+
+const MIME = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css" };
+
+/** Serves the build on a free loopback port; counts what it serves. */
+async function serve() {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, "http://localhost");
+    let file = path.join(dist, decodeURIComponent(url.pathname));
+    if (!file.startsWith(dist) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) file = path.join(dist, "index.html");
+    res.writeHead(200, { "content-type": MIME[path.extname(file)] ?? "application/octet-stream" });
+    fs.createReadStream(file).pipe(res);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, origin: `http://127.0.0.1:${server.address().port}` };
+}
+
+const BASE_FLAGS = [
+  "--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync",
+];
+
+/** A page on the app, recording console errors and every request's URL. */
+async function open(flags, query) {
+  const { server, origin } = await serve();
+  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: [...BASE_FLAGS, ...flags] });
+  const context = await browser.newContext({ viewport: { width: 1500, height: 1250 }, acceptDownloads: true });
+  const page = await context.newPage();
+  const errors = [];
+  const requests = [];
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("request", (r) => requests.push(r.url()));
+  const loaded = Date.now();
+  await page.goto(origin + "/" + query);
+  const close = async () => { await browser.close(); server.close(); };
+  return { page, origin, errors, requests, loaded, close };
+}
+
+const phase = (page) => page.locator("#status").getAttribute("data-phase");
+
+async function waitForPhase(page, wanted, timeout) {
+  await page.waitForFunction(
+    (w) => w.includes(document.querySelector("#status")?.dataset.phase),
+    wanted,
+    { timeout, polling: 250 },
+  );
+}
+
+/** Presses Train and waits for the run to finish; returns timings. */
+async function train(session, label) {
+  const { page } = session;
+  await waitForPhase(page, ["ready"], TRAIN_TIMEOUT_MS);
+  const ready = Date.now();
+  await page.click("#train");
+  await waitForPhase(page, ["finished", "failed"], TRAIN_TIMEOUT_MS);
+  const done = Date.now();
+  const failure = await page.locator("#failure").count();
+  assert.equal(failure, 0, failure ? await page.locator("#failure").innerText() : "");
+  const stepsPerSecond = Number(await page.locator("#steps-per-second").getAttribute("data-value"));
+  const longestTask = await page.evaluate(() => window.hafrmLongestTask);
+  const timing = {
+    label,
+    page_load_to_ready_s: (ready - session.loaded) / 1000,
+    page_load_to_trained_s: (done - session.loaded) / 1000,
+    training_s: (done - ready) / 1000,
+    steps_per_second: stepsPerSecond,
+    longest_main_thread_task_ms: longestTask,
+  };
+  fs.writeFileSync(path.join(artifacts, `timing-${label}.json`), JSON.stringify(timing, null, 2));
+  console.log(JSON.stringify(timing));
+  return timing;
+}
+
+/** What every trained page must show. */
+async function assertTrained(session, badge) {
+  const { page, origin, errors, requests } = session;
+  assert.match(await page.locator("#backend-badge").innerText(), badge);
+  const loss = page.locator("#loss");
+  const [first, last] = [Number(await loss.getAttribute("data-first")), Number(await loss.getAttribute("data-last"))];
+  assert.ok(last < first, `the loss falls: ${first} -> ${last}`);
+  const accuracy = Number(await page.locator("#heldout-accuracy").getAttribute("data-value"));
+  assert.ok(accuracy >= ACCURACY_THRESHOLD, `held-out accuracy ${accuracy} >= ${ACCURACY_THRESHOLD}`);
+  // Chosen and rejected, each with coloured tokens (the scale's zero is rgb(247, 247, 247)).
+  for (const label of ["chosen", "rejected"]) {
+    const tokens = page.locator(`#pair-view .response[data-label="${label}"] .tok`);
+    assert.ok((await tokens.count()) > 3, `${label} shows its tokens`);
+    const coloured = await tokens.evaluateAll((spans) => spans.filter((s) => getComputedStyle(s).backgroundColor !== "rgb(247, 247, 247)").length);
+    assert.ok(coloured > 0, `${label} has coloured tokens`);
+  }
+  assert.ok((await page.locator("#pair-view .tok.decisive").count()) > 0, "the decisive span is outlined");
+  // Hovering a token shows its text, id and value.
+  await page.locator("#pair-view .tok").first().hover();
+  const card = await page.locator(".hover-card").innerText();
+  assert.match(card, /id \d+/);
+  assert.match(card, /prefix\s+[+-]\d/);
+  // Precision@1 per method, with the random baseline.
+  assert.equal(await page.locator("#precision tr").count(), 4);
+  assert.deepEqual(errors, [], "no console errors");
+  const foreign = requests.filter((u) => !u.startsWith(origin) && !u.startsWith("blob:") && !u.startsWith("data:"));
+  assert.deepEqual(foreign, [], "no request leaves the page's origin");
+}
+
+/** Downloads the model, unpacks it, and scores with the native runner. */
+async function assertDownloadedModelLoads(page) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hafrm-download-"));
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-model")]);
+  const tar = path.join(dir, download.suggestedFilename());
+  await download.saveAs(tar);
+  execFileSync("tar", ["xf", tar], { cwd: dir });
+  const run = path.join(dir, "hafrm-run");
+  const out = execFileSync(hafrm, ["score", "--model", run, "--backend", "cpu", "--prompt", "Write a note to my neighbour.", "--response", "Could you please keep it down? Thank you."]).toString();
+  assert.match(out, /reward/i, out);
+  const evaluation = execFileSync(hafrm, ["eval", "--model", run, "--backend", "cpu", "--demo", "polite", "--demo-pairs", "40", "--json"]).toString();
+  const accuracy = JSON.parse(evaluation.trim().split("\n").pop()).accuracy;
+  assert.ok(accuracy >= ACCURACY_THRESHOLD, `the downloaded model scores ${accuracy} with hafrm eval`);
+  const [metrics] = await Promise.all([page.waitForEvent("download"), page.click("#download-metrics")]);
+  const lines = fs.readFileSync(await metrics.path(), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(lines.filter((l) => l.kind === "train").length, 20);
+}
+
+test("trains on WebGPU in the page and shows coloured tokens", { timeout: TRAIN_TIMEOUT_MS + 120_000 }, async () => {
+  const session = await open(["--enable-unsafe-webgpu", "--use-angle=swiftshader"], QUICK);
+  try {
+    await session.page.waitForSelector("#backend-badge.gpu", { timeout: 120_000 });
+    await train(session, "webgpu");
+    await assertTrained(session, /WebGPU/);
+    await session.page.screenshot({ path: path.join(artifacts, "app-webgpu.png"), fullPage: true });
+  } finally {
+    await session.close();
+  }
+});
+
+test("falls back to the CPU without WebGPU, trains, and hands its model to the CLI", { timeout: TRAIN_TIMEOUT_MS + 120_000 }, async () => {
+  const session = await open(["--disable-gpu", "--disable-features=WebGPU"], QUICK);
+  try {
+    await train(session, "cpu");
+    await assertTrained(session, /CPU/);
+    await session.page.screenshot({ path: path.join(artifacts, "app-cpu.png"), fullPage: true });
+    await assertDownloadedModelLoads(session.page);
+  } finally {
+    await session.close();
+  }
+});
+
+test("a malformed upload shows the engine's error and keeps the current run", { timeout: 300_000 }, async () => {
+  const session = await open(["--disable-gpu", "--disable-features=WebGPU"], QUICK);
+  const { page } = session;
+  try {
+    await waitForPhase(page, ["ready"], 240_000);
+    await page.click("#step");
+    await page.waitForFunction(() => document.querySelector("#status").dataset.phase === "paused", null, { timeout: 60_000 });
+    const bad = [
+      JSON.stringify({ prompt: "Hi", chosen: "Hello!", rejected: "Go away." }),
+      JSON.stringify({ prompt: "Hi", chosen: 5, rejected: "Go away." }),
+    ].join("\n");
+    await page.setInputFiles("#upload", { name: "bad.jsonl", mimeType: "application/json", buffer: Buffer.from(bad) });
+    const error = await page.locator("#upload-error").innerText({ timeout: 30_000 });
+    assert.match(error, /bad\.jsonl: line 2: field `chosen`/);
+    assert.equal(await phase(page), "paused", "the run goes on");
+    assert.match(await page.locator("#status").innerText(), /step 1\//);
+    // Settings live in the address: choosing DPO puts it there.
+    await page.click('button[data-mode="dpo"]');
+    assert.match(page.url(), /mode=dpo/);
+    assert.match(page.url(), /data=polite/);
+    assert.deepEqual(session.errors, []);
+  } finally {
+    await session.close();
+  }
+});
