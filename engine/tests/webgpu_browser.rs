@@ -5,6 +5,7 @@
 //! Natively this file compiles to nothing; the native wgpu test is `wgpu.rs`.
 #![cfg(target_family = "wasm")]
 
+use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use hafrm::batch::{EncodedPair, TokenBatch};
 use hafrm::config::{Method, ModelConfig, TrainConfig};
@@ -64,7 +65,7 @@ async fn webgpu_agrees_with_the_cpu_on_a_forward_pass_and_a_training_step() {
     let before_cpu = forward(&cpu_model, &pairs, pad, &cpu).await;
     assert_close(&before_cpu, &forward(&gpu_model, &pairs, pad, &gpu).await, "forward pass");
 
-    let recipe = TrainConfig::for_method(Method::Haf).with_batch_size(8).with_steps(Some(1)).with_learning_rate(4e-5);
+    let recipe = TrainConfig::for_method(Method::Haf).with_batch_size(8).with_steps(Some(1)).with_warmup_steps(0).with_learning_rate(4e-5);
     let data = || TrainingData { train: pairs.clone(), eval: vec![] };
     let mut cpu_trainer = Trainer::new(cpu_model, recipe.clone(), data(), pad, cpu.clone().autodiff()).unwrap();
     let mut gpu_trainer = Trainer::new(gpu_model, recipe, data(), pad, gpu.clone().autodiff()).unwrap();
