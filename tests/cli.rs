@@ -93,7 +93,7 @@ fn train_eval_score_and_resume() {
     let colour = ok(&["attribute", "--model", s(&run), "--prompt", "What is 2 + 3?", "--response", "2 + 3 = 5.", "--backend", "cpu"]);
     assert!(colour.contains("\x1b[48;2;") && colour.contains("legend (prefix-reward increment"), "{colour}");
     let table = ok(&["attribute", "--model", s(&run), "--prompt", "What is 2 + 3?", "--response", "2 + 3 = 5.", "--table", "--method", "implicit", "--backend", "cpu"]);
-    assert!(table.contains("implicit") && table.contains("gradient") && table.contains("\"⏎\""), "{table}");
+    assert!(table.contains("implicit") && table.contains("gradient") && table.contains("closed") && table.contains("\"⏎\""), "{table}");
     let attributed = json_lines(&ok(&["attribute", "--model", s(&run), "--pair", &format!("{}:3", s(&data)), "--json", "--backend", "cpu"]));
     let sides = attributed[0].as_array().unwrap();
     assert_eq!(sides.len(), 2);
@@ -102,6 +102,7 @@ fn train_eval_score_and_resume() {
         let sum = |k: &str| scores[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).sum::<f64>();
         let (reward, prompt_reward) = (scores["reward"].as_f64().unwrap(), scores["prompt_reward"].as_f64().unwrap());
         assert!((sum("prefix") - (reward - prompt_reward)).abs() < 1e-4, "{side}");
+        assert!((sum("closed") - (reward - scores["empty_reward"].as_f64().unwrap())).abs() < 1e-4, "{side}");
         assert!((sum("implicit") - scores["implicit_reward"].as_f64().unwrap()).abs() < 1e-4, "{side}");
         assert!(side["decisive"].as_array().unwrap().iter().any(|d| d == true), "capitals pairs have decisive tokens: {side}");
     }
@@ -109,7 +110,7 @@ fn train_eval_score_and_resume() {
     ok(&["attribute", "--model", s(&run), "--pair", &format!("{}:3", s(&data)), "--html", s(&page_path), "--backend", "cpu"]);
     let page = std::fs::read_to_string(&page_path).unwrap();
     assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("src="), "the page must make no request");
-    assert!(page.matches("class=\"tok").count() >= 3 * 2 * 5, "three methods x two responses of tokens");
+    assert!(page.matches("class=\"tok").count() >= 4 * 2 * 5, "four methods x two responses of tokens");
     assert!(page.contains("tok decisive") && page.contains("differs"), "decisive spans and differing stretches are marked");
     let error = fails(&["attribute", "--model", s(&run), "--pair", &format!("{}:99", s(&data)), "--backend", "cpu"]);
     assert!(error.contains("has 40 records; there is no record 99"), "{error}");
@@ -118,7 +119,7 @@ fn train_eval_score_and_resume() {
     let report = &precision[1];
     assert_eq!(report["pairs"], 40);
     let methods: Vec<&str> = report["rows"].as_array().unwrap().iter().map(|r| r["method"].as_str().unwrap()).collect();
-    assert_eq!(methods, ["implicit", "prefix", "gradient", "random"]);
+    assert_eq!(methods, ["implicit", "prefix", "gradient", "closed", "random"]);
 
     // resume to 9 steps: steps 7, 8, 9 and an evaluation at the end
     let resumed = json_lines(&ok(&["train", "--resume", s(&run), "--steps", "9", "--backend", "cpu", "--json"]));

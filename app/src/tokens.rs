@@ -12,7 +12,7 @@ pub struct Hover {
     pub label: String,
     pub text: String,
     pub id: u32,
-    pub scores: [f32; 3],
+    pub scores: [f32; AttributionMethod::ALL.len()],
     pub decisive: bool,
 }
 
@@ -44,7 +44,7 @@ pub fn Responses(responses: Vec<AttributedResponse>, method: AttributionMethod, 
                         label: response.label.clone(),
                         text: response.tokens[j].clone(),
                         id: response.scores.ids[j],
-                        scores: [response.scores.implicit[j], response.scores.prefix[j], response.scores.gradient[j]],
+                        scores: response.scores.all_scores(j),
                         decisive: response.is_decisive(j),
                     };
                     let enter = move |ev: leptos::ev::MouseEvent| hover.set(Some(Hover { x: ev.client_x(), y: ev.client_y(), ..info.clone() }));

@@ -6,7 +6,14 @@
 //!   every position of one forward pass; the increments telescope to the final reward minus the
 //!   reward of the prompt alone;
 //! - **gradient**: gradient x input, the gradient of the reward with respect to each token's
-//!   embedding dotted with that embedding, from one backward pass.
+//!   embedding dotted with that embedding, from one backward pass;
+//! - **closed**: the closed-prefix increment `R(x, y_<=t EOS) - R(x, y_<t EOS)`, each prefix
+//!   scored as a whole response (closed with EOS, where the reward head was trained to read).
+//!   The prefix increments read the head at positions it never saw in training; on a causal
+//!   model they tend to credit the token *after* the decisive one, where the backbone has
+//!   looked back at it (the arithmetic set shows it). Closing each prefix costs one more
+//!   forward pass per response token; the increments telescope to the final reward minus the
+//!   reward of the prompt with an empty response.
 //!
 //! Also: aligning chosen with rejected (where they part), and scoring each method against the
 //! decisive spans of the teaching sets (precision@k).
@@ -17,7 +24,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{SequenceRef, TokenBatch};
+use crate::batch::{EncodedResponse, SequenceRef, TokenBatch};
 use crate::data::CharSpan;
 use crate::error::{Error, Result};
 use crate::model::RewardModel;
@@ -29,16 +36,18 @@ pub enum AttributionMethod {
     Implicit,
     Prefix,
     Gradient,
+    Closed,
 }
 
 impl AttributionMethod {
-    pub const ALL: [AttributionMethod; 3] = [Self::Implicit, Self::Prefix, Self::Gradient];
+    pub const ALL: [AttributionMethod; 4] = [Self::Implicit, Self::Prefix, Self::Gradient, Self::Closed];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Implicit => "implicit",
             Self::Prefix => "prefix",
             Self::Gradient => "gradient",
+            Self::Closed => "closed",
         }
     }
 
@@ -47,6 +56,7 @@ impl AttributionMethod {
             Self::Implicit => "implicit token reward beta*(log pi - log pi_ref)",
             Self::Prefix => "prefix-reward increment r(x, y<=t) - r(x, y<t)",
             Self::Gradient => "gradient x input of the reward on the token embeddings",
+            Self::Closed => "closed-prefix increment R(x, y<=t EOS) - R(x, y<t EOS)",
         }
     }
 }
@@ -70,10 +80,15 @@ pub struct TokenScores {
     pub implicit: Vec<f32>,
     pub prefix: Vec<f32>,
     pub gradient: Vec<f32>,
+    /// Closed-prefix increments; EOS (which closes every prefix) scores 0.
+    pub closed: Vec<f32>,
     /// The reward head's score of the whole sequence.
     pub reward: f32,
     /// The reward head's score at the last prompt token (the prompt alone).
     pub prompt_reward: f32,
+    /// The reward of the prompt with an empty response (EOS alone), where the closed-prefix
+    /// increments start.
+    pub empty_reward: f32,
     /// `beta * (log pi(y|x) - log pi_ref(y|x))`.
     pub implicit_reward: f32,
 }
@@ -84,7 +99,13 @@ impl TokenScores {
             AttributionMethod::Implicit => &self.implicit,
             AttributionMethod::Prefix => &self.prefix,
             AttributionMethod::Gradient => &self.gradient,
+            AttributionMethod::Closed => &self.closed,
         }
+    }
+
+    /// Token `j`'s score under every method, in `AttributionMethod::ALL`'s order.
+    pub fn all_scores(&self, j: usize) -> [f32; AttributionMethod::ALL.len()] {
+        AttributionMethod::ALL.map(|method| self.scores(method)[j])
     }
 }
 
@@ -100,8 +121,8 @@ pub fn gradient_x_input<T>(inputs: Tensor<3>, forward: impl FnOnce(Tensor<3>) ->
     ((grad * inputs.inner()).sum_dim(2).squeeze_dim(2), extra)
 }
 
-/// Attributes the rewards of `sequences` to their response tokens, in one forward and one
-/// backward pass. Every response needs its reference log-probs (`ref_logps`); `device` must
+/// Attributes the rewards of `sequences` to their response tokens: one forward and one
+/// backward pass, plus forward passes over the closed prefixes. Every response needs its reference log-probs (`ref_logps`); `device` must
 /// be an autodiff device (the model's).
 pub async fn attribute(model: &RewardModel, sequences: &[SequenceRef<'_>], beta: f64, pad_id: u32, device: &Device) -> Result<Vec<TokenScores>> {
     if !device.is_autodiff() {
@@ -119,6 +140,7 @@ pub async fn attribute(model: &RewardModel, sequences: &[SequenceRef<'_>], beta:
         let rewards = (prefix.clone() * batch.last_token_mask.clone()).sum_dim(1).squeeze_dim(1);
         (rewards, (prefix, token_logps))
     });
+    let closed = closed_prefix_rewards(&model, sequences, pad_id, device).await?;
     let packed = Tensor::cat(vec![prefix.inner(), token_logps.inner(), gradient], 0);
     let values = read_floats(packed, "attributions").await?;
     let plane = |k: usize, row: usize| &values[(k * rows + row) * seq..(k * rows + row + 1) * seq];
@@ -136,7 +158,9 @@ pub async fn attribute(model: &RewardModel, sequences: &[SequenceRef<'_>], beta:
             let n = response.ids.len();
             // Token j sits at position p + j and is predicted at position p - 1 + j.
             let implicit: Vec<f32> = (0..n).map(|j| (beta * f64::from(logps[p - 1 + j] - ref_logps[j])) as f32).collect();
+            let closed_rewards = &closed[row];
             Ok(TokenScores {
+                closed: (0..n).map(|j| if j + 1 < n { closed_rewards[j + 1] - closed_rewards[j] } else { 0.0 }).collect(),
                 ids: response.ids.clone(),
                 offsets: response.offsets.clone(),
                 implicit_reward: implicit.iter().sum(),
@@ -145,9 +169,41 @@ pub async fn attribute(model: &RewardModel, sequences: &[SequenceRef<'_>], beta:
                 gradient: gradient[p..p + n].to_vec(),
                 reward: prefix[p + n - 1],
                 prompt_reward: prefix[p - 1],
+                empty_reward: closed_rewards[0],
             })
         })
         .collect()
+}
+
+/// Rows of closed-prefix batches: enough to keep one forward pass small.
+const CLOSED_PREFIX_ROWS: usize = 64;
+
+/// For each sequence, the reward of every prefix of its response closed with the response's
+/// last token (EOS), `R(x, y_<t + EOS)` for `t` in `0..n` (the last is the whole sequence).
+async fn closed_prefix_rewards(model: &RewardModel, sequences: &[SequenceRef<'_>], pad_id: u32, device: &Device) -> Result<Vec<Vec<f32>>> {
+    let closed: Vec<(usize, EncodedResponse)> = sequences
+        .iter()
+        .enumerate()
+        .flat_map(|(row, sequence)| {
+            let ids = &sequence.response.ids;
+            let eos = *ids.last().expect("a response ends with EOS");
+            (0..ids.len()).map(move |t| {
+                let closed_ids: Vec<u32> = ids[..t].iter().copied().chain([eos]).collect();
+                (row, EncodedResponse { offsets: vec![(0, 0); closed_ids.len()], ids: closed_ids, ref_logps: None })
+            })
+        })
+        .collect();
+    let mut rewards: Vec<Vec<f32>> = vec![Vec::new(); sequences.len()];
+    for chunk in closed.chunks(CLOSED_PREFIX_ROWS) {
+        let refs: Vec<SequenceRef> = chunk.iter().map(|(row, response)| SequenceRef { prompt: sequences[*row].prompt, response }).collect();
+        let batch = TokenBatch::from_sequences(&refs, pad_id, device);
+        let hidden = model.hidden(&batch);
+        let reward = (model.prefix_rewards(hidden) * batch.last_token_mask.clone()).sum_dim(1);
+        for ((row, _), value) in chunk.iter().zip(read_floats(reward, "closed-prefix rewards").await?) {
+            rewards[*row].push(value);
+        }
+    }
+    Ok(rewards)
 }
 
 /// A stretch of two aligned token sequences.
@@ -224,6 +280,30 @@ pub fn candidates(scores: &[f32], decisive: &[bool], favours_chosen: bool) -> Ve
     scores.iter().zip(decisive).map(|(&s, &d)| (sign * s, d)).collect()
 }
 
+/// `(score favouring chosen, decisive)` for the tokens of a pair, aligned: where the two
+/// responses share a stretch, each aligned token pair is one candidate scored by chosen's score
+/// minus rejected's (a token in the shared context before the responses part scores the same in
+/// both, so it favours neither); where they differ, chosen tokens favour chosen by their score
+/// and rejected tokens by minus theirs. For the additive methods these candidates sum to the
+/// chosen-minus-rejected margin.
+pub fn pair_candidates(chosen: (&[u32], &[f32], &[bool]), rejected: (&[u32], &[f32], &[bool])) -> Vec<(f32, bool)> {
+    let (chosen_ids, chosen_scores, chosen_mask) = chosen;
+    let (rejected_ids, rejected_scores, rejected_mask) = rejected;
+    align(chosen_ids, rejected_ids)
+        .into_iter()
+        .flat_map(|segment| match segment {
+            Segment::Same { chosen: c, rejected: r } => c
+                .zip(r)
+                .map(|(i, j)| (chosen_scores[i] - rejected_scores[j], chosen_mask[i] || rejected_mask[j]))
+                .collect::<Vec<_>>(),
+            Segment::Differ { chosen: c, rejected: r } => c
+                .map(|i| (chosen_scores[i], chosen_mask[i]))
+                .chain(r.map(|j| (-rejected_scores[j], rejected_mask[j])))
+                .collect(),
+        })
+        .collect()
+}
+
 /// The expected precision of `k` tokens picked at random: the decisive fraction.
 pub fn random_precision(decisive: &[bool]) -> f32 {
     decisive.iter().filter(|&&d| d).count() as f32 / decisive.len().max(1) as f32
@@ -282,12 +362,17 @@ pub async fn precision_report(
             for (slot, method) in AttributionMethod::ALL.into_iter().enumerate() {
                 let c = candidates(chosen.scores(method), &chosen_mask, true);
                 let r = candidates(rejected.scores(method), &rejected_mask, false);
-                let both: Vec<(f32, bool)> = c.iter().chain(&r).copied().collect();
+                let both = pair_candidates(
+                    (&chosen.ids, chosen.scores(method), &chosen_mask),
+                    (&rejected.ids, rejected.scores(method), &rejected_mask),
+                );
                 for (sum, value) in sums[slot].iter_mut().zip([precision_at_k(&c, k), precision_at_k(&r, k), precision_at_k(&both, k)]) {
                     *sum += f64::from(value);
                 }
             }
-            let both: Vec<bool> = chosen_mask.iter().chain(&rejected_mask).copied().collect();
+            let zeros = vec![0.0; chosen.ids.len().max(rejected.ids.len())];
+            let pool = pair_candidates((&chosen.ids, &zeros, &chosen_mask), (&rejected.ids, &zeros, &rejected_mask));
+            let both: Vec<bool> = pool.iter().map(|&(_, d)| d).collect();
             let random = [random_precision(&chosen_mask), random_precision(&rejected_mask), random_precision(&both)];
             for (sum, value) in sums[AttributionMethod::ALL.len()].iter_mut().zip(random) {
                 *sum += f64::from(value);
@@ -368,5 +453,17 @@ mod tests {
         assert_eq!(precision_at_k(&c, 10), 0.5);
         assert_eq!(candidates(&[1.0, -2.0], &[false, true], false), [(-1.0, false), (2.0, true)]);
         assert_eq!(random_precision(&[true, false, false, false]), 0.25);
+    }
+
+    #[test]
+    fn pair_candidates_score_shared_tokens_by_their_difference() {
+        // chosen "a b X c", rejected "a b Y Z c": a and b shared, X against Y Z, c shared again.
+        let chosen = ([1, 2, 7, 3], [0.5, 0.25, 2.0, 1.0], [false, false, true, false]);
+        let rejected = ([1, 2, 8, 9, 3], [0.5, 0.25, -1.0, 0.5, 3.0], [false, false, true, true, false]);
+        let pool = pair_candidates((&chosen.0, &chosen.1, &chosen.2), (&rejected.0, &rejected.1, &rejected.2));
+        assert_eq!(pool, [(0.0, false), (0.0, false), (2.0, true), (1.0, true), (-0.5, true), (-2.0, false)]);
+        // The candidates add up to the margin the scores explain.
+        let margin: f32 = chosen.1.iter().sum::<f32>() - rejected.1.iter().sum::<f32>();
+        assert_eq!(pool.iter().map(|c| c.0).sum::<f32>(), margin);
     }
 }

@@ -171,7 +171,7 @@ impl Trainer {
 
     /// Whether an evaluation is due after the step just taken.
     pub fn evaluation_due(&self) -> bool {
-        self.state.step > 0 && (self.state.step % self.config.eval_every == 0 || self.is_done())
+        self.state.step > 0 && (self.state.step.is_multiple_of(self.config.eval_every) || self.is_done())
     }
 
     /// Records a held-out accuracy; returns whether it is the best so far.

@@ -6,8 +6,8 @@ mod common;
 use burn::module::Module;
 use burn::tensor::Device;
 use common::*;
-use hafrm::attribution::{AttributionMethod, attribute, precision_report};
-use hafrm::batch::{EncodedPair, SequenceRef, TokenBatch};
+use hafrm::attribution::{AttributionMethod, PrecisionRow, attribute, precision_report};
+use hafrm::batch::{EncodedPair, EncodedResponse, SequenceRef, TokenBatch};
 use hafrm::config::{Method, ModelConfig, TrainConfig};
 use hafrm::data::demo::{self, DemoSet};
 use hafrm::data::split_train_eval;
@@ -39,6 +39,11 @@ fn token_scores_add_up_to_the_sequence_quantities() {
     let sequence = inference.sequence_scores(inference.hidden(&batch), &batch);
     let (rewards, logps, ref_logps) = (to_vec(sequence.reward), to_vec(sequence.policy_logp), to_vec(batch.ref_logp().unwrap()));
     let prefix_all = to_vec(inference.prefix_rewards(inference.hidden(&batch)));
+    // Each prompt with an empty response (EOS alone), through the training path too.
+    let eos = EncodedResponse { ids: vec![encoder.eos_id()], offsets: vec![(0, 0)], ref_logps: None };
+    let empties: Vec<SequenceRef> = pairs.iter().map(|p| SequenceRef { prompt: &p.prompt, response: &eos }).collect();
+    let empty_batch = TokenBatch::from_sequences(&empties, encoder.pad_id(), &Device::flex());
+    let empty_rewards = to_vec(inference.sequence_scores(inference.hidden(&empty_batch), &empty_batch).reward);
     let n = pairs.len();
     for (i, s) in scores.iter().enumerate() {
         // attribute() takes chosen/rejected interleaved; the batch has chosen rows first.
@@ -49,6 +54,15 @@ fn token_scores_add_up_to_the_sequence_quantities() {
         close(s.reward, rewards[row], "reward");
         close(s.prompt_reward, prompt_reward, "prompt reward");
         close(s.prefix.iter().sum(), rewards[row] - prompt_reward, "prefix increments telescope");
+        close(s.empty_reward, empty_rewards[i / 2], "reward of the empty response");
+        close(s.closed.iter().sum(), rewards[row] - empty_rewards[i / 2], "closed-prefix increments telescope");
+        assert_eq!(*s.closed.last().unwrap(), 0.0, "EOS closes every prefix, so it adds nothing");
+        // The first token's increment: the prompt with that token and EOS, minus with EOS alone.
+        let first = EncodedResponse { ids: vec![sequences[i].response.ids[0], encoder.eos_id()], offsets: vec![(0, 0); 2], ref_logps: None };
+        let one = [SequenceRef { prompt: sequences[i].prompt, response: &first }];
+        let one_batch = TokenBatch::from_sequences(&one, encoder.pad_id(), &Device::flex());
+        let first_reward = to_vec(inference.sequence_scores(inference.hidden(&one_batch), &one_batch).reward)[0];
+        close(s.closed[0], first_reward - empty_rewards[i / 2], "first closed-prefix increment");
         close(s.implicit.iter().sum(), implicit, "implicit token rewards sum");
         assert!(implicit.abs() > 1e-3, "the reference differs from the model");
         assert_eq!(s.gradient.len(), s.ids.len());
@@ -77,22 +91,27 @@ fn trained_precision(set: DemoSet, steps: usize) -> hafrm::attribution::Precisio
     block_on(precision_report(&trainer.model, &pairs, 1, recipe.beta, 32, encoder.pad_id(), &device)).unwrap()
 }
 
-/// Polite vs rude is decided by one or two words. After training, the best method's top
-/// token must be decisive at least 0.5 more often than a random token. A random scorer's
-/// precision@1 over the 120 held-out pairs has a standard error of about 0.03 (p ~ 0.11), so
-/// the margin is over 15 standard errors: no chance agreement gets there.
-///
-/// The arithmetic set is not asserted here: there the methods put much of their weight on the
-/// tokens after the answer, and the best method's precision@1 moved between 0.22 and 0.50
-/// (random 0.14) with the training run, which issue 4 still has to explain.
+/// After training `tiny` on arithmetic (the sum decides) and on politeness (one or two words
+/// decide), the best method's top token falls in the decisive span far more often than a
+/// random token: for the pair (the token that most favours chosen over rejected) by at least
+/// 0.4, and for the chosen response alone, the harder case with no rejected response to compare
+/// against, by at least 0.3. Over 120 held-out pairs a random scorer's precision (p 0.1 to
+/// 0.25) has a standard error of at most 0.04, so both margins are over 7 standard errors:
+/// chance agreement does not reach them. On arithmetic the closed-prefix method is the one that
+/// finds the answer in a lone response; the plain prefix increments credit the token after it.
 #[test]
-fn after_training_on_politeness_the_top_token_is_the_decisive_word() {
-    let report = trained_precision(DemoSet::Polite, 200);
-    eprintln!("polite: {report:?}");
-    let random = report.row("random").unwrap().pair;
-    let (best_method, best) = AttributionMethod::ALL
-        .iter()
-        .map(|m| (m.name(), report.row(m.name()).unwrap().pair))
-        .fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
-    assert!(best >= random + 0.5, "best precision@1 {best} ({best_method}) vs random {random}");
+fn after_training_the_top_token_is_the_decisive_one() {
+    for set in [DemoSet::Arithmetic, DemoSet::Polite] {
+        let report = trained_precision(set, 200);
+        eprintln!("{}: {report:?}", set.name());
+        for (column, margin) in [("pair", 0.4), ("chosen", 0.3)] {
+            let value = |row: &PrecisionRow| if column == "pair" { row.pair } else { row.chosen };
+            let random = value(report.row("random").unwrap());
+            let (best_method, best) = AttributionMethod::ALL
+                .iter()
+                .map(|m| (m.name(), value(report.row(m.name()).unwrap())))
+                .fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
+            assert!(best >= random + margin, "{} {column}: best precision@1 {best} ({best_method}) vs random {random}", set.name());
+        }
+    }
 }

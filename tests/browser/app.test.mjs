@@ -128,7 +128,7 @@ async function assertTokenViews(session, badge) {
   assert.match(card, /id \d+/);
   assert.match(card, /prefix\s+[+-]\d/);
   // Precision@1 per method, with the random baseline.
-  assert.equal(await page.locator("#precision tr").count(), 4);
+  assert.equal(await page.locator("#precision tr").count(), 5);
   assert.deepEqual(errors, [], "no console errors");
   const foreign = requests.filter((u) => !u.startsWith(origin) && !u.startsWith("blob:") && !u.startsWith("data:"));
   assert.deepEqual(foreign, [], "no request leaves the page's origin");

@@ -30,10 +30,10 @@ pub struct AttributeArgs {
     /// The method to colour by [default: prefix, or implicit for a dpo model].
     #[arg(long, value_parser = parse_method)]
     method: Option<AttributionMethod>,
-    /// Also print every token's three scores.
+    /// Also print every token's score under every method.
     #[arg(long)]
     table: bool,
-    /// Write a self-contained HTML page with all three methods.
+    /// Write a self-contained HTML page with every method.
     #[arg(long)]
     html: Option<PathBuf>,
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
@@ -119,10 +119,18 @@ fn terminal_view(attributed: &[AttributedResponse], method: AttributionMethod, t
         }
         out.push('\n');
         if table {
-            let _ = writeln!(out, "  {:>3}  {:<16} {:>6}  {:>9} {:>9} {:>9}", "#", "token", "id", "implicit", "prefix", "gradient");
+            let _ = write!(out, "  {:>3}  {:<16} {:>6} ", "#", "token", "id");
+            for m in AttributionMethod::ALL {
+                let _ = write!(out, " {:>9}", m.name());
+            }
+            out.push('\n');
             for (j, text) in a.tokens.iter().enumerate() {
                 let mark = if a.is_decisive(j) { "*" } else { " " };
-                let _ = writeln!(out, "{mark} {j:>3}  {:<16} {:>6}  {:>+9.4} {:>+9.4} {:>+9.4}", format!("{text:?}"), s.ids[j], s.implicit[j], s.prefix[j], s.gradient[j]);
+                let _ = write!(out, "{mark} {j:>3}  {:<16} {:>6} ", format!("{text:?}"), s.ids[j]);
+                for value in s.all_scores(j) {
+                    let _ = write!(out, " {value:>+9.4}");
+                }
+                out.push('\n');
             }
         }
     }
@@ -159,7 +167,7 @@ th.method{width:11rem;font-weight:600}th.method small{display:block;font-weight:
     );
     let _ = writeln!(
         page,
-        "<p class=\"meta\">model <b>{}</b>, trained as <b>{}</b> (beta {}). Hover a token for its three scores.</p>",
+        "<p class=\"meta\">model <b>{}</b>, trained as <b>{}</b> (beta {}). Hover a token for its scores.</p>",
         escape(&run.path.display().to_string()),
         run.config.train.method.name(),
         run.config.train.beta
@@ -184,10 +192,8 @@ th.method{width:11rem;font-weight:600}th.method small{display:block;font-weight:
                 if a.differs[j] {
                     classes.push_str(" differs");
                 }
-                let title = format!(
-                    "{:?} (id {}): implicit {:+.4}, prefix {:+.4}, gradient {:+.4}",
-                    text, s.ids[j], s.implicit[j], s.prefix[j], s.gradient[j]
-                );
+                let values: Vec<String> = AttributionMethod::ALL.iter().zip(s.all_scores(j)).map(|(m, v)| format!("{} {v:+.4}", m.name())).collect();
+                let title = format!("{text:?} (id {}): {}", s.ids[j], values.join(", "));
                 let _ = write!(
                     page,
                     "<span class=\"{classes}\" style=\"background:rgb({},{},{});color:{}\" title=\"{}\">{}</span>",

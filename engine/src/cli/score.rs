@@ -49,7 +49,7 @@ pub struct EvalArgs {
     seed: u64,
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     backend: BackendChoice,
-    /// Also score the three attribution methods against the data's decisive spans.
+    /// Also score the attribution methods against the data's decisive spans.
     #[arg(long)]
     attribution: bool,
     /// The k of precision@k.
