@@ -91,7 +91,7 @@ fn train_eval_score_and_resume() {
 
     // attribution in the terminal, as a table, as JSON, and as an HTML page
     let colour = ok(&["attribute", "--model", s(&run), "--prompt", "What is 2 + 3?", "--response", "2 + 3 = 5.", "--backend", "cpu"]);
-    assert!(colour.contains("\x1b[48;2;") && colour.contains("legend (prefix-reward increment"), "{colour}");
+    assert!(colour.contains("\x1b[48;2;") && colour.contains("legend (closed-prefix increment"), "{colour}");
     let table = ok(&["attribute", "--model", s(&run), "--prompt", "What is 2 + 3?", "--response", "2 + 3 = 5.", "--table", "--method", "implicit", "--backend", "cpu"]);
     assert!(table.contains("implicit") && table.contains("gradient") && table.contains("closed") && table.contains("\"⏎\""), "{table}");
     let attributed = json_lines(&ok(&["attribute", "--model", s(&run), "--pair", &format!("{}:3", s(&data)), "--json", "--backend", "cpu"]));

@@ -9,8 +9,9 @@ source app/tools.sh
 
 # The app's release build, which the browser tests serve.
 trunk --config app/Trunk.toml build --release
-wasm=$(ls dist/*.wasm)
-echo "app: $(stat -c %s "$wasm") bytes of wasm, $(gzip -9 -c "$wasm" | wc -c) gzipped"
+for wasm in dist/*.wasm; do
+  echo "app: $wasm: $(stat -c %s "$wasm") bytes, $(gzip -9 -c "$wasm" | wc -c) gzipped"
+done
 npm ci --prefix tests --no-audit --no-fund --silent
 
 # The engine, the CLI and the app end to end (tests/app.rs runs tests/browser/). The app

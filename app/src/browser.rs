@@ -1,11 +1,16 @@
 //! Browser glue: yielding to the event loop, clocks, downloads, the address bar, and what a
-//! panic shows.
+//! panic shows. The timers and clocks work in the page and in the worker alike.
 
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 fn window() -> web_sys::Window {
-    web_sys::window().expect("the app runs in a window")
+    web_sys::window().expect("the page runs in a window")
+}
+
+/// A property of the global object (the window, or the worker's scope).
+fn global_property(name: &str) -> Option<JsValue> {
+    js_sys::Reflect::get(&js_sys::global(), &name.into()).ok().filter(|v| !v.is_undefined() && !v.is_null())
 }
 
 /// Gives the browser a turn (input, rendering) before the next piece of work: a macrotask,
@@ -17,14 +22,16 @@ pub async fn yield_to_browser() {
 /// Resolves after `ms` milliseconds.
 pub async fn sleep_ms(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        if let Some(set_timeout) = global_property("setTimeout").and_then(|f| f.dyn_into::<js_sys::Function>().ok()) {
+            let _ = set_timeout.call2(&js_sys::global(), &resolve, &ms.into());
+        }
     });
     let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
-/// Milliseconds since the page loaded.
+/// Milliseconds since the page (or the worker) started.
 pub fn now_ms() -> f64 {
-    window().performance().map(|p| p.now()).unwrap_or_default()
+    global_property("performance").map(|p| p.unchecked_into::<web_sys::Performance>().now()).unwrap_or_default()
 }
 
 /// Seconds since the Unix epoch.
@@ -49,23 +56,26 @@ pub fn set_query(query: &str) {
 
 /// Whether the browser has the WebGPU API at all.
 pub fn has_webgpu() -> bool {
-    js_sys::Reflect::get(&window().navigator(), &"gpu".into()).is_ok_and(|gpu| !gpu.is_undefined() && !gpu.is_null())
+    global_property("navigator").and_then(|n| js_sys::Reflect::get(&n, &"gpu".into()).ok()).is_some_and(|gpu| !gpu.is_undefined() && !gpu.is_null())
 }
 
-/// Saves `bytes` as a file named `name` through a download link (the data stays local: the
-/// link points at an in-memory blob).
-pub fn download(name: &str, bytes: &[u8], mime: &str) -> Result<(), String> {
+/// An in-memory blob URL holding `bytes` (the data stays in the browser).
+pub fn blob_url(bytes: &[u8], mime: &str) -> Result<String, String> {
     let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
     let options = web_sys::BlobPropertyBag::new();
     options.set_type(mime);
     let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(describe)?;
-    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(describe)?;
+    web_sys::Url::create_object_url_with_blob(&blob).map_err(describe)
+}
+
+/// Saves what `url` holds as a file named `name`, through a download link.
+pub fn save_url(name: &str, url: &str) -> Result<(), String> {
     let document = window().document().expect("a document");
     let link: web_sys::HtmlAnchorElement = document.create_element("a").map_err(describe)?.unchecked_into();
-    link.set_href(&url);
+    link.set_href(url);
     link.set_download(name);
     link.click();
-    web_sys::Url::revoke_object_url(&url).map_err(describe)
+    Ok(())
 }
 
 /// The text of a file the user picked.
@@ -82,38 +92,45 @@ pub fn describe(value: JsValue) -> String {
         .unwrap_or_else(|| format!("{value:?}"))
 }
 
-/// Logs panics to the console and, since a panic stops the page's code for good, shows what
-/// happened on the page with a way forward: the same settings on the CPU backend.
+/// Logs the page's panics to the console and shows them (`show_fatal`).
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         console_error_panic_hook::hook(info);
-        let message = info.to_string();
-        let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
-        let Some(body) = document.body() else { return };
-        let query = query();
-        let cpu = if query.contains("backend=cpu") {
-            None
-        } else if query.is_empty() {
-            Some("?backend=cpu".to_string())
-        } else {
-            Some(format!("{query}&backend=cpu"))
-        };
-        let Ok(card) = document.create_element("div") else { return };
-        card.set_id("fatal");
-        card.set_attribute("role", "alert").ok();
-        let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-        let action = match cpu {
-            Some(href) => format!("<a class=\"button primary\" href=\"{}\">Restart on the CPU backend</a>", escape(&href)),
-            None => "<a class=\"button primary\" href=\"\">Reload</a>".to_string(),
-        };
-        card.set_inner_html(&format!(
-            "<h2>The run stopped</h2><p>The engine hit an error it cannot recover from{}:</p><pre>{}</pre>\
-             <p>Your settings are in the address, so nothing you chose is lost.</p>{action}",
-            if query.contains("backend=cpu") { "" } else { " (often the GPU: its device was lost or ran out of memory)" },
-            escape(&message)
-        ));
-        let _ = body.append_child(&card);
+        show_fatal(&info.to_string());
     }));
+}
+
+/// Since a panic stops the engine's code for good, shows what happened on the page with a way
+/// forward: the same settings on the CPU backend. Shown once; later failures are consequences.
+pub fn show_fatal(message: &str) {
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
+    let Some(body) = document.body() else { return };
+    let query = query();
+    let cpu = if query.contains("backend=cpu") {
+        None
+    } else if query.is_empty() {
+        Some("?backend=cpu".to_string())
+    } else {
+        Some(format!("{query}&backend=cpu"))
+    };
+    if document.get_element_by_id("fatal").is_some() {
+        return;
+    }
+    let Ok(card) = document.create_element("div") else { return };
+    card.set_id("fatal");
+    card.set_attribute("role", "alert").ok();
+    let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let action = match cpu {
+        Some(href) => format!("<a class=\"button primary\" href=\"{}\">Restart on the CPU backend</a>", escape(&href)),
+        None => "<a class=\"button primary\" href=\"\">Reload</a>".to_string(),
+    };
+    card.set_inner_html(&format!(
+        "<h2>The run stopped</h2><p>The engine hit an error it cannot recover from{}:</p><pre>{}</pre>\
+         <p>Your settings are in the address, so nothing you chose is lost.</p>{action}",
+        if query.contains("backend=cpu") { "" } else { " (often the GPU: its device was lost or ran out of memory)" },
+        escape(message)
+    ));
+    let _ = body.append_child(&card);
 }
 
 /// Calls `f` every `ms` milliseconds for the life of the page.
@@ -125,7 +142,7 @@ pub fn every(ms: i32, f: impl FnMut() + 'static) {
 
 /// The longest main-thread task seen so far (ms), as `index.html`'s long-task observer records it.
 pub fn longest_task_ms() -> Option<f64> {
-    js_sys::Reflect::get(&window(), &"hafrmLongestTask".into()).ok().and_then(|v| v.as_f64())
+    global_property("hafrmLongestTask").and_then(|v| v.as_f64())
 }
 
 /// Sends the engine's and its libraries' warnings and errors to the browser console (wgpu
@@ -157,11 +174,11 @@ pub fn install_console_log() {
     }
 }
 
-/// The WebGPU adapter's vendor and architecture (e.g. `google swiftshader`), as index.html's
+/// The WebGPU adapter's vendor and architecture (e.g. `google swiftshader`), as the worker's
 /// device hook noted them; wgpu passes on only the description, which browsers often leave
 /// empty.
 pub fn adapter_label() -> Option<String> {
-    let adapter = js_sys::Reflect::get(&window(), &"hafrmAdapter".into()).ok().filter(|a| a.is_object())?;
+    let adapter = global_property("hafrmAdapter").filter(|a| a.is_object())?;
     let field = |name: &str| js_sys::Reflect::get(&adapter, &name.into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
     let label = [field("description"), field("vendor"), field("architecture")]
         .into_iter()

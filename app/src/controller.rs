@@ -1,79 +1,25 @@
-//! The task that owns the engine's session: it sets a run up, trains it step by step, answers
-//! the page's requests between steps, and yields to the browser after every piece of work so
-//! that the page stays responsive. The page talks to it through commands and reads signals.
+//! The page's side of a run: signals the components read, and the worker that trains. The page
+//! sends the worker requests and turns its events into signal updates; the engine's session
+//! never touches the main thread, so training cannot block the page.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 
 use hafrm::attribution::PrecisionReport;
-use hafrm::checkpoint::DataSource;
-use hafrm::data::demo::generate;
-use hafrm::data::{PreferencePair, split_train_eval};
-use hafrm::device::{Backend, Device, cpu_device, init_wgpu_async};
-use hafrm::metrics::MetricsRecord;
-use hafrm::session::{Preparation, Session};
+use hafrm::data::PreferencePair;
 use hafrm::token_view::AttributedResponse;
-use hafrm::tokenizer::TextEncoder;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 
-use crate::browser::{adapter_label, download, has_webgpu, now_ms, sleep_ms, unix_seconds, yield_to_browser};
-use crate::settings::{BackendPreference, Settings};
+use crate::browser::{describe, now_ms, save_url, show_fatal};
+pub use crate::protocol::{BackendBadge, Command, EvalPoint, Phase, TrainPoint};
+use crate::protocol::{Envelope, Event, Request};
+use crate::settings::Settings;
 
-/// Held-out pairs scored for the precision table at each evaluation.
-const PRECISION_PAIRS: usize = 48;
+/// The worker's script, as Trunk's worker pipeline writes it next to the page.
+const WORKER_SCRIPT: &str = "./hafrm-worker_loader.js";
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum Phase {
-    Starting(String),
-    Preparing { done: usize, total: usize },
-    Ready,
-    Training,
-    Paused,
-    Finished,
-    Failed(String),
-}
-
-/// What the backend badge shows.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BackendBadge {
-    /// `WebGPU` or `CPU`.
-    pub kind: &'static str,
-    pub detail: String,
-    /// A software adapter (SwiftShader, lavapipe) rather than a GPU.
-    pub software: bool,
-    /// Why the CPU runs when WebGPU was wanted.
-    pub note: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct TrainPoint {
-    pub step: usize,
-    pub loss: f64,
-    pub reward_loss: f64,
-    pub policy_loss: f64,
-    pub steps_per_second: f64,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct EvalPoint {
-    pub step: usize,
-    pub reward_accuracy: f64,
-    pub implicit_accuracy: f64,
-}
-
-#[derive(Clone, Debug)]
-pub enum Command {
-    Start,
-    Pause,
-    Step,
-    ViewPair(usize),
-    Score { prompt: String, response: String },
-    DownloadModel,
-    DownloadMetrics,
-}
-
-/// The page's view of the run. Signals only: the session itself stays with its task.
+/// The page's view of the run. Signals only: the session lives in the worker.
 #[derive(Clone, Copy)]
 pub struct Studio {
     pub phase: RwSignal<Phase>,
@@ -96,10 +42,15 @@ pub struct Studio {
     generation: RwSignal<u64>,
 }
 
+/// The worker and the requests waiting for it to listen.
+struct Link {
+    worker: web_sys::Worker,
+    /// `None` once the worker listens.
+    waiting: Option<Vec<String>>,
+}
+
 thread_local! {
-    static COMMANDS: RefCell<VecDeque<(u64, Command)>> = const { RefCell::new(VecDeque::new()) };
-    /// The WebGPU backend, initialised once per page (a wgpu runtime cannot be set up twice).
-    static WEBGPU: RefCell<Option<Result<Backend, String>>> = const { RefCell::new(None) };
+    static LINK: RefCell<Option<Link>> = const { RefCell::new(None) };
     /// The pairs of the last file uploaded, and its name.
     static UPLOAD: RefCell<Option<(String, Vec<PreferencePair>)>> = const { RefCell::new(None) };
 }
@@ -109,9 +60,10 @@ pub fn set_upload(name: String, pairs: Vec<PreferencePair>) {
 }
 
 impl Studio {
+    /// The signals, and the worker that fills them.
     pub fn new() -> Self {
-        Self {
-            phase: RwSignal::new(Phase::Starting("loading".into())),
+        let studio = Self {
+            phase: RwSignal::new(Phase::Starting("loading the engine".into())),
             badge: RwSignal::new(None),
             train: RwSignal::new(Vec::new()),
             eval: RwSignal::new(Vec::new()),
@@ -125,20 +77,63 @@ impl Studio {
             busy_since: RwSignal::new(None),
             model_summary: RwSignal::new(String::new()),
             generation: RwSignal::new(0),
+        };
+        if let Err(e) = studio.spawn_worker() {
+            show_fatal(&format!("could not start the training worker: {e}"));
         }
+        studio
+    }
+
+    fn spawn_worker(self) -> Result<(), String> {
+        let worker = web_sys::Worker::new(WORKER_SCRIPT).map_err(describe)?;
+        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |message: web_sys::MessageEvent| {
+            match message.data().as_string().map(|text| serde_json::from_str::<Envelope>(&text)) {
+                Some(Ok(envelope)) => self.receive(envelope),
+                Some(Err(e)) => web_sys::console::error_1(&format!("unreadable event from the worker: {e}").into()),
+                None => web_sys::console::error_1(&"the worker sent something other than text".into()),
+            }
+        });
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        on_message.forget();
+        // The worker failed to load, or its code trapped after a panic it could not report.
+        let on_error = Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(|error: web_sys::ErrorEvent| {
+            show_fatal(&format!("the training worker stopped: {}", error.message()));
+        });
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        on_error.forget();
+        LINK.with(|l| *l.borrow_mut() = Some(Link { worker, waiting: Some(Vec::new()) }));
+        Ok(())
+    }
+
+    fn post(request: &Request) {
+        let text = serde_json::to_string(request).expect("requests serialise");
+        LINK.with(|l| {
+            let mut link = l.borrow_mut();
+            let Some(link) = link.as_mut() else { return };
+            match &mut link.waiting {
+                Some(queue) => queue.push(text),
+                None => {
+                    if let Err(e) = link.worker.post_message(&text.into()) {
+                        web_sys::console::error_2(&"could not reach the worker".into(), &e);
+                    }
+                }
+            }
+        });
     }
 
     /// Asks the running session to do something between steps.
     pub fn send(&self, command: Command) {
-        let generation = self.generation.get_untracked();
-        COMMANDS.with(|c| c.borrow_mut().push_back((generation, command)));
+        if let Command::ViewPair(index) = command {
+            self.selected.set(index);
+        }
+        Self::post(&Request::Command { generation: self.generation.get_untracked(), command });
     }
 
     /// Starts a new run with `settings`, ending the current one.
     pub fn launch(&self, settings: Settings) {
         let generation = self.generation.get_untracked() + 1;
         self.generation.set(generation);
-        COMMANDS.with(|c| c.borrow_mut().clear());
+        self.phase.set(Phase::Starting("loading the engine".into()));
         self.train.set(Vec::new());
         self.eval.set(Vec::new());
         self.pair_view.set(None);
@@ -147,250 +142,48 @@ impl Studio {
         self.notice.set(None);
         self.busy_since.set(None);
         self.selected.set(0);
-        let studio = *self;
-        spawn_local(async move {
-            if let Err(message) = studio.run(settings, generation).await
-                && studio.is_current(generation)
-            {
-                studio.busy_since.set(None);
-                studio.phase.set(Phase::Failed(message));
-            }
-        });
+        let upload = if settings.demo_set().is_none() { UPLOAD.with(|u| u.borrow().clone()) } else { None };
+        Self::post(&Request::Launch { generation, settings, upload });
     }
 
-    fn is_current(&self, generation: u64) -> bool {
-        self.generation.get_untracked() == generation
-    }
-
-    fn take_commands(&self, generation: u64) -> Vec<Command> {
-        COMMANDS.with(|c| {
-            let mut queue = c.borrow_mut();
-            let mine = queue.iter().filter(|(g, _)| *g == generation).map(|(_, c)| c.clone()).collect();
-            queue.retain(|(g, _)| *g > generation);
-            mine
-        })
-    }
-
-    async fn run(self, settings: Settings, generation: u64) -> Result<(), String> {
-        self.phase.set(Phase::Starting("starting the backend".into()));
-        let (device, badge) = backend(settings.backend).await;
-        self.badge.set(Some(badge));
-        yield_to_browser().await;
-
-        let encoder = TextEncoder::builtin();
-        let (train, eval, source) = pairs(&settings)?;
-        let config = settings.run_config(encoder.vocab_size(), source).map_err(|e| e.to_string())?;
-        self.pairs.set(eval.iter().map(pair_label).collect());
-        let mut preparation = Preparation::new(config, encoder, &train, eval, &device).map_err(|e| e.to_string())?;
-        while !preparation.is_done() {
-            if !self.is_current(generation) {
-                return Ok(());
-            }
-            let (done, total) = preparation.progress();
-            self.phase.set(Phase::Preparing { done, total });
-            yield_to_browser().await;
-            preparation.advance().await.map_err(|e| e.to_string())?;
-        }
-        let session = preparation.finish().await.map_err(|e| e.to_string())?;
-        if !self.is_current(generation) {
-            return Ok(());
-        }
-        self.total_steps.set(session.trainer.total_steps());
-        self.model_summary.set(format!(
-            "{} GPT · {:.0}k parameters · {} training / {} held-out pairs",
-            settings.preset,
-            session.parameter_count() as f64 / 1e3,
-            session.trainer.train_len(),
-            session.eval_texts.len()
-        ));
-        self.publish_records(&session, 0, 0.0);
-        self.refresh_views(&session, None).await;
-        self.phase.set(Phase::Ready);
-        self.drive(session, generation).await
-    }
-
-    /// The loop: commands, then a training step when running, then a turn for the browser.
-    async fn drive(self, mut session: Session, generation: u64) -> Result<(), String> {
-        let mut running = false;
-        let mut own: Option<(String, String)> = None;
-        let mut step_times: VecDeque<f64> = VecDeque::new();
-        loop {
-            if !self.is_current(generation) {
-                return Ok(());
-            }
-            let mut step_once = false;
-            for command in self.take_commands(generation) {
-                match command {
-                    Command::Start => running = !session.trainer.is_done(),
-                    Command::Pause => running = false,
-                    Command::Step => step_once = !session.trainer.is_done(),
-                    Command::ViewPair(index) => {
-                        self.selected.set(index);
-                        self.refresh_views(&session, own.as_ref()).await;
-                    }
-                    Command::Score { prompt, response } => {
-                        own = Some((prompt, response));
-                        self.refresh_own(&session, own.as_ref()).await;
-                    }
-                    Command::DownloadModel => match session.archive("hafrm-run", unix_seconds()).await {
-                        Ok(bytes) => self.report(download("hafrm-run.tar", &bytes, "application/x-tar")),
-                        Err(e) => self.notice.set(Some(format!("could not package the model: {e}"))),
-                    },
-                    Command::DownloadMetrics => {
-                        self.report(download("metrics.jsonl", session.metrics_jsonl().as_bytes(), "application/jsonl"))
+    /// Applies one of the worker's events, unless it belongs to a replaced run.
+    fn receive(&self, Envelope { generation, event }: Envelope) {
+        match event {
+            Event::Listening => LINK.with(|l| {
+                if let Some(link) = l.borrow_mut().as_mut() {
+                    for text in link.waiting.take().unwrap_or_default() {
+                        let _ = link.worker.post_message(&text.into());
                     }
                 }
+            }),
+            Event::Fatal(message) => {
+                self.busy_since.set(None);
+                show_fatal(&message);
             }
-            if !(running || step_once) || session.trainer.is_done() {
-                if session.trainer.step_count() > 0 {
-                    self.set_phase(if session.trainer.is_done() { Phase::Finished } else { Phase::Paused });
+            _ if generation != self.generation.get_untracked() => {}
+            Event::Phase(phase) => {
+                if self.phase.get_untracked() != phase {
+                    self.phase.set(phase);
                 }
-                sleep_ms(40).await;
-                continue;
             }
-            self.set_phase(Phase::Training);
-            let started = now_ms();
-            self.busy_since.set(Some(started));
-            let progress = session.advance().await.map_err(|e| format!("training step failed: {e}"))?;
-            self.busy_since.set(None);
-            let finished = now_ms();
-            step_times.push_back(finished);
-            if step_times.len() > 20 {
-                step_times.pop_front();
+            Event::Badge(badge) => self.badge.set(Some(badge)),
+            Event::Pairs(labels) => self.pairs.set(labels),
+            Event::Model { total_steps, summary } => {
+                self.total_steps.set(total_steps);
+                self.model_summary.set(summary);
             }
-            let rate = match (step_times.front(), step_times.len()) {
-                (Some(first), n) if n > 1 && finished > *first => 1000.0 * (n - 1) as f64 / (finished - first),
-                _ => 1000.0 / (finished - started).max(1.0),
-            };
-            self.publish_records(&session, session.records().len() - 1 - usize::from(progress.evaluation.is_some()), rate);
-            if progress.evaluation.is_some() || session.trainer.is_done() {
-                self.refresh_views(&session, own.as_ref()).await;
-            }
-            if session.trainer.is_done() {
-                running = false;
-            }
-            yield_to_browser().await;
-        }
-    }
-
-    /// Appends the session's records from index `from` to the charts.
-    fn publish_records(&self, session: &Session, from: usize, steps_per_second: f64) {
-        for record in &session.records()[from..] {
-            match record {
-                MetricsRecord::Train(m) => self.train.update(|points| {
-                    points.push(TrainPoint {
-                        step: m.step,
-                        loss: f64::from(m.loss),
-                        reward_loss: f64::from(m.pair.reward_loss),
-                        policy_loss: f64::from(m.pair.policy_loss),
-                        steps_per_second,
-                    })
-                }),
-                MetricsRecord::Eval(m) => self.eval.update(|points| {
-                    points.push(EvalPoint {
-                        step: m.step,
-                        reward_accuracy: f64::from(m.pair.reward_accuracy),
-                        implicit_accuracy: f64::from(m.pair.implicit_accuracy),
-                    })
-                }),
+            Event::Train(point) => self.train.update(|points| points.push(point)),
+            Event::Eval(point) => self.eval.update(|points| points.push(point)),
+            Event::PairView(index, view) => self.pair_view.set(Some((index, view))),
+            Event::OwnView(view) => self.own_view.set(Some(view)),
+            Event::Precision(step, report) => self.precision.set(Some((step, report))),
+            Event::Notice(message) => self.notice.set(Some(message)),
+            Event::Busy(busy) => self.busy_since.set(busy.then(now_ms)),
+            Event::Download { name, url } => {
+                if let Err(e) = save_url(&name, &url) {
+                    self.notice.set(Some(format!("could not save {name}: {e}")));
+                }
             }
         }
     }
-
-    /// Re-attributes the selected pair, the user's own text, and the precision table with the
-    /// current weights.
-    async fn refresh_views(&self, session: &Session, own: Option<&(String, String)>) {
-        let index = self.selected.get_untracked();
-        if !session.eval_texts.is_empty() {
-            match session.pair_view(index).await {
-                Ok(view) => self.pair_view.set(Some((index, view))),
-                Err(e) => self.notice.set(Some(format!("token view: {e}"))),
-            }
-            yield_to_browser().await;
-            match session.precision(1, PRECISION_PAIRS).await {
-                Ok(report) => self.precision.set(report.map(|r| (session.trainer.step_count(), r))),
-                Err(e) => self.notice.set(Some(format!("precision: {e}"))),
-            }
-            yield_to_browser().await;
-        }
-        self.refresh_own(session, own).await;
-    }
-
-    async fn refresh_own(&self, session: &Session, own: Option<&(String, String)>) {
-        if let Some((prompt, response)) = own {
-            match session.response_view(prompt, response).await {
-                Ok(view) => self.own_view.set(Some(view)),
-                Err(e) => self.notice.set(Some(format!("your text: {e}"))),
-            }
-        }
-    }
-
-    /// Sets the phase, notifying the page only when it changes.
-    fn set_phase(&self, phase: Phase) {
-        if self.phase.get_untracked() != phase {
-            self.phase.set(phase);
-        }
-    }
-
-    fn report(&self, result: Result<(), String>) {
-        if let Err(e) = result {
-            self.notice.set(Some(e));
-        }
-    }
-}
-
-impl Default for Studio {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// The device to train on and its badge. WebGPU when asked and available, else the CPU.
-async fn backend(preference: BackendPreference) -> (Device, BackendBadge) {
-    let cpu = |note: Option<String>| (cpu_device(), BackendBadge { kind: "CPU", detail: "Burn flex, WebAssembly".into(), software: false, note });
-    if preference == BackendPreference::Cpu {
-        return cpu(None);
-    }
-    if !has_webgpu() {
-        return cpu(Some("this browser offers no WebGPU".into()));
-    }
-    if WEBGPU.with(|w| w.borrow().is_none()) {
-        let result = init_wgpu_async().await.map_err(|e| e.to_string());
-        WEBGPU.with(|w| *w.borrow_mut() = Some(result));
-    }
-    match WEBGPU.with(|w| w.borrow().clone()).expect("initialised above") {
-        Ok(backend) => {
-            let adapter = backend.adapter.expect("wgpu reports its adapter");
-            let name = Some(adapter.name).filter(|n| !n.trim().is_empty()).or_else(adapter_label).unwrap_or_else(|| "unnamed adapter".into());
-            let detail = if adapter.software { format!("{name} · software fallback adapter") } else { name };
-            (backend.device, BackendBadge { kind: "WebGPU", detail, software: adapter.software, note: None })
-        }
-        Err(e) if e.contains("No suitable graphics adapter") || e.contains("No adapter available") => {
-            cpu(Some("the browser offers no WebGPU adapter".into()))
-        }
-        Err(e) => cpu(Some(format!("WebGPU failed to start: {e}"))),
-    }
-}
-
-/// Training and held-out pairs for `settings`, and where they came from.
-fn pairs(settings: &Settings) -> Result<(Vec<PreferencePair>, Vec<PreferencePair>, DataSource), String> {
-    let (all, source) = match settings.demo_set() {
-        Some(set) => {
-            let pairs = generate(set, settings.pairs, settings.seed).map_err(|e| e.to_string())?;
-            let source = DataSource::Demo { set, pairs: pairs.len(), seed: settings.seed };
-            (pairs, source)
-        }
-        None => {
-            let (name, pairs) = UPLOAD.with(|u| u.borrow().clone()).ok_or("no file has been uploaded in this page yet")?;
-            let source = DataSource::Upload { name, pairs: pairs.len() };
-            (pairs, source)
-        }
-    };
-    let (train, eval) = split_train_eval(&all, 0.1, settings.seed);
-    Ok((train, eval, source))
-}
-
-fn pair_label(pair: &PreferencePair) -> String {
-    let text: String = pair.prompt.split_whitespace().collect::<Vec<_>>().join(" ");
-    if text.chars().count() > 60 { format!("{}…", text.chars().take(59).collect::<String>()) } else { text }
 }

@@ -1,11 +1,14 @@
 //! HaF-RM Studio: train a reward model in the page and watch which tokens drive its reward.
-//! Components and browser glue only; the engine does the math.
+//! Components and browser glue only; the engine does the math, in a Web Worker (`worker`,
+//! the `hafrm-worker` binary) that the page (`controller`) talks to by messages (`protocol`).
 
 mod browser;
 mod charts;
 mod controller;
+mod protocol;
 mod settings;
 mod tokens;
+pub mod worker;
 
 use hafrm::attribution::AttributionMethod;
 use hafrm::config::Method;
@@ -88,8 +91,8 @@ fn BackendBadgeView(studio: Studio) -> impl IntoView {
     move || match studio.badge.get() {
         None => view! { <div id="backend-badge" class="badge">"starting…"</div> }.into_any(),
         Some(b) => view! {
-            <div id="backend-badge" class="badge" class:gpu=b.kind == "WebGPU" class:software=b.software title=b.note.clone().unwrap_or_default()>
-                <b>{b.kind}</b>
+            <div id="backend-badge" class="badge" class:gpu=b.kind.as_str() == "WebGPU" class:software=b.software title=b.note.clone().unwrap_or_default()>
+                <b>{b.kind.clone()}</b>
                 <span>{b.detail.clone()}</span>
                 {b.note.clone().map(|n| view! { <small>{n}</small> })}
             </div>
@@ -427,7 +430,8 @@ fn Charts(studio: Studio) -> impl IntoView {
 
 #[component]
 fn TokenPanel(studio: Studio) -> impl IntoView {
-    let method = RwSignal::new(AttributionMethod::Prefix);
+    // The closed prefixes find the decisive words best on the teaching sets (README).
+    let method = RwSignal::new(AttributionMethod::Closed);
     let hover = RwSignal::new(None);
     view! {
         <section class="card">
@@ -442,6 +446,7 @@ fn TokenPanel(studio: Studio) -> impl IntoView {
                                         AttributionMethod::Implicit => "implicit reward",
                                         AttributionMethod::Prefix => "prefix increments",
                                         AttributionMethod::Gradient => "gradient × input",
+                                        AttributionMethod::Closed => "closed prefixes",
                                     }}
                                 </button>
                             }
@@ -516,7 +521,7 @@ fn OwnText(studio: Studio) -> impl IntoView {
     let prompt = RwSignal::new("Please write a note to my neighbour about the noise.".to_string());
     let response = RwSignal::new("Could you please keep the noise down after ten? Thank you so much.".to_string());
     let hover = RwSignal::new(None);
-    let method = AttributionMethod::Prefix;
+    let method = AttributionMethod::Closed;
     view! {
         <section class="card">
             <h2>"Try your own"</h2>

@@ -4,16 +4,17 @@ use hafrm::checkpoint::{DataSource, RunConfig};
 use hafrm::config::{Method, ModelConfig, TrainConfig};
 use hafrm::data::demo::DemoSet;
 use hafrm::tokenizer::EncodeOptions;
+use serde::{Deserialize, Serialize};
 
 /// Which backend the user asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BackendPreference {
     /// WebGPU when the browser offers an adapter, else the CPU.
     Auto,
     Cpu,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     /// A teaching set's name, or `upload` for the user's file.
     pub data: String,

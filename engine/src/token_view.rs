@@ -2,7 +2,7 @@
 //! view, the HTML page and the browser app all draw from these, with one colour scale.
 
 use burn::tensor::Device;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::attribution::{AttributionMethod, Segment, TokenScores, align, attribute, decisive_tokens};
 use crate::batch::{EncodedResponse, SequenceRef};
@@ -33,7 +33,7 @@ impl ResponseText {
 }
 
 /// A response with its token scores.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttributedResponse {
     pub label: String,
     /// What each token shows: its slice of the response, or `⏎` for EOS.

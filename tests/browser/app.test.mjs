@@ -48,17 +48,21 @@ const BASE_FLAGS = [
   "--disable-component-update", "--disable-sync",
 ];
 
-/** A page on the app, recording console errors and every request's URL. */
-async function open(flags, query) {
+/** A page on the app, recording console errors (the page's and its worker's) and every
+ * request's URL. `prepare` may route requests before the page loads. */
+async function open(flags, query, prepare = async () => {}) {
   const { server, origin } = await serve();
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: [...BASE_FLAGS, ...flags] });
   const context = await browser.newContext({ viewport: { width: 1500, height: 1250 }, acceptDownloads: true });
   const page = await context.newPage();
   const errors = [];
   const requests = [];
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
-  page.on("pageerror", (e) => errors.push(String(e)));
+  const error = (text) => { if (!errors.includes(text)) errors.push(text); };
+  page.on("console", (m) => { if (m.type() === "error") error(m.text()); });
+  page.on("pageerror", (e) => error(String(e)));
+  page.on("worker", (w) => w.on("console", (m) => { if (m.type() === "error") error(m.text()); }));
   page.on("request", (r) => requests.push(r.url()));
+  await prepare(page);
   const loaded = Date.now();
   await page.goto(origin + "/" + query);
   const close = async () => { await browser.close(); server.close(); };
@@ -194,6 +198,34 @@ test("falls back to the CPU without WebGPU, trains, and hands its model to the C
     await session.close();
   }
 });
+
+// When the engine's code stops for good (a panic: on WebGPU usually a lost device or an
+// out-of-memory error), the page must say so and offer the CPU backend, not go blank. The worker
+// is replaced by a stand-in that fails the way the real one does: it reports the panic
+// (`Fatal`), or it traps and the browser reports the error.
+for (const [how, worker] of [
+  ["reports a panic", `postMessage(JSON.stringify({ generation: 0, event: "Listening" }));
+     onmessage = (m) => postMessage(JSON.stringify({ generation: JSON.parse(m.data).Launch.generation, event: { Fatal: "panicked at wgpu: Device lost (simulated)" } }));`],
+  ["traps", `onmessage = () => { throw new Error("RuntimeError: unreachable (simulated)"); }; postMessage(JSON.stringify({ generation: 0, event: "Listening" }));`],
+]) {
+  test(`a training worker that ${how} stops the run with a message and offers the CPU`, { timeout: 120_000 }, async () => {
+    const session = await open(["--enable-unsafe-webgpu"], "?data=polite&steps=5", (page) =>
+      page.route("**/hafrm-worker_loader.js", (route) => route.fulfill({ contentType: "text/javascript", body: worker })));
+    const { page } = session;
+    try {
+      const fatal = page.locator("#fatal");
+      await fatal.waitFor({ timeout: 60_000 });
+      assert.match(await fatal.innerText(), /simulated/);
+      const restart = page.locator("#fatal a", { hasText: "Restart on the CPU backend" });
+      const href = await restart.getAttribute("href");
+      assert.match(href, /data=polite/, "the restart keeps the settings");
+      assert.match(href, /backend=cpu/);
+      assert.ok(await page.locator("#train").isVisible(), "the page is still there behind the message");
+    } finally {
+      await session.close();
+    }
+  });
+}
 
 test("a malformed upload shows the engine's error and keeps the current run", { timeout: 300_000 }, async () => {
   const session = await open(["--disable-gpu", "--disable-features=WebGPU"], QUICK);

@@ -1,0 +1,103 @@
+//! The messages between the page and the worker that trains: the page sends requests, the
+//! worker answers with events. Both travel as JSON text, and every event names the run (its
+//! generation) it belongs to, so the page drops what a run it has replaced still says.
+
+use hafrm::attribution::PrecisionReport;
+use hafrm::data::PreferencePair;
+use hafrm::token_view::AttributedResponse;
+use serde::{Deserialize, Serialize};
+
+use crate::settings::Settings;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Phase {
+    Starting(String),
+    Preparing { done: usize, total: usize },
+    Ready,
+    Training,
+    Paused,
+    Finished,
+    Failed(String),
+}
+
+/// What the backend badge shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackendBadge {
+    /// `WebGPU` or `CPU`.
+    pub kind: String,
+    pub detail: String,
+    /// A software adapter (SwiftShader, lavapipe) rather than a GPU.
+    pub software: bool,
+    /// Why the CPU runs when WebGPU was wanted.
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainPoint {
+    pub step: usize,
+    pub loss: f64,
+    pub reward_loss: f64,
+    pub policy_loss: f64,
+    pub steps_per_second: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalPoint {
+    pub step: usize,
+    pub reward_accuracy: f64,
+    pub implicit_accuracy: f64,
+}
+
+/// What the page asks of the current run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    Start,
+    Pause,
+    Step,
+    ViewPair(usize),
+    Score { prompt: String, response: String },
+    DownloadModel,
+    DownloadMetrics,
+}
+
+/// Page to worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Replace the current run with a new one; `upload` carries the user's file when the
+    /// settings name it.
+    Launch { generation: u64, settings: Settings, upload: Option<(String, Vec<PreferencePair>)> },
+    Command { generation: u64, command: Command },
+}
+
+/// Worker to page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// The worker has loaded and listens for requests.
+    Listening,
+    Phase(Phase),
+    Badge(BackendBadge),
+    /// Short labels of the held-out pairs.
+    Pairs(Vec<String>),
+    Model { total_steps: usize, summary: String },
+    Train(TrainPoint),
+    Eval(EvalPoint),
+    PairView(usize, Vec<AttributedResponse>),
+    OwnView(AttributedResponse),
+    /// The precision report and the step it was taken at.
+    Precision(usize, PrecisionReport),
+    /// A request failed without stopping the run.
+    Notice(String),
+    /// A training step started (true) or ended (false).
+    Busy(bool),
+    /// A file is ready to save: an in-memory blob URL of the worker's.
+    Download { name: String, url: String },
+    /// The worker's code stopped for good (a panic: often a lost GPU device).
+    Fatal(String),
+}
+
+/// An event with the run it belongs to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub generation: u64,
+    pub event: Event,
+}

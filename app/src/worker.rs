@@ -1,0 +1,366 @@
+//! The worker that owns the engine's session, so that training never blocks the page: it sets
+//! a run up, trains it step by step, answers the page's commands between steps, and reports
+//! everything the page shows as events.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+
+use hafrm::checkpoint::DataSource;
+use hafrm::data::demo::generate;
+use hafrm::data::{PreferencePair, split_train_eval};
+use hafrm::device::{Backend, Device, cpu_device, init_wgpu_async};
+use hafrm::metrics::MetricsRecord;
+use hafrm::session::{Preparation, Session};
+use hafrm::tokenizer::TextEncoder;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::spawn_local;
+
+use crate::browser::{adapter_label, blob_url, has_webgpu, now_ms, sleep_ms, unix_seconds, yield_to_browser};
+use crate::protocol::{BackendBadge, Command, Envelope, EvalPoint, Event, Phase, Request, TrainPoint};
+use crate::settings::{BackendPreference, Settings};
+
+/// Held-out pairs scored for the precision table at each evaluation. The closed-prefix method
+/// costs a forward pass per token, so a few dozen keep an evaluation to a few seconds on the CPU.
+const PRECISION_PAIRS: usize = 24;
+
+/// Burn's WebGPU kernels may read the subgroup size, which WGSL allows only on a device
+/// created with the "subgroups" feature; wgpu does not know that feature's web name and never
+/// asks for it. Ask for it whenever the adapter has it, and note the adapter for the backend
+/// badge (wgpu only passes on its description, often empty). Some of those kernels reduce
+/// across a subgroup inside branches that Chromium's uniformity analysis cannot prove uniform
+/// (naga, natively, accepts them; the engine's WebGPU test checks their results against the
+/// CPU), so that one diagnostic is lifted.
+const WEBGPU_SHIM: &str = r#"
+if (self.GPUAdapter && !self.hafrmShimmed) {
+  self.hafrmShimmed = true;
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = function (descriptor = {}) {
+    const features = new Set(descriptor.requiredFeatures ?? []);
+    if (this.features.has("subgroups")) features.add("subgroups");
+    const info = this.info ?? {};
+    self.hafrmAdapter = {
+      vendor: info.vendor ?? "", architecture: info.architecture ?? "",
+      description: info.description ?? "", fallback: Boolean(info.isFallbackAdapter),
+    };
+    return requestDevice.call(this, { ...descriptor, requiredFeatures: [...features] });
+  };
+  const createShaderModule = GPUDevice.prototype.createShaderModule;
+  GPUDevice.prototype.createShaderModule = function (descriptor) {
+    const code = descriptor.code.replace(/^enable subgroups;$/m, "enable subgroups;\ndiagnostic(off, subgroup_uniformity);");
+    return createShaderModule.call(this, { ...descriptor, code });
+  };
+}
+"#;
+
+thread_local! {
+    /// The run the page wants; older runs stop at their next turn.
+    static CURRENT: Cell<u64> = const { Cell::new(0) };
+    static COMMANDS: RefCell<VecDeque<Command>> = const { RefCell::new(VecDeque::new()) };
+    /// The WebGPU backend, initialised once per worker (a wgpu runtime cannot be set up twice).
+    static WEBGPU: RefCell<Option<Result<Backend, String>>> = const { RefCell::new(None) };
+}
+
+fn scope() -> web_sys::DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+fn post(generation: u64, event: Event) {
+    let text = serde_json::to_string(&Envelope { generation, event }).expect("events serialise");
+    if let Err(e) = scope().post_message(&text.into()) {
+        web_sys::console::error_2(&"hafrm worker: could not post an event".into(), &e);
+    }
+}
+
+/// The worker's entry point: listens to the page.
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        post(CURRENT.with(Cell::get), Event::Fatal(info.to_string()));
+    }));
+    crate::browser::install_console_log();
+    if let Err(e) = js_sys::Function::new_no_args(WEBGPU_SHIM).call0(&JsValue::UNDEFINED) {
+        web_sys::console::warn_2(&"hafrm worker: WebGPU shim failed".into(), &e);
+    }
+    let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(|message: web_sys::MessageEvent| {
+        let Some(text) = message.data().as_string() else { return };
+        match serde_json::from_str::<Request>(&text) {
+            Ok(Request::Launch { generation, settings, upload }) => {
+                CURRENT.with(|c| c.set(generation));
+                COMMANDS.with(|c| c.borrow_mut().clear());
+                spawn_local(async move {
+                    if let Err(message) = run(settings, upload, generation).await
+                        && is_current(generation)
+                    {
+                        post(generation, Event::Busy(false));
+                        post(generation, Event::Phase(Phase::Failed(message)));
+                    }
+                });
+            }
+            Ok(Request::Command { generation, command }) => {
+                if is_current(generation) {
+                    COMMANDS.with(|c| c.borrow_mut().push_back(command));
+                }
+            }
+            Err(e) => web_sys::console::error_1(&format!("hafrm worker: unreadable request: {e}").into()),
+        }
+    });
+    scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    // A message that reaches a worker before it listens is dropped, so the page waits for this.
+    post(0, Event::Listening);
+}
+
+fn is_current(generation: u64) -> bool {
+    CURRENT.with(Cell::get) == generation
+}
+
+fn take_commands() -> Vec<Command> {
+    COMMANDS.with(|c| c.borrow_mut().drain(..).collect())
+}
+
+async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, generation: u64) -> Result<(), String> {
+    let emit = |event| post(generation, event);
+    emit(Event::Phase(Phase::Starting("starting the backend".into())));
+    let (device, badge) = backend(settings.backend).await;
+    emit(Event::Badge(badge));
+
+    let encoder = TextEncoder::builtin();
+    let (train, eval, source) = pairs(&settings, upload)?;
+    let config = settings.run_config(encoder.vocab_size(), source).map_err(|e| e.to_string())?;
+    emit(Event::Pairs(eval.iter().map(pair_label).collect()));
+    let mut preparation = Preparation::new(config, encoder, &train, eval, &device).map_err(|e| e.to_string())?;
+    while !preparation.is_done() {
+        if !is_current(generation) {
+            return Ok(());
+        }
+        let (done, total) = preparation.progress();
+        emit(Event::Phase(Phase::Preparing { done, total }));
+        yield_to_browser().await;
+        preparation.advance().await.map_err(|e| e.to_string())?;
+    }
+    let session = preparation.finish().await.map_err(|e| e.to_string())?;
+    if !is_current(generation) {
+        return Ok(());
+    }
+    emit(Event::Model {
+        total_steps: session.trainer.total_steps(),
+        summary: format!(
+            "{} GPT · {:.0}k parameters · {} training / {} held-out pairs",
+            settings.preset,
+            session.parameter_count() as f64 / 1e3,
+            session.trainer.train_len(),
+            session.eval_texts.len()
+        ),
+    });
+    let run = Run { generation, session, selected: 0, own: None, download: None };
+    run.publish_records(0, 0.0);
+    run.refresh_views().await;
+    emit(Event::Phase(Phase::Ready));
+    run.drive().await
+}
+
+/// A run's session and what the page is looking at.
+struct Run {
+    generation: u64,
+    session: Session,
+    selected: usize,
+    own: Option<(String, String)>,
+    /// The blob URL of the last download, released when the next one is made.
+    download: Option<String>,
+}
+
+impl Run {
+    fn emit(&self, event: Event) {
+        post(self.generation, event);
+    }
+
+    /// The loop: commands, then a training step when running, then a turn for the worker's
+    /// event loop (which delivers the page's requests).
+    async fn drive(mut self) -> Result<(), String> {
+        let mut running = false;
+        let mut phase = Phase::Ready;
+        let mut step_times: VecDeque<f64> = VecDeque::new();
+        loop {
+            if !is_current(self.generation) {
+                return Ok(());
+            }
+            let mut step_once = false;
+            for command in take_commands() {
+                match command {
+                    Command::Start => running = !self.session.trainer.is_done(),
+                    Command::Pause => running = false,
+                    Command::Step => step_once = !self.session.trainer.is_done(),
+                    Command::ViewPair(index) => {
+                        self.selected = index;
+                        self.refresh_views().await;
+                    }
+                    Command::Score { prompt, response } => {
+                        self.own = Some((prompt, response));
+                        self.refresh_own().await;
+                    }
+                    Command::DownloadModel => match self.session.archive("hafrm-run", unix_seconds()).await {
+                        Ok(bytes) => self.offer("hafrm-run.tar", &bytes, "application/x-tar"),
+                        Err(e) => self.emit(Event::Notice(format!("could not package the model: {e}"))),
+                    },
+                    Command::DownloadMetrics => {
+                        let metrics = self.session.metrics_jsonl();
+                        self.offer("metrics.jsonl", metrics.as_bytes(), "application/jsonl")
+                    }
+                }
+            }
+            let done = self.session.trainer.is_done();
+            if !(running || step_once) || done {
+                if self.session.trainer.step_count() > 0 {
+                    self.set_phase(&mut phase, if done { Phase::Finished } else { Phase::Paused });
+                }
+                sleep_ms(40).await;
+                continue;
+            }
+            self.set_phase(&mut phase, Phase::Training);
+            let started = now_ms();
+            self.emit(Event::Busy(true));
+            let progress = self.session.advance().await.map_err(|e| format!("training step failed: {e}"))?;
+            self.emit(Event::Busy(false));
+            let finished = now_ms();
+            step_times.push_back(finished);
+            if step_times.len() > 20 {
+                step_times.pop_front();
+            }
+            let rate = match (step_times.front(), step_times.len()) {
+                (Some(first), n) if n > 1 && finished > *first => 1000.0 * (n - 1) as f64 / (finished - first),
+                _ => 1000.0 / (finished - started).max(1.0),
+            };
+            let new_records = 1 + usize::from(progress.evaluation.is_some());
+            self.publish_records(self.session.records().len() - new_records, rate);
+            if progress.evaluation.is_some() || self.session.trainer.is_done() {
+                self.refresh_views().await;
+            }
+            if self.session.trainer.is_done() {
+                running = false;
+            }
+            yield_to_browser().await;
+        }
+    }
+
+    /// Sends the session's records from index `from` to the charts.
+    fn publish_records(&self, from: usize, steps_per_second: f64) {
+        for record in &self.session.records()[from..] {
+            self.emit(match record {
+                MetricsRecord::Train(m) => Event::Train(TrainPoint {
+                    step: m.step,
+                    loss: f64::from(m.loss),
+                    reward_loss: f64::from(m.pair.reward_loss),
+                    policy_loss: f64::from(m.pair.policy_loss),
+                    steps_per_second,
+                }),
+                MetricsRecord::Eval(m) => Event::Eval(EvalPoint {
+                    step: m.step,
+                    reward_accuracy: f64::from(m.pair.reward_accuracy),
+                    implicit_accuracy: f64::from(m.pair.implicit_accuracy),
+                }),
+            });
+        }
+    }
+
+    /// Re-attributes the selected pair, the user's own text, and the precision table with the
+    /// current weights.
+    async fn refresh_views(&self) {
+        if !self.session.eval_texts.is_empty() {
+            match self.session.pair_view(self.selected).await {
+                Ok(view) => self.emit(Event::PairView(self.selected, view)),
+                Err(e) => self.emit(Event::Notice(format!("token view: {e}"))),
+            }
+            yield_to_browser().await;
+            match self.session.precision(1, PRECISION_PAIRS).await {
+                Ok(Some(report)) => self.emit(Event::Precision(self.session.trainer.step_count(), report)),
+                Ok(None) => {}
+                Err(e) => self.emit(Event::Notice(format!("precision: {e}"))),
+            }
+            yield_to_browser().await;
+        }
+        self.refresh_own().await;
+    }
+
+    async fn refresh_own(&self) {
+        if let Some((prompt, response)) = &self.own {
+            match self.session.response_view(prompt, response).await {
+                Ok(view) => self.emit(Event::OwnView(view)),
+                Err(e) => self.emit(Event::Notice(format!("your text: {e}"))),
+            }
+        }
+    }
+
+    /// Hands a file to the page as an in-memory blob: nothing leaves the browser.
+    fn offer(&mut self, name: &str, bytes: &[u8], mime: &str) {
+        match blob_url(bytes, mime) {
+            Ok(url) => {
+                if let Some(previous) = self.download.replace(url.clone()) {
+                    let _ = web_sys::Url::revoke_object_url(&previous);
+                }
+                self.emit(Event::Download { name: name.into(), url });
+            }
+            Err(e) => self.emit(Event::Notice(format!("could not save {name}: {e}"))),
+        }
+    }
+
+    /// Sends the phase when it changes.
+    fn set_phase(&self, current: &mut Phase, phase: Phase) {
+        if *current != phase {
+            *current = phase.clone();
+            self.emit(Event::Phase(phase));
+        }
+    }
+}
+
+/// The device to train on and its badge. WebGPU when asked and available, else the CPU.
+async fn backend(preference: BackendPreference) -> (Device, BackendBadge) {
+    let cpu = |note: Option<String>| {
+        (cpu_device(), BackendBadge { kind: "CPU".into(), detail: "Burn flex, WebAssembly".into(), software: false, note })
+    };
+    if preference == BackendPreference::Cpu {
+        return cpu(None);
+    }
+    if !has_webgpu() {
+        return cpu(Some("this browser offers no WebGPU".into()));
+    }
+    if WEBGPU.with(|w| w.borrow().is_none()) {
+        let result = init_wgpu_async().await.map_err(|e| e.to_string());
+        WEBGPU.with(|w| *w.borrow_mut() = Some(result));
+    }
+    match WEBGPU.with(|w| w.borrow().clone()).expect("initialised above") {
+        Ok(backend) => {
+            let adapter = backend.adapter.expect("wgpu reports its adapter");
+            let name = Some(adapter.name).filter(|n| !n.trim().is_empty()).or_else(adapter_label).unwrap_or_else(|| "unnamed adapter".into());
+            let detail = if adapter.software { format!("{name} · software fallback adapter") } else { name };
+            (backend.device, BackendBadge { kind: "WebGPU".into(), detail, software: adapter.software, note: None })
+        }
+        Err(e) if e.contains("No suitable graphics adapter") || e.contains("No adapter available") => {
+            cpu(Some("the browser offers no WebGPU adapter".into()))
+        }
+        Err(e) => cpu(Some(format!("WebGPU failed to start: {e}"))),
+    }
+}
+
+/// Training and held-out pairs for `settings`, and where they came from.
+fn pairs(settings: &Settings, upload: Option<(String, Vec<PreferencePair>)>) -> Result<(Vec<PreferencePair>, Vec<PreferencePair>, DataSource), String> {
+    let (all, source) = match settings.demo_set() {
+        Some(set) => {
+            let pairs = generate(set, settings.pairs, settings.seed).map_err(|e| e.to_string())?;
+            let source = DataSource::Demo { set, pairs: pairs.len(), seed: settings.seed };
+            (pairs, source)
+        }
+        None => {
+            let (name, pairs) = upload.ok_or("no file has been uploaded in this page yet")?;
+            let source = DataSource::Upload { name, pairs: pairs.len() };
+            (pairs, source)
+        }
+    };
+    let (train, eval) = split_train_eval(&all, 0.1, settings.seed);
+    Ok((train, eval, source))
+}
+
+fn pair_label(pair: &PreferencePair) -> String {
+    let text: String = pair.prompt.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.chars().count() > 60 { format!("{}…", text.chars().take(59).collect::<String>()) } else { text }
+}
