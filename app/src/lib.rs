@@ -347,10 +347,22 @@ fn Watchdog(studio: Studio, now: RwSignal<f64>, settings: RwSignal<Settings>, ap
     }
 }
 
+/// The latest evaluation's value of one held-out accuracy.
+#[component]
+fn AccuracyStat(studio: Studio, label: &'static str, id: &'static str, value: fn(&controller::EvalPoint) -> f64) -> impl IntoView {
+    let latest = move || studio.eval.with(|e| e.last().map(value));
+    view! {
+        <div class="stat">
+            <span class="muted">{label}</span>
+            <b id=id data-value=move || latest().map(|v| format!("{v:.4}"))>{move || latest().map_or("–".into(), |v| format!("{:.1}%", 100.0 * v))}</b>
+        </div>
+    }
+}
+
 #[component]
 fn Charts(studio: Studio) -> impl IntoView {
     let x_max = move || studio.total_steps.get() as f64;
-    let loss = move || {
+    let loss = Memo::new(move |_| {
         let series = studio.train.with(|points| {
             let line = |name, colour, f: fn(&controller::TrainPoint) -> f64| Series {
                 name,
@@ -361,8 +373,8 @@ fn Charts(studio: Studio) -> impl IntoView {
             vec![line("total", INK, |p| p.loss), line("reward (BT)", BLUE, |p| p.reward_loss), line("policy (DPO)", ORANGE, |p| p.policy_loss)]
         });
         (line_chart(&series, x_max(), None, false), legend(&series))
-    };
-    let accuracy = move || {
+    });
+    let accuracy = Memo::new(move |_| {
         let series = studio.eval.with(|points| {
             let line = |name, colour, f: fn(&controller::EvalPoint) -> f64| Series {
                 name,
@@ -374,29 +386,18 @@ fn Charts(studio: Studio) -> impl IntoView {
             vec![line("reward head", BLUE, |p| p.reward_accuracy), line("implicit reward", ORANGE, |p| p.implicit_accuracy), chance]
         });
         (line_chart(&series, x_max(), Some((0.0, 1.0)), true), legend(&series))
-    };
-    let speed = move || {
+    });
+    let speed = Memo::new(move |_| {
         let series = studio.train.with(|points| {
             vec![Series { name: "steps per second", colour: INK, points: points.iter().map(|p| (p.step as f64, p.steps_per_second)).collect(), dashed: false }]
         });
         (line_chart(&series, x_max(), None, false), legend(&series))
-    };
-    let latest_accuracy = move || studio.eval.with(|e| e.last().cloned());
+    });
     let latest_rate = move || studio.train.with(|t| t.last().map(|p| p.steps_per_second));
     view! {
         <div class="stats">
-            <div class="stat">
-                <span class="muted">"held-out accuracy (reward head)"</span>
-                <b id="heldout-accuracy" data-value=move || latest_accuracy().map(|e| format!("{:.4}", e.reward_accuracy))>
-                    {move || latest_accuracy().map_or("–".into(), |e| format!("{:.1}%", 100.0 * e.reward_accuracy))}
-                </b>
-            </div>
-            <div class="stat">
-                <span class="muted">"held-out accuracy (implicit reward)"</span>
-                <b id="implicit-accuracy" data-value=move || latest_accuracy().map(|e| format!("{:.4}", e.implicit_accuracy))>
-                    {move || latest_accuracy().map_or("–".into(), |e| format!("{:.1}%", 100.0 * e.implicit_accuracy))}
-                </b>
-            </div>
+            <AccuracyStat studio=studio label="held-out accuracy (reward head)" id="heldout-accuracy" value=|e| e.reward_accuracy />
+            <AccuracyStat studio=studio label="held-out accuracy (implicit reward)" id="implicit-accuracy" value=|e| e.implicit_accuracy />
             <div class="stat">
                 <span class="muted">"loss"</span>
                 <b id="loss" data-first=move || studio.train.with(|t| t.first().map(|p| format!("{:.5}", p.loss))) data-last=move || studio.train.with(|t| t.last().map(|p| format!("{:.5}", p.loss)))>
@@ -411,18 +412,18 @@ fn Charts(studio: Studio) -> impl IntoView {
         <div class="charts">
             <figure>
                 <figcaption>"Training loss"</figcaption>
-                <div inner_html=move || loss().0></div>
-                <div class="keys" inner_html=move || loss().1></div>
+                <div inner_html=move || loss.with(|c| c.0.clone())></div>
+                <div class="keys" inner_html=move || loss.with(|c| c.1.clone())></div>
             </figure>
             <figure>
                 <figcaption>"Held-out accuracy"</figcaption>
-                <div inner_html=move || accuracy().0></div>
-                <div class="keys" inner_html=move || accuracy().1></div>
+                <div inner_html=move || accuracy.with(|c| c.0.clone())></div>
+                <div class="keys" inner_html=move || accuracy.with(|c| c.1.clone())></div>
             </figure>
             <figure>
                 <figcaption>"Speed"</figcaption>
-                <div inner_html=move || speed().0></div>
-                <div class="keys" inner_html=move || speed().1></div>
+                <div inner_html=move || speed.with(|c| c.0.clone())></div>
+                <div class="keys" inner_html=move || speed.with(|c| c.1.clone())></div>
             </figure>
         </div>
     }

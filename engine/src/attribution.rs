@@ -286,11 +286,13 @@ pub fn candidates(scores: &[f32], decisive: &[bool], favours_chosen: bool) -> Ve
 /// both, so it favours neither); where they differ, chosen tokens favour chosen by their score
 /// and rejected tokens by minus theirs. For the additive methods these candidates sum to the
 /// chosen-minus-rejected margin.
-pub fn pair_candidates(chosen: (&[u32], &[f32], &[bool]), rejected: (&[u32], &[f32], &[bool])) -> Vec<(f32, bool)> {
-    let (chosen_ids, chosen_scores, chosen_mask) = chosen;
-    let (rejected_ids, rejected_scores, rejected_mask) = rejected;
-    align(chosen_ids, rejected_ids)
-        .into_iter()
+/// `segments` is `align(chosen ids, rejected ids)`.
+pub fn pair_candidates(segments: &[Segment], chosen: (&[f32], &[bool]), rejected: (&[f32], &[bool])) -> Vec<(f32, bool)> {
+    let (chosen_scores, chosen_mask) = chosen;
+    let (rejected_scores, rejected_mask) = rejected;
+    segments
+        .iter()
+        .cloned()
         .flat_map(|segment| match segment {
             Segment::Same { chosen: c, rejected: r } => c
                 .zip(r)
@@ -359,19 +361,17 @@ pub async fn precision_report(
             let (chosen, rejected) = (&pair_scores[0], &pair_scores[1]);
             let chosen_mask = decisive_tokens(&text.chosen, &chosen.offsets, &spans.chosen);
             let rejected_mask = decisive_tokens(&text.rejected, &rejected.offsets, &spans.rejected);
+            let segments = align(&chosen.ids, &rejected.ids);
             for (slot, method) in AttributionMethod::ALL.into_iter().enumerate() {
                 let c = candidates(chosen.scores(method), &chosen_mask, true);
                 let r = candidates(rejected.scores(method), &rejected_mask, false);
-                let both = pair_candidates(
-                    (&chosen.ids, chosen.scores(method), &chosen_mask),
-                    (&rejected.ids, rejected.scores(method), &rejected_mask),
-                );
+                let both = pair_candidates(&segments, (chosen.scores(method), &chosen_mask), (rejected.scores(method), &rejected_mask));
                 for (sum, value) in sums[slot].iter_mut().zip([precision_at_k(&c, k), precision_at_k(&r, k), precision_at_k(&both, k)]) {
                     *sum += f64::from(value);
                 }
             }
             let zeros = vec![0.0; chosen.ids.len().max(rejected.ids.len())];
-            let pool = pair_candidates((&chosen.ids, &zeros, &chosen_mask), (&rejected.ids, &zeros, &rejected_mask));
+            let pool = pair_candidates(&segments, (&zeros, &chosen_mask), (&zeros, &rejected_mask));
             let both: Vec<bool> = pool.iter().map(|&(_, d)| d).collect();
             let random = [random_precision(&chosen_mask), random_precision(&rejected_mask), random_precision(&both)];
             for (sum, value) in sums[AttributionMethod::ALL.len()].iter_mut().zip(random) {
@@ -460,7 +460,7 @@ mod tests {
         // chosen "a b X c", rejected "a b Y Z c": a and b shared, X against Y Z, c shared again.
         let chosen = ([1, 2, 7, 3], [0.5, 0.25, 2.0, 1.0], [false, false, true, false]);
         let rejected = ([1, 2, 8, 9, 3], [0.5, 0.25, -1.0, 0.5, 3.0], [false, false, true, true, false]);
-        let pool = pair_candidates((&chosen.0, &chosen.1, &chosen.2), (&rejected.0, &rejected.1, &rejected.2));
+        let pool = pair_candidates(&align(&chosen.0, &rejected.0), (&chosen.1, &chosen.2), (&rejected.1, &rejected.2));
         assert_eq!(pool, [(0.0, false), (0.0, false), (2.0, true), (1.0, true), (-0.5, true), (-2.0, false)]);
         // The candidates add up to the margin the scores explain.
         let margin: f32 = chosen.1.iter().sum::<f32>() - rejected.1.iter().sum::<f32>();
