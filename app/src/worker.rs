@@ -20,8 +20,8 @@ use crate::browser::{adapter_label, blob_url, has_webgpu, now_ms, sleep_ms, unix
 use crate::protocol::{BackendBadge, Command, Envelope, EvalPoint, Event, Phase, Request, TrainPoint};
 use crate::settings::{BackendPreference, Settings};
 
-/// Held-out pairs scored for the precision table at each evaluation. The closed-prefix method
-/// costs a forward pass per token, so a few dozen keep an evaluation to a few seconds on the CPU.
+/// Held-out pairs scored for the precision table at each evaluation: a few dozen keep an
+/// evaluation short on a software WebGPU adapter.
 const PRECISION_PAIRS: usize = 24;
 
 /// Burn's WebGPU kernels may read the subgroup size, which WGSL allows only on a device

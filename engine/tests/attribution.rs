@@ -57,12 +57,21 @@ fn token_scores_add_up_to_the_sequence_quantities() {
         close(s.empty_reward, empty_rewards[i / 2], "reward of the empty response");
         close(s.closed.iter().sum(), rewards[row] - empty_rewards[i / 2], "closed-prefix increments telescope");
         assert_eq!(*s.closed.last().unwrap(), 0.0, "EOS closes every prefix, so it adds nothing");
-        // The first token's increment: the prompt with that token and EOS, minus with EOS alone.
-        let first = EncodedResponse { ids: vec![sequences[i].response.ids[0], encoder.eos_id()], offsets: vec![(0, 0); 2], ref_logps: None };
-        let one = [SequenceRef { prompt: sequences[i].prompt, response: &first }];
-        let one_batch = TokenBatch::from_sequences(&one, encoder.pad_id(), &Device::flex());
-        let first_reward = to_vec(inference.sequence_scores(inference.hidden(&one_batch), &one_batch).reward)[0];
-        close(s.closed[0], first_reward - empty_rewards[i / 2], "first closed-prefix increment");
+        // Every closed prefix, each as its own sequence through the training path: the empty
+        // response's reward plus the increments so far.
+        let ids = &sequences[i].response.ids;
+        let eos = encoder.eos_id();
+        let closed: Vec<EncodedResponse> = (0..ids.len())
+            .map(|t| EncodedResponse { ids: ids[..t].iter().copied().chain([eos]).collect(), offsets: vec![(0, 0); t + 1], ref_logps: None })
+            .collect();
+        let closed_refs: Vec<SequenceRef> = closed.iter().map(|response| SequenceRef { prompt: sequences[i].prompt, response }).collect();
+        let closed_batch = TokenBatch::from_sequences(&closed_refs, encoder.pad_id(), &Device::flex());
+        let closed_rewards = to_vec(inference.sequence_scores(inference.hidden(&closed_batch), &closed_batch).reward);
+        let mut running = s.empty_reward;
+        for (t, expected) in closed_rewards.iter().enumerate() {
+            close(running, *expected, &format!("closed prefix of {t} tokens"));
+            running += s.closed[t];
+        }
         close(s.implicit.iter().sum(), implicit, "implicit token rewards sum");
         assert!(implicit.abs() > 1e-3, "the reference differs from the model");
         assert_eq!(s.gradient.len(), s.ids.len());

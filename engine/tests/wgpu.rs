@@ -1,4 +1,5 @@
-//! The wgpu backend agrees with the CPU backend: a forward pass and one training step.
+//! The wgpu backend agrees with the CPU backend: a forward pass, one training step, and the
+//! token attributions of the trained model.
 //!
 //! Natively without a GPU this runs on Mesa's lavapipe (CI installs it). Where no wgpu
 //! adapter exists the test says so and passes, unless `HAFRM_REQUIRE_WGPU` is set (CI sets it),
@@ -9,7 +10,8 @@ mod common;
 use burn::module::Module;
 use burn::tensor::Device;
 use common::*;
-use hafrm::batch::{EncodedPair, TokenBatch};
+use hafrm::attribution::{AttributionMethod, attribute};
+use hafrm::batch::{EncodedPair, SequenceRef, TokenBatch};
 use hafrm::config::{Method, ModelConfig, TrainConfig};
 use hafrm::data::demo::DemoSet;
 use hafrm::device::{BackendChoice, select_backend};
@@ -40,7 +42,7 @@ fn assert_close(cpu: &[Vec<f32>], gpu: &[Vec<f32>], what: &str) {
 }
 
 #[test]
-fn wgpu_agrees_with_cpu_on_a_forward_pass_and_a_training_step() {
+fn wgpu_agrees_with_cpu_on_a_forward_pass_a_training_step_and_attributions() {
     let backend = match select_backend(BackendChoice::Wgpu) {
         Ok(backend) => backend,
         Err(e) if std::env::var_os("HAFRM_REQUIRE_WGPU").is_none() => {
@@ -69,7 +71,7 @@ fn wgpu_agrees_with_cpu_on_a_forward_pass_and_a_training_step() {
         let data = TrainingData { train: pairs.clone(), eval: vec![] };
         let mut trainer = Trainer::new(model, recipe.clone(), data, encoder.pad_id(), device.clone()).unwrap();
         let metrics = block_on(trainer.step().read()).unwrap();
-        (metrics, trainer.model.valid())
+        (metrics, trainer.model)
     };
     let (cpu_metrics, cpu_trained) = step(cpu_model, &cpu_train);
     let (gpu_metrics, gpu_trained) = step(gpu_model, &gpu_train);
@@ -79,7 +81,15 @@ fn wgpu_agrees_with_cpu_on_a_forward_pass_and_a_training_step() {
     let metric_values = |m: &hafrm::metrics::StepMetrics| vec![m.loss, m.pair.reward_loss, m.pair.policy_loss, m.pair.reward_accuracy, m.pair.chosen_reward, m.pair.rejected_reward, m.grad_norm];
     assert_close(&[metric_values(&cpu_metrics)], &[metric_values(&gpu_metrics)], "step metrics");
     assert!((gpu_metrics.pair.policy_loss - std::f32::consts::LN_2).abs() < TOLERANCE);
-    let diff = max_abs_diff(&param_values(&cpu_trained), &param_values(&gpu_trained));
+    let diff = max_abs_diff(&param_values(&cpu_trained.valid()), &param_values(&gpu_trained.valid()));
     assert!(diff <= TOLERANCE, "weights after one step differ by {diff}");
-    assert_close(&outputs(&cpu_trained, &pairs, encoder.pad_id(), &cpu), &outputs(&gpu_trained, &pairs, encoder.pad_id(), &gpu), "forward after a step");
+    assert_close(&outputs(&cpu_trained.valid(), &pairs, encoder.pad_id(), &cpu), &outputs(&gpu_trained.valid(), &pairs, encoder.pad_id(), &gpu), "forward after a step");
+
+    // Every attribution method, the closed prefixes' single masked pass included.
+    let sequences: Vec<SequenceRef> = pairs.iter().flat_map(|p| [SequenceRef { prompt: &p.prompt, response: &p.chosen }, SequenceRef { prompt: &p.prompt, response: &p.rejected }]).collect();
+    let attributions = |model: &RewardModel, device: &Device| {
+        let scores = block_on(attribute(model, &sequences, recipe.beta, encoder.pad_id(), device)).unwrap();
+        scores.iter().flat_map(|s| AttributionMethod::ALL.map(|m| s.scores(m).to_vec())).collect::<Vec<_>>()
+    };
+    assert_close(&attributions(&cpu_trained, &cpu_train), &attributions(&gpu_trained, &gpu_train), "attributions");
 }

@@ -11,7 +11,7 @@ use crate::config::ModelConfig;
 
 /// Attention logits of masked keys: far below any real score, yet finite so that no row is
 /// ever all `-inf` (that would give NaN).
-const MASKED_SCORE: f32 = -1e9;
+pub const MASKED_SCORE: f32 = -1e9;
 
 #[derive(Module, Debug)]
 pub struct SelfAttention {
@@ -112,16 +112,21 @@ impl Gpt {
         self.token_embedding.forward(input_ids)
     }
 
-    /// Final hidden states from token embeddings (positions are added here),
-    /// `[batch, seq, d_model]`.
+    /// Final hidden states from token embeddings, each token at its index in the row (positions
+    /// are added here), `[batch, seq, d_model]`.
     pub fn encode(&self, token_embeddings: Tensor<3>, attention_bias: Tensor<4>) -> Tensor<3> {
         let [batch, seq, _] = token_embeddings.dims();
-        // Batches are padded up to a length bucket, which may pass max_len: those positions
-        // are padding (masked out of attention, never read), so they reuse the last embedding.
         let positions = Tensor::<1, Int>::arange(0..seq as i64, &token_embeddings.device())
-            .clamp_max(self.max_len() as i64 - 1)
             .reshape([1, seq])
             .expand([batch, seq]);
+        self.encode_at(token_embeddings, positions, attention_bias)
+    }
+
+    /// Final hidden states from token embeddings at the given positions, `[batch, seq]`.
+    pub fn encode_at(&self, token_embeddings: Tensor<3>, positions: Tensor<2, Int>, attention_bias: Tensor<4>) -> Tensor<3> {
+        // Batches are padded up to a length bucket, which may pass max_len: those positions
+        // are padding (masked out of attention, never read), so they reuse the last embedding.
+        let positions = positions.clamp_max(self.max_len() as i64 - 1);
         let x = token_embeddings + self.position_embedding.forward(positions);
         let x = self.blocks.iter().fold(x, |x, block| block.forward(x, attention_bias.clone()));
         self.ln_final.forward(x)

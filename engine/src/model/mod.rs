@@ -39,6 +39,12 @@ impl Backbone {
         }
     }
 
+    fn encode_at(&self, token_embeddings: Tensor<3>, positions: Tensor<2, Int>, attention_bias: Tensor<4>) -> Tensor<3> {
+        match self {
+            Backbone::Gpt(gpt) => gpt.encode_at(token_embeddings, positions, attention_bias),
+        }
+    }
+
     fn max_len(&self) -> usize {
         match self {
             Backbone::Gpt(gpt) => gpt.max_len(),
@@ -87,6 +93,12 @@ impl RewardModel {
     /// Final hidden states from token embeddings.
     pub fn encode(&self, token_embeddings: Tensor<3>, attention_bias: Tensor<4>) -> Tensor<3> {
         self.backbone.encode(token_embeddings, attention_bias)
+    }
+
+    /// Final hidden states of tokens at explicit positions, with an explicit attention bias:
+    /// lets one row hold tokens that each see a different part of it (closed prefixes).
+    pub fn encode_at(&self, input_ids: Tensor<2, Int>, positions: Tensor<2, Int>, attention_bias: Tensor<4>) -> Tensor<3> {
+        self.backbone.encode_at(self.embed(input_ids), positions, attention_bias)
     }
 
     /// Final hidden states of a batch, `[rows, seq, d_model]`.
