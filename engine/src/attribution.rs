@@ -141,9 +141,12 @@ pub async fn attribute(model: &RewardModel, sequences: &[SequenceRef<'_>], beta:
         let rewards = (prefix.clone() * batch.last_token_mask.clone()).sum_dim(1).squeeze_dim(1);
         (rewards, (prefix, token_logps))
     });
-    let closed = closed_prefix_rewards(&model, sequences, pad_id, device).await?;
-    let packed = Tensor::cat(vec![prefix.inner(), token_logps.inner(), gradient], 0);
-    let values = read_floats(packed, "attributions").await?;
+    let probes = ClosedPrefixProbes::new(sequences, pad_id, device);
+    let closed = probes.rewards(&model);
+    // One read-back for everything.
+    let planes = Tensor::cat(vec![prefix.inner(), token_logps.inner(), gradient], 0).reshape([3 * rows * seq]);
+    let values = read_floats(Tensor::cat(vec![planes, closed], 0), "attributions").await?;
+    let (values, closed) = values.split_at(3 * rows * seq);
     let plane = |k: usize, row: usize| &values[(k * rows + row) * seq..(k * rows + row + 1) * seq];
     sequences
         .iter()
@@ -159,7 +162,7 @@ pub async fn attribute(model: &RewardModel, sequences: &[SequenceRef<'_>], beta:
             let n = response.ids.len();
             // Token j sits at position p + j and is predicted at position p - 1 + j.
             let implicit: Vec<f32> = (0..n).map(|j| (beta * f64::from(logps[p - 1 + j] - ref_logps[j])) as f32).collect();
-            let closed_rewards = &closed[row];
+            let closed_rewards = probes.row(closed, row);
             Ok(TokenScores {
                 closed: (0..n).map(|j| if j + 1 < n { closed_rewards[j + 1] - closed_rewards[j] } else { 0.0 }).collect(),
                 ids: response.ids.clone(),
@@ -176,31 +179,16 @@ pub async fn attribute(model: &RewardModel, sequences: &[SequenceRef<'_>], beta:
         .collect()
 }
 
-/// Rows of one closed-prefix forward pass: bounds its attention mask (rows x seq x seq).
-const CLOSED_PREFIX_ROWS: usize = 32;
-
-/// For each sequence, the reward of every prefix of its response closed with the response's
-/// last token (EOS), `R(x, y_<t EOS)` for `t` in `0..n` (the last is the whole sequence).
+/// The closed prefixes of some sequences, ready for one forward pass: the reward of every
+/// prefix of a response closed with the response's last token (EOS), `R(x, y_<t EOS)` for `t`
+/// in `0..n` (the last is the whole sequence).
 ///
 /// One row per sequence instead of one per prefix: the row holds the prompt and response
 /// (without its EOS), then `n` EOS probes, probe `t` at position `p + t` and seeing only the
 /// `p + t` tokens before it and itself. The model is causal, so every token before a probe has
 /// the hidden states it would have in that prefix's own sequence, and the reward read at the
 /// probe is the closed prefix's reward: `p + 2n - 1` tokens a sequence instead of about
-/// `n (p + n/2)`.
-async fn closed_prefix_rewards(model: &RewardModel, sequences: &[SequenceRef<'_>], pad_id: u32, device: &Device) -> Result<Vec<Vec<f32>>> {
-    let mut rewards = Vec::with_capacity(sequences.len());
-    for chunk in sequences.chunks(CLOSED_PREFIX_ROWS) {
-        let probes = ClosedPrefixProbes::new(chunk, pad_id, device);
-        let hidden = model.encode_at(probes.input_ids, probes.positions, probes.attention_bias);
-        let values = read_floats(model.prefix_rewards(hidden), "closed-prefix rewards").await?;
-        rewards.extend(probes.spans.iter().enumerate().map(|(row, span)| values[row * probes.seq..][span.clone()].to_vec()));
-    }
-    Ok(rewards)
-}
-
-/// The rows of a closed-prefix pass (see `closed_prefix_rewards`), right-padded to a length
-/// bucket.
+/// `n (p + n/2)`. Rows are right-padded to a length bucket.
 struct ClosedPrefixProbes {
     input_ids: Tensor<2, Int>,
     positions: Tensor<2, Int>,
@@ -217,8 +205,7 @@ impl ClosedPrefixProbes {
         let seq = longest.next_multiple_of(LENGTH_BUCKET);
         let mut input_ids = vec![i64::from(pad_id); rows * seq];
         let mut positions = vec![0i64; rows * seq];
-        // Padding queries see the first token only, so that no row of the mask is empty.
-        let mut visible = vec![false; rows * seq * seq];
+        let mut bias = vec![MASKED_SCORE; rows * seq * seq];
         let mut spans = Vec::with_capacity(rows);
         for (row, sequence) in sequences.iter().enumerate() {
             let (p, ids) = (sequence.prompt.len(), &sequence.response.ids);
@@ -227,26 +214,26 @@ impl ClosedPrefixProbes {
             let probes = real.len()..real.len() + ids.len();
             let tokens = real.iter().copied().chain(std::iter::repeat_n(eos, ids.len()));
             let (ids_row, positions_row) = (&mut input_ids[row * seq..], &mut positions[row * seq..]);
-            let visible_row = &mut visible[row * seq * seq..(row + 1) * seq * seq];
+            let bias_row = &mut bias[row * seq * seq..(row + 1) * seq * seq];
             for (query, token) in tokens.enumerate() {
                 ids_row[query] = i64::from(token);
-                let keys = &mut visible_row[query * seq..(query + 1) * seq];
+                let keys = &mut bias_row[query * seq..(query + 1) * seq];
                 if query < real.len() {
                     positions_row[query] = query as i64;
-                    keys[..=query].fill(true);
+                    keys[..=query].fill(0.0);
                 } else {
                     let position = p + query - real.len();
                     positions_row[query] = position as i64;
-                    keys[..position].fill(true);
-                    keys[query] = true;
+                    keys[..position].fill(0.0);
+                    keys[query] = 0.0;
                 }
             }
+            // Padding queries see the first token only, so that no row of the mask is empty.
             for query in probes.end..seq {
-                visible_row[query * seq] = true;
+                bias_row[query * seq] = 0.0;
             }
             spans.push(probes);
         }
-        let bias: Vec<f32> = visible.into_iter().map(|v| if v { 0.0 } else { MASKED_SCORE }).collect();
         let int = |values: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(values, [rows, seq]), device);
         Self {
             input_ids: int(input_ids),
@@ -255,6 +242,18 @@ impl ClosedPrefixProbes {
             seq,
             spans,
         }
+    }
+
+    /// The reward head at every position of every row, flattened, `[rows * seq]`.
+    fn rewards(&self, model: &RewardModel) -> Tensor<1> {
+        let hidden = model.encode_at(self.input_ids.clone(), self.positions.clone(), self.attention_bias.clone());
+        let rows = self.spans.len();
+        model.prefix_rewards(hidden).reshape([rows * self.seq])
+    }
+
+    /// Row `row`'s closed-prefix rewards out of `rewards`' values.
+    fn row<'a>(&self, rewards: &'a [f32], row: usize) -> &'a [f32] {
+        &rewards[row * self.seq..][self.spans[row].clone()]
     }
 }
 
