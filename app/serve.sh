@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Builds the app in release and serves it on http://127.0.0.1:${PORT:-8080}, installing the
-# tools it needs first.
+# Builds the app in release (app/build.sh, which installs the tools it needs) and serves it on
+# http://127.0.0.1:${PORT:-8080}. The server only serves files: no watcher, nothing rebuilt
+# while it runs; run this again after a change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source app/tools.sh
-# --offline: Trunk uses the tools installed above and downloads nothing.
-exec trunk --config app/Trunk.toml serve --release --port "${PORT:-8080}"
+bash app/build.sh
+exec node app/serve.mjs "${HAFRM_DIST:-dist}" --port "${PORT:-8080}"

@@ -1,6 +1,6 @@
 //! The browser app end to end: `tests/browser/app.test.mjs` drives the release build in
 //! Debian's headless Chromium (WebGPU on SwiftShader, then the CPU fallback, then a malformed
-//! upload). It needs the build (`trunk build --release`, which `tests/run.sh` runs first),
+//! upload). It needs the build (`bash app/build.sh`, which `tests/run.sh` runs first),
 //! Node.js with `tests/node_modules` (`npm ci`), and Chromium. Without them this test says
 //! what is missing and passes, unless `HAFRM_REQUIRE_BROWSER` is set (CI sets it).
 
@@ -10,7 +10,7 @@ use std::process::Command;
 fn missing(root: &Path, dist: &Path) -> Vec<String> {
     let mut missing = Vec::new();
     if !dist.join("index.html").is_file() {
-        missing.push(format!("the app's build in {} (trunk build --release)", dist.display()));
+        missing.push(format!("the app's build in {} (bash app/build.sh)", dist.display()));
     }
     if !root.join("tests/node_modules/playwright-core").is_dir() {
         missing.push("tests/node_modules (npm ci --prefix tests)".into());

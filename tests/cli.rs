@@ -229,3 +229,205 @@ fn the_attribution_page_renders_in_headless_chromium() {
     assert!(size > 10_000, "screenshot of {size} bytes: {}", String::from_utf8_lossy(&shot.stderr));
     eprintln!("attribution page screenshot: {}", screenshot.display());
 }
+
+/// The `step` in `training diverged at step N:`.
+fn diverged_step(stderr: &str) -> u64 {
+    let rest = stderr.split("training diverged at step ").nth(1).unwrap_or_else(|| panic!("no divergence in {stderr}"));
+    rest.split(':').next().unwrap().parse().unwrap()
+}
+
+/// Writes `value` over the first float of the first tensor of a safetensors file; returns the
+/// tensor's name.
+fn poison_safetensors(path: &Path, value: f32) -> String {
+    let mut bytes = std::fs::read(path).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let (name, start) = header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter_map(|(name, info)| Some((name.clone(), info.get("data_offsets")?[0].as_u64()? as usize)))
+        .min_by_key(|(_, start)| *start)
+        .unwrap();
+    let at = 8 + header_len + start;
+    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    std::fs::write(path, bytes).unwrap();
+    name
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_remedy_and_keeps_its_last_finite_checkpoints() {
+    let dir = temp_dir("diverge");
+    let run = dir.join("run");
+    // Warm-up: step 1 has a learning rate of 0 (a finite checkpoint is saved), then 3e8.
+    let out = hafrm(&["train", "--backend", "cpu", "--demo-pairs", "100", "--batch", "4", "--steps", "20", "--warmup", "3", "--eval-every", "1", "--lr", "1e9", "--out", s(&run)]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let step = diverged_step(&stderr);
+    assert!(stderr.contains("lower the learning rate (--lr, now 1e9) or clip gradients harder (--max-grad-norm, now 1)"), "{stderr}");
+    assert!(stderr.contains(&format!("the run stopped; on disk, {}", run.join("last").display())), "{stderr}");
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(run.join("last/state.json")).unwrap()).unwrap();
+    let saved = state["step"].as_u64().unwrap();
+    assert!(saved >= 1 && saved < step, "last/ is from step {saved}, the run diverged at {step}");
+    // Nothing non-finite was recorded (serde_json writes NaN as null).
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert!(!metrics.contains("null"), "{metrics}");
+    assert_eq!(metrics.lines().filter(|l| l.contains("\"eval\"")).count() as u64, saved);
+    // The kept model scores.
+    let score = json_lines(&ok(&["score", "--model", s(&run), "--prompt", "Hi", "--response", "Hello there.", "--backend", "cpu", "--json"]));
+    assert!(score[0]["reward"].as_f64().unwrap().is_finite());
+
+    // Weights that are not finite are refused by every command that loads them, by name.
+    let tensor = poison_safetensors(&run.join("model.safetensors"), f32::NAN);
+    let data = dir.join("polite.jsonl");
+    ok(&["demo", "--set", "polite", "--pairs", "12", "--out", s(&data)]);
+    for args in [
+        vec!["score", "--model", s(&run), "--prompt", "Hi", "--response", "Hello.", "--backend", "cpu"],
+        vec!["eval", "--model", s(&run), "--data", s(&data), "--backend", "cpu"],
+        vec!["attribute", "--model", s(&run), "--prompt", "Hi", "--response", "Hello.", "--backend", "cpu"],
+    ] {
+        let error = fails(&args);
+        assert!(error.contains(&format!("model.safetensors: tensor `{tensor}` holds NaN: these weights diverged")), "{args:?}: {error}");
+    }
+}
+
+#[test]
+fn bad_settings_are_refused_by_flag_before_anything_is_written() {
+    let dir = temp_dir("settings");
+    let run = dir.join("run");
+    let cases: [(&[&str], &str); 10] = [
+        (&["--max-length", "0"], "max_length (--max-length) is 0: it must be from 2 to the model's 256 positions"),
+        (&["--max-length", "1"], "max_length (--max-length) is 1"),
+        (&["--max-length", "1000"], "max_length (--max-length) is 1000: it must be from 2 to the model's 256 positions"),
+        (&["--max-length", "64", "--max-prompt-length", "64"], "max_prompt_length (--max-prompt-length) is 64: it must be from 1 to below max_length (64)"),
+        (&["--batch", "0"], "batch_size (--batch) is 0: it must be at least 1"),
+        (&["--eval-every", "0"], "eval_every (--eval-every) is 0"),
+        (&["--steps", "0"], "steps (--steps) is 0"),
+        (&["--lr", "0"], "learning_rate (--lr) is 0: it must be a finite number above 0"),
+        (&["--lr", "NaN"], "learning_rate (--lr) is NaN"),
+        (&["--max-grad-norm=-1"], "max_grad_norm (--max-grad-norm) is -1"),
+    ];
+    for (flags, expected) in cases {
+        let mut args = vec!["train", "--backend", "cpu", "--out", s(&run)];
+        args.extend_from_slice(flags);
+        let error = fails(&args);
+        assert!(error.contains(expected), "{flags:?}: {error}");
+        assert!(!run.exists(), "{flags:?} left a run directory behind");
+    }
+    for fraction in ["1.5", "-0.1", "1"] {
+        let error = fails_with(2, &["train", &format!("--eval-fraction={fraction}")]);
+        assert!(error.contains("is not a fraction from 0"), "{fraction}: {error}");
+    }
+    let error = fails_with(2, &["train", "--max-file-size", "2XB"]);
+    assert!(error.contains("unknown unit `xb`"), "{error}");
+}
+
+#[test]
+fn files_are_read_record_by_record_with_their_limits() {
+    let dir = temp_dir("files");
+    let data = dir.join("pairs.jsonl");
+    let good = r#"{"prompt": "What is 2 + 2?", "chosen": "It is 4.", "rejected": "It is 5."}"#;
+    let mut bytes = format!("{good}\n").into_bytes();
+    bytes.extend_from_slice(b"{\"prompt\": \"caf\xe9\", \"chosen\": \"a\", \"rejected\": \"b\"}\n");
+    std::fs::write(&data, &bytes).unwrap();
+    let error = fails(&["train", "--backend", "cpu", "--steps", "1", "--data", s(&data), "--out", s(&dir.join("run"))]);
+    assert!(error.contains("pairs.jsonl: line 2: not valid UTF-8 (byte 16 of the line)"), "{error}");
+    // A file over --max-file-size is refused before it is read, naming the flag.
+    std::fs::write(&data, format!("{good}\n").repeat(30)).unwrap();
+    let error = fails(&["train", "--backend", "cpu", "--steps", "1", "--data", s(&data), "--max-file-size", "1KiB", "--out", s(&dir.join("run"))]);
+    assert!(error.contains(&format!("pairs.jsonl: size: {:.1} KiB is over the 1 KiB limit for a data file (--max-file-size raises it)", (good.len() + 1) as f64 * 30.0 / 1024.0)), "{error}");
+}
+
+#[test]
+fn a_resume_on_other_data_is_refused() {
+    let dir = temp_dir("other-data");
+    let (data, run) = (dir.join("pairs.jsonl"), dir.join("run"));
+    ok(&["demo", "--set", "polite", "--pairs", "40", "--out", s(&data)]);
+    ok(&["train", "--backend", "cpu", "--data", s(&data), "--batch", "4", "--steps", "2", "--eval-every", "1", "--json", "--out", s(&run)]);
+    let all = std::fs::read_to_string(&data).unwrap();
+    let fewer: Vec<&str> = all.lines().take(30).collect();
+    std::fs::write(&data, fewer.join("\n")).unwrap();
+    let error = fails(&["train", "--backend", "cpu", "--resume", s(&run), "--steps", "4"]);
+    assert!(error.contains("was trained on 36 pairs") && error.contains("now gives 27 pairs"), "{error}");
+}
+
+/// The bundled tokenizer's vocabulary (special tokens included).
+const TOKENIZER_VOCAB: usize = 748;
+
+/// The bundled tokenizer plus one added token whose id (5000) the model has no row for.
+fn tokenizer_with_a_far_id(dir: &Path) -> PathBuf {
+    let mut tokenizer: Value = serde_json::from_str(&std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/tokenizer.json")).unwrap()).unwrap();
+    tokenizer["added_tokens"].as_array_mut().unwrap().push(serde_json::json!({
+        "id": 5000, "content": "<|far|>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true
+    }));
+    let path = dir.join("far-tokenizer.json");
+    std::fs::write(&path, tokenizer.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn a_tokenizer_that_emits_ids_beyond_the_model_is_refused_with_both_numbers() {
+    let dir = temp_dir("vocab");
+    let far = tokenizer_with_a_far_id(&dir);
+    let error = fails(&["train", "--backend", "cpu", "--steps", "1", "--tokenizer", s(&far), "--out", s(&dir.join("new"))]);
+    assert!(error.contains(&format!("the tokenizer {} emits token ids up to 5000, but the model's vocabulary has", far.display())), "{error}");
+    let run = dir.join("run");
+    train_small(&run, &[]);
+    std::fs::copy(&far, run.join("tokenizer.json")).unwrap();
+    let error = fails(&["score", "--model", s(&run), "--prompt", "Hi", "--response", "Hello.", "--backend", "cpu"]);
+    let vocab = TOKENIZER_VOCAB;
+    assert!(error.contains(&format!("emits token ids up to 5000, but the model's vocabulary has {vocab} entries (ids 0 to {})", vocab - 1)), "{error}");
+}
+
+#[test]
+fn choosing_a_backend_prints_one_status_line_and_no_error() {
+    let dir = temp_dir("quiet");
+    let out = Command::new(env!("CARGO_BIN_EXE_hafrm"))
+        .args(["train", "--backend", "auto", "--demo-pairs", "40", "--batch", "4", "--steps", "1", "--out", s(&dir.join("run"))])
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.to_lowercase().contains("error"), "{stderr}");
+    let status: Vec<&str> = stderr.lines().filter(|l| l.starts_with("backend: ")).collect();
+    assert_eq!(status.len(), 1, "{stderr}");
+    assert!(status[0].starts_with("backend: cpu (flex): no GPU adapter found") || status[0].contains("the GPU found"), "{stderr}");
+}
+
+/// `kill -9` at several moments while a run saves a checkpoint after every step: each time,
+/// the run directory still scores and resumes.
+#[test]
+fn a_killed_run_leaves_loadable_checkpoints() {
+    let dir = temp_dir("killed");
+    let run = dir.join("run");
+    let start = |resume: bool| {
+        let mut args = vec!["train", "--backend", "cpu", "--demo-pairs", "200", "--batch", "4", "--steps", "400", "--eval-every", "1", "--json"];
+        if resume {
+            args.extend_from_slice(&["--resume", s(&run)]);
+        } else {
+            args.extend_from_slice(&["--out", s(&run)]);
+        }
+        Command::new(env!("CARGO_BIN_EXE_hafrm")).args(&args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap()
+    };
+    let mut steps = Vec::new();
+    for (round, wait_ms) in [37u64, 211, 503, 120].into_iter().enumerate() {
+        let mut child = start(round > 0);
+        let state = run.join("last/state.json");
+        let began = std::time::Instant::now();
+        while round == 0 && !state.exists() {
+            assert!(began.elapsed().as_secs() < 120, "no checkpoint after 2 minutes");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(wait_ms + if round > 0 { 1500 } else { 0 }));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).expect("last/state.json survives")).expect("and parses");
+        steps.push(saved["step"].as_u64().unwrap());
+        let score = json_lines(&ok(&["score", "--model", s(&run), "--prompt", "Hi", "--response", "Hello.", "--backend", "cpu", "--json"]));
+        assert!(score[0]["reward"].as_f64().unwrap().is_finite());
+    }
+    assert!(steps.windows(2).all(|w| w[0] <= w[1]), "a resume never goes back: {steps:?}");
+    eprintln!("killed at saved steps {steps:?}");
+}

@@ -2,25 +2,51 @@
 # Every test: the engine and the CLI (cargo), the app end to end in headless Chromium, and the
 # engine compiled to wasm32 on the browser's WebGPU (wasm-bindgen-test). Installs the build
 # tools it needs first. Browser tests need Chromium and ChromeDriver (Debian: apt-get install
-# chromium chromium-driver).
+# chromium chromium-driver). Prints the time of each phase at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source app/tools.sh
+
+phases=()
+phase() {
+  local name=$1 start=$SECONDS
+  shift
+  echo "== $name"
+  "$@"
+  phases+=("$(printf '%-44s %5d s' "$name" $((SECONDS - start)))")
+}
+report() {
+  local rc=$?
+  echo "== phases (${SECONDS} s in all)"
+  printf '   %s\n' "${phases[@]}"
+  [ $rc -eq 0 ] || echo "   (stopped by a failure in the phase after the last one listed)"
+}
+trap report EXIT
+
+phase "tools (wasm-bindgen, wasm-opt, playwright-core)" bash -c 'source app/tools.sh && npm ci --prefix tests --no-audit --no-fund --silent'
+source app/tools.sh >/dev/null
 
 # The app's release build, which the browser tests serve.
-trunk --config app/Trunk.toml build --release
-for wasm in dist/*.wasm; do
-  echo "app: $wasm: $(stat -c %s "$wasm") bytes, $(gzip -9 -c "$wasm" | wc -c) gzipped"
+phase "app build (wasm32)" bash app/build.sh
+for file in dist/*.wasm dist/*.js; do
+  echo "app: $file: $(stat -c %s "$file") bytes, $(gzip -9 -c "$file" | wc -c) gzipped"
 done
-npm ci --prefix tests --no-audit --no-fund --silent
 
 # The engine, the CLI and the app end to end (tests/app.rs runs tests/browser/). The app
-# crate itself is wasm only (its code is exercised in the browser); compiling it natively
-# would only rebuild the engine's dependencies with the app's feature set.
-cargo test --release --workspace --exclude hafrm-app
+# crate itself is wasm only (its code is exercised in the browser); every native invocation
+# selects the engine alone, so burn is compiled once natively, with one feature set, for the
+# tests and the `hafrm` binary they run.
+native=(cargo test --release -p hafrm-engine)
+phase "native test build" "${native[@]}" --no-run
+engine_tests=()
+for file in engine/tests/*.rs; do engine_tests+=(--test "$(basename "$file" .rs)"); done
+phase "engine tests" "${native[@]}" --lib "${engine_tests[@]}"
+phase "CLI tests" "${native[@]}" --test cli
+phase "app in Chromium (WebGPU, CPU, serve command)" "${native[@]}" --test app
 
-# The engine on WebGPU inside Chromium.
+# The engine on WebGPU inside Chromium. The app is selected too so that cargo resolves the same
+# features as for the app's build and reuses its compiled wasm32 dependencies.
 export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver || echo /usr/bin/chromedriver)}"
 export WASM_BINDGEN_TEST_TIMEOUT=600
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
-cargo test --profile wasm-release --target wasm32-unknown-unknown -p hafrm-engine --no-default-features --test webgpu_browser
+phase "engine on WebGPU in Chromium (wasm32)" cargo test --profile wasm-release --target wasm32-unknown-unknown \
+  -p hafrm-engine -p hafrm-app --no-default-features --test webgpu_browser

@@ -1,6 +1,7 @@
 //! Browser glue: yielding to the event loop, clocks, downloads, the address bar, and what a
 //! panic shows. The timers and clocks work in the page and in the worker alike.
 
+use hafrm::data::formats::human_bytes;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
@@ -78,10 +79,19 @@ pub fn save_url(name: &str, url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The text of a file the user picked.
-pub async fn read_text(file: &web_sys::File) -> Result<String, String> {
-    let text = wasm_bindgen_futures::JsFuture::from(file.text()).await.map_err(describe)?;
-    text.as_string().ok_or_else(|| "the file is not text".to_string())
+/// The bytes of a file the user picked; a file over `limit` bytes is refused before it is read.
+pub async fn read_bytes(file: &web_sys::File, limit: u64) -> Result<Vec<u8>, String> {
+    let size = file.size();
+    if size > limit as f64 {
+        return Err(format!(
+            "{}: {} is over the {} limit for a file opened in the page",
+            file.name(),
+            human_bytes(size as u64),
+            human_bytes(limit)
+        ));
+    }
+    let buffer = wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await.map_err(describe)?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
 pub fn describe(value: JsValue) -> String {
@@ -98,6 +108,13 @@ pub fn install_panic_hook() {
         console_error_panic_hook::hook(info);
         show_fatal(&info.to_string());
     }));
+}
+
+/// Removes the element with this id, if the page has it.
+pub fn remove_element(id: &str) {
+    if let Some(element) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id(id)) {
+        element.remove();
+    }
 }
 
 /// Since a panic stops the engine's code for good, shows what happened on the page with a way

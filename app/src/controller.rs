@@ -16,8 +16,9 @@ pub use crate::protocol::{BackendBadge, Command, EvalPoint, Phase, TrainPoint};
 use crate::protocol::{Envelope, Event, Request};
 use crate::settings::Settings;
 
-/// The worker's script, as Trunk's worker pipeline writes it next to the page.
-const WORKER_SCRIPT: &str = "./hafrm-worker_loader.js";
+/// The worker's script (`app/worker.js`, next to the page in the build): a module that loads
+/// the page's own wasm and calls its `start_worker`.
+const WORKER_SCRIPT: &str = "./worker.js";
 
 /// The page's view of the run. Signals only: the session lives in the worker.
 #[derive(Clone, Copy)]
@@ -85,7 +86,9 @@ impl Studio {
     }
 
     fn spawn_worker(self) -> Result<(), String> {
-        let worker = web_sys::Worker::new(WORKER_SCRIPT).map_err(describe)?;
+        let options = web_sys::WorkerOptions::new();
+        options.set_type(web_sys::WorkerType::Module);
+        let worker = web_sys::Worker::new_with_options(WORKER_SCRIPT, &options).map_err(describe)?;
         let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |message: web_sys::MessageEvent| {
             match message.data().as_string().map(|text| serde_json::from_str::<Envelope>(&text)) {
                 Some(Ok(envelope)) => self.receive(envelope),

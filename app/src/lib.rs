@@ -1,6 +1,7 @@
 //! HaF-RM Studio: train a reward model in the page and watch which tokens drive its reward.
-//! Components and browser glue only; the engine does the math, in a Web Worker (`worker`,
-//! the `hafrm-worker` binary) that the page (`controller`) talks to by messages (`protocol`).
+//! Components and browser glue only; the engine does the math, in a Web Worker (`worker`) that
+//! the page (`controller`) talks to by messages (`protocol`). Both run this one module: the
+//! page's entry is `start_page`, the worker's (`app/worker.js`) `start_worker`.
 
 mod browser;
 mod charts;
@@ -8,26 +9,38 @@ mod controller;
 mod protocol;
 mod settings;
 mod tokens;
-pub mod worker;
+mod worker;
 
 use hafrm::attribution::AttributionMethod;
 use hafrm::config::Method;
-use hafrm::data::formats::{RecordShape, parse_text};
+use hafrm::data::formats::{ReadLimits, RecordShape, read_pairs};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::wasm_bindgen;
 
 use charts::{Series, legend, line_chart};
 use controller::{Command, Phase, Studio, set_upload};
 use settings::{BackendPreference, DATA_SETS, Settings};
 use tokens::{HoverCard, Responses};
 
-/// Mounts the app on the page.
-pub fn start() {
+/// Mounts the app on the page, in place of the page's loading note.
+#[wasm_bindgen]
+pub fn start_page() {
     browser::install_panic_hook();
     browser::install_console_log();
+    browser::remove_element("loading");
     leptos::mount::mount_to_body(App);
 }
+
+/// Starts the training worker's side (called by `app/worker.js`).
+#[wasm_bindgen]
+pub fn start_worker() {
+    worker::start();
+}
+
+/// The largest data file the page opens: it holds the file and its pairs in the page's memory.
+const UPLOAD_LIMIT_BYTES: u64 = 256 << 20;
 
 const BLUE: &str = "#2166ac";
 const ORANGE: &str = "#e08214";
@@ -153,8 +166,8 @@ fn RunControls(studio: Studio, settings: RwSignal<Settings>, applied: RwSignal<S
         input.set_value("");
         spawn_local(async move {
             let name = file.name();
-            let parsed = browser::read_text(&file).await.and_then(|text| {
-                parse_text(&name, &text, RecordShape::Auto, false).map_err(|e| e.to_string()).and_then(|loaded| {
+            let parsed = browser::read_bytes(&file, UPLOAD_LIMIT_BYTES).await.and_then(|bytes| {
+                read_pairs(&name, bytes.as_slice(), RecordShape::Auto, false, ReadLimits::default()).map_err(|e| e.to_string()).and_then(|loaded| {
                     if loaded.pairs.len() < 10 {
                         Err(format!("{name}: {} pairs; training needs at least 10", loaded.pairs.len()))
                     } else {

@@ -136,7 +136,7 @@ impl Settings {
             .with_warmup_steps(TrainConfig::new().warmup_steps.min(self.steps / 10))
             .with_eval_every(self.eval_every)
             .with_seed(self.seed);
-        let encode = EncodeOptions::default().capped(model.max_len);
+        let encode = EncodeOptions::for_model(model.max_len);
         Ok(RunConfig { model, train, encode, data, eval_fraction: 0.1, hafrm_version: env!("CARGO_PKG_VERSION").to_string() })
     }
 }

@@ -179,6 +179,9 @@ impl Run {
     /// event loop (which delivers the page's requests).
     async fn drive(mut self) -> Result<(), String> {
         let mut running = false;
+        // Set when a step failed (a divergence): the session stays, with the model from
+        // before that step, for the views and the download; it takes no more steps.
+        let mut stopped = false;
         let mut phase = Phase::Ready;
         let mut step_times: VecDeque<f64> = VecDeque::new();
         loop {
@@ -188,9 +191,9 @@ impl Run {
             let mut step_once = false;
             for command in take_commands() {
                 match command {
-                    Command::Start => running = !self.session.trainer.is_done(),
+                    Command::Start => running = !stopped && !self.session.trainer.is_done(),
                     Command::Pause => running = false,
-                    Command::Step => step_once = !self.session.trainer.is_done(),
+                    Command::Step => step_once = !stopped && !self.session.trainer.is_done(),
                     Command::ViewPair(index) => {
                         self.selected = index;
                         self.refresh_views().await;
@@ -211,7 +214,7 @@ impl Run {
             }
             let done = self.session.trainer.is_done();
             if !(running || step_once) || done {
-                if self.session.trainer.step_count() > 0 {
+                if self.session.trainer.step_count() > 0 && !stopped {
                     self.set_phase(&mut phase, if done { Phase::Finished } else { Phase::Paused });
                 }
                 sleep_ms(40).await;
@@ -220,7 +223,17 @@ impl Run {
             self.set_phase(&mut phase, Phase::Training);
             let started = now_ms();
             self.emit(Event::Busy(true));
-            let progress = self.session.advance().await.map_err(|e| format!("training step failed: {e}"))?;
+            let progress = match self.session.advance().await {
+                Ok(progress) => progress,
+                Err(e) => {
+                    self.emit(Event::Busy(false));
+                    stopped = true;
+                    running = false;
+                    self.set_phase(&mut phase, Phase::Failed(format!("{e}. Download model gives the run as it was then.")));
+                    self.refresh_views().await;
+                    continue;
+                }
+            };
             self.emit(Event::Busy(false));
             let finished = now_ms();
             step_times.push_back(finished);

@@ -14,7 +14,7 @@ use crate::device::cpu_device;
 use crate::error::{Error, Result};
 use crate::model::RewardModel;
 use crate::params::copy_to_host;
-use crate::tokenizer::EncodeOptions;
+use crate::tokenizer::{EncodeOptions, TextEncoder};
 
 /// The model's weights as a safetensors file. Every parameter is read back asynchronously
 /// and the file is assembled on the CPU, so this works on a browser's WebGPU device too.
@@ -25,10 +25,45 @@ pub async fn model_to_safetensors(model: &RewardModel) -> Result<Vec<u8>> {
     store.get_bytes().map_err(|e| Error::Backend(format!("cannot serialise the model: {e}")))
 }
 
+/// The first tensor of a safetensors file holding a NaN or an infinity, and the value. A file
+/// whose header does not parse is left to the loader, which says what is wrong with it.
+pub fn first_non_finite(bytes: &[u8]) -> Option<(String, f64)> {
+    let header_len = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let data = bytes.get(8usize.checked_add(header_len)?..)?;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes.get(8..8 + header_len)?).ok()?;
+    let mut tensors: Vec<(&String, &str, usize, usize)> = header
+        .iter()
+        .filter_map(|(name, info)| {
+            let offsets = info.get("data_offsets")?.as_array()?;
+            let (start, end) = (offsets.first()?.as_u64()? as usize, offsets.get(1)?.as_u64()? as usize);
+            Some((name, info.get("dtype")?.as_str()?, start, end))
+        })
+        .collect();
+    tensors.sort_by_key(|t| t.2);
+    for (name, dtype, start, end) in tensors {
+        let Some(raw) = data.get(start..end) else { continue };
+        let value = match dtype {
+            "F32" => raw.chunks_exact(4).map(|b| f64::from(f32::from_le_bytes(b.try_into().expect("4 bytes")))).find(|v| !v.is_finite()),
+            "F64" => raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))).find(|v| !v.is_finite()),
+            // Half precision: all exponent bits set is an infinity or a NaN.
+            "F16" => raw.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).find(|h| h & 0x7c00 == 0x7c00).map(|h| if h & 0x03ff == 0 { f64::INFINITY } else { f64::NAN }),
+            "BF16" => raw.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).find(|h| h & 0x7f80 == 0x7f80).map(|h| if h & 0x007f == 0 { f64::INFINITY } else { f64::NAN }),
+            _ => None,
+        };
+        if let Some(value) = value {
+            return Some((name.clone(), value));
+        }
+    }
+    None
+}
+
 /// A model of shape `config` with the weights of a safetensors file. `source` names the file
-/// in errors.
+/// in errors. Weights with a NaN or an infinity (a diverged run's) are refused, naming the tensor.
 pub fn model_from_safetensors(config: &ModelConfig, bytes: Vec<u8>, device: &Device, source: &str) -> Result<RewardModel> {
     config.validate()?;
+    if let Some((tensor, value)) = first_non_finite(&bytes) {
+        return Err(Error::checkpoint(source, format!("tensor `{tensor}` holds {value}: these weights diverged and cannot be used")));
+    }
     let mut model = RewardModel::new(config, 0, device);
     let mut store = SafetensorsStore::from_bytes(Some(bytes)).validate(true).allow_partial(false);
     let applied = model.load_from(&mut store).map_err(|e| Error::checkpoint(source, e))?;
@@ -63,6 +98,34 @@ pub struct RunConfig {
     /// The held-out fraction when there is no separate eval file.
     pub eval_fraction: f64,
     pub hafrm_version: String,
+}
+
+impl RunConfig {
+    /// Refuses settings nothing can train or score with, naming the setting and its flag.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        self.train.validate()?;
+        self.encode.validate(self.model.max_len)?;
+        let fraction = self.eval_fraction;
+        if !(fraction.is_finite() && (0.0..1.0).contains(&fraction)) {
+            return Err(Error::Config(format!(
+                "eval_fraction (--eval-fraction) is {fraction}: it must be at least 0 (nothing held out) and below 1"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses a tokenizer that can emit an id the model has no embedding for.
+    pub fn check_tokenizer(&self, encoder: &TextEncoder, tokenizer_name: &str) -> Result<()> {
+        let (largest, vocab) = (encoder.largest_id(), self.model.vocab_size);
+        if largest as usize >= vocab {
+            return Err(Error::Config(format!(
+                "the tokenizer {tokenizer_name} emits token ids up to {largest}, but the model's vocabulary has {vocab} entries (ids 0 to {})",
+                vocab.saturating_sub(1)
+            )));
+        }
+        Ok(())
+    }
 }
 
 pub const CONFIG: &str = "config.json";
@@ -197,10 +260,13 @@ mod run_dir {
             self.write(CONFIG, json.as_bytes())
         }
 
+        /// The run's settings, refused (naming `config.json`) when nothing could run with them.
         pub fn load_config(&self) -> Result<RunConfig> {
             let path = self.file(CONFIG);
             let bytes = read(&path)?;
-            serde_json::from_slice(&bytes).map_err(|e| Error::checkpoint(&path, format!("invalid config: {e}")))
+            let config: RunConfig = serde_json::from_slice(&bytes).map_err(|e| Error::checkpoint(&path, format!("invalid config: {e}")))?;
+            config.validate().map_err(|e| Error::checkpoint(&path, e))?;
+            Ok(config)
         }
 
         pub fn append_metrics(&self, record: &MetricsRecord) -> Result<()> {

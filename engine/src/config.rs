@@ -78,13 +78,15 @@ pub enum Method {
 impl Method {
     /// The paper's loss weights `(rm_ratio, alpha)` for this method.
     ///
-    /// For DPO the paper only fixes `rm_ratio = 0`; we weigh the policy loss by 1 so that
-    /// `dpo` is plain DPO (our choice).
+    /// DPO is the authors' `DPORMTrainer` with `rm_ratio = 0`: its policy loss keeps the
+    /// trainer's default weight `dpo_ratio = 0.2` (`losses = self.dpo_ratio * losses.mean()`
+    /// in src/reward_model.py). Under AdamW a constant factor on the only loss changes little
+    /// (Adam normalises the gradient's scale); it matters against `max_grad_norm` and `adam_eps`.
     pub fn default_weights(self) -> (f64, f64) {
         match self {
             Method::Haf => (1.0, 0.2),
             Method::Baseline => (1.0, 0.0),
-            Method::Dpo => (0.0, 1.0),
+            Method::Dpo => (0.0, 0.2),
         }
     }
 
@@ -174,34 +176,40 @@ impl TrainConfig {
             .with_alpha(alpha)
     }
 
+    /// Refuses settings nothing can train with. Each message names the setting and its
+    /// `hafrm train` flag.
     pub fn validate(&self) -> Result<()> {
         let positive = [
-            ("learning_rate", self.learning_rate),
-            ("beta", self.beta),
-            ("max_grad_norm", self.max_grad_norm),
+            ("learning_rate (--lr)", self.learning_rate),
+            ("beta (--beta)", self.beta),
+            ("max_grad_norm (--max-grad-norm)", self.max_grad_norm),
             ("adam_eps", self.adam_eps),
         ];
         for (name, value) in positive {
             if !(value.is_finite() && value > 0.0) {
-                return Err(Error::Config(format!("{name} must be positive, got {value}")));
+                return Err(Error::Config(format!("{name} is {value}: it must be a finite number above 0")));
             }
         }
-        for (name, value) in [("alpha", self.alpha), ("rm_ratio", self.rm_ratio)] {
+        for (name, value) in [("alpha (--alpha)", self.alpha), ("rm_ratio (--rm-ratio)", self.rm_ratio), ("weight_decay (--weight-decay)", self.weight_decay)] {
             if !(value.is_finite() && value >= 0.0) {
-                return Err(Error::Config(format!("{name} must be >= 0, got {value}")));
+                return Err(Error::Config(format!("{name} is {value}: it must be a finite number, 0 or above")));
             }
         }
         if self.alpha == 0.0 && self.rm_ratio == 0.0 {
-            return Err(Error::Config("alpha and rm_ratio are both 0: nothing to train".into()));
+            return Err(Error::Config("alpha (--alpha) and rm_ratio (--rm-ratio) are both 0: nothing to train".into()));
         }
-        if self.batch_size == 0 || self.grad_accum == 0 || self.eval_every == 0 {
-            return Err(Error::Config("batch_size, grad_accum and eval_every must be positive".into()));
-        }
-        if self.steps == Some(0) || (self.steps.is_none() && self.epochs == 0) {
-            return Err(Error::Config("nothing to train: 0 steps".into()));
-        }
-        if self.alternate_step == Some(0) {
-            return Err(Error::Config("alternate_step must be positive".into()));
+        let counts = [
+            ("batch_size (--batch)", Some(self.batch_size)),
+            ("grad_accum (--grad-accum)", Some(self.grad_accum)),
+            ("eval_every (--eval-every)", Some(self.eval_every)),
+            ("steps (--steps)", self.steps),
+            ("epochs (--epochs)", self.steps.is_none().then_some(self.epochs)),
+            ("alternate_step (--alternate-step)", self.alternate_step),
+        ];
+        for (name, value) in counts {
+            if value == Some(0) {
+                return Err(Error::Config(format!("{name} is 0: it must be at least 1")));
+            }
         }
         Ok(())
     }

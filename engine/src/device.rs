@@ -38,21 +38,24 @@ pub struct AdapterInfo {
     pub software: bool,
 }
 
-/// A device to compute on (without autodiff; training adds it) and what it is.
+/// A device to compute on (without autodiff; training adds it), what it is, and why it was
+/// chosen.
 #[derive(Clone, Debug)]
 pub struct Backend {
     pub device: Device,
     pub adapter: Option<AdapterInfo>,
+    pub reason: String,
 }
 
 impl Backend {
-    pub fn cpu() -> Self {
-        Self { device: cpu_device(), adapter: None }
+    pub fn cpu(reason: impl Into<String>) -> Self {
+        Self { device: cpu_device(), adapter: None, reason: reason.into() }
     }
 
-    /// One line for people: `wgpu: NVIDIA … (discrete GPU, Vulkan)` or `cpu (flex)`.
+    /// One line for people: `wgpu: NVIDIA … (discrete GPU, Vulkan): asked for` or
+    /// `cpu (flex): no GPU adapter found`.
     pub fn describe(&self) -> String {
-        match &self.adapter {
+        let what = match &self.adapter {
             Some(a) => format!(
                 "wgpu: {} ({}{}, {})",
                 a.name,
@@ -61,7 +64,8 @@ impl Backend {
                 a.api
             ),
             None => "cpu (flex)".to_string(),
-        }
+        };
+        format!("{what}: {}", self.reason)
     }
 }
 
@@ -91,34 +95,65 @@ fn adapter_info(info: &burn::tensor::wgpu::wgpu::AdapterInfo) -> AdapterInfo {
 /// offers (a software fallback adapter included, reported as such).
 pub async fn init_wgpu_async() -> Result<Backend> {
     let (device, setup) = Device::wgpu_options().init_with_setup_async().await.map_err(|e| Error::Backend(e.to_string()))?;
-    Ok(Backend { device, adapter: Some(adapter_info(&setup.adapter.get_info())) })
+    Ok(Backend { device, adapter: Some(adapter_info(&setup.adapter.get_info())), reason: "the browser's WebGPU adapter".into() })
 }
 
-/// Initialises wgpu on the adapter `kind` selects.
+/// Initialises wgpu on the adapter `kind` selects, on `api`.
 #[cfg(not(target_family = "wasm"))]
-fn init_wgpu(kind: burn::tensor::DeviceKind) -> Result<Backend> {
+fn init_wgpu(kind: burn::tensor::DeviceKind, api: burn::tensor::wgpu::WgpuBackend, reason: &str) -> Result<Backend> {
     let (device, setup) = Device::wgpu_options()
         .device_kind(kind)
+        .graphics_api(api)
         .init_with_setup()
         .map_err(|e| Error::Backend(e.to_string()))?;
-    Ok(Backend { device, adapter: Some(adapter_info(&setup.adapter.get_info())) })
+    Ok(Backend { device, adapter: Some(adapter_info(&setup.adapter.get_info())), reason: reason.into() })
 }
 
-/// Picks the backend `choice` asks for.
+/// The hardware GPUs on the native graphics APIs (Vulkan, Metal, DX12), found without
+/// creating a device. OpenGL is left out: probing it opens a display connection, which on a
+/// machine without one prints errors of its own (Wayland's `XDG_RUNTIME_DIR is invalid…`),
+/// and Burn's kernels want one of the others anyway.
+#[cfg(not(target_family = "wasm"))]
+fn hardware_adapters() -> (Vec<burn::tensor::wgpu::wgpu::AdapterInfo>, Vec<String>) {
+    use burn::tensor::wgpu::wgpu;
+    let backends = wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12;
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends, ..wgpu::InstanceDescriptor::new_without_display_handle() });
+    let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    let (hardware, software): (Vec<_>, Vec<_>) = adapters
+        .iter()
+        .map(|a| a.get_info())
+        .partition(|info| matches!(info.device_type, wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu));
+    (hardware, software.into_iter().map(|info| info.name).collect())
+}
+
+/// Picks the backend `choice` asks for. `Auto` takes a hardware GPU when there is one and
+/// otherwise the CPU, printing nothing while it looks.
 #[cfg(not(target_family = "wasm"))]
 pub fn select_backend(choice: BackendChoice) -> Result<Backend> {
     use burn::tensor::DeviceKind;
+    use burn::tensor::wgpu::{WgpuBackend, wgpu};
     match choice {
-        BackendChoice::Cpu => Ok(Backend::cpu()),
-        BackendChoice::Wgpu => init_wgpu(DeviceKind::DefaultDevice)
+        BackendChoice::Cpu => Ok(Backend::cpu("asked for (--backend cpu)")),
+        BackendChoice::Wgpu => init_wgpu(DeviceKind::DefaultDevice, WgpuBackend::Auto, "asked for (--backend wgpu)")
             .map_err(|e| Error::Backend(format!("no wgpu adapter: {e}"))),
         BackendChoice::Auto => {
-            for kind in [DeviceKind::DiscreteGpu(0), DeviceKind::IntegratedGpu(0)] {
-                if let Ok(backend) = init_wgpu(kind) {
+            let (hardware, software) = hardware_adapters();
+            // Discrete before integrated, as the order of `DeviceKind`s below.
+            for (kind, device_type) in [(DeviceKind::DiscreteGpu(0), wgpu::DeviceType::DiscreteGpu), (DeviceKind::IntegratedGpu(0), wgpu::DeviceType::IntegratedGpu)] {
+                let Some(info) = hardware.iter().find(|info| info.device_type == device_type) else { continue };
+                let api = match info.backend {
+                    wgpu::Backend::Metal => WgpuBackend::Metal,
+                    wgpu::Backend::Dx12 => WgpuBackend::Dx12,
+                    _ => WgpuBackend::Vulkan,
+                };
+                if let Ok(backend) = init_wgpu(kind, api, "the GPU found (--backend cpu to use the CPU)") {
                     return Ok(backend);
                 }
             }
-            Ok(Backend::cpu())
+            Ok(Backend::cpu(match software.as_slice() {
+                [] => "no GPU adapter found".to_string(),
+                names => format!("no GPU adapter found, only software ones ({}; --backend wgpu uses them)", names.join(", ")),
+            }))
         }
     }
 }

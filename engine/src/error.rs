@@ -13,6 +13,8 @@ pub enum Location {
     Index(usize),
     /// Position of a syntax error (1-based line and column).
     Position { line: usize, column: usize },
+    /// The file as a whole (its size).
+    File,
 }
 
 impl fmt::Display for Location {
@@ -21,6 +23,7 @@ impl fmt::Display for Location {
             Location::Line(line) => write!(f, "line {line}"),
             Location::Index(index) => write!(f, "record [{index}]"),
             Location::Position { line, column } => write!(f, "line {line}, column {column}"),
+            Location::File => write!(f, "size"),
         }
     }
 }
@@ -53,6 +56,12 @@ pub enum Error {
     Checkpoint { path: String, message: String },
     #[error("backend: {0}")]
     Backend(String),
+    /// Training produced a non-finite number; the model was put back to before that step.
+    #[error(
+        "training diverged at step {step}: {quantity} is {value}. The model stays as it was after step {last_good}; \
+         lower the learning rate (--lr, now {learning_rate:e}) or clip gradients harder (--max-grad-norm, now {max_grad_norm})"
+    )]
+    Diverged { step: usize, quantity: String, value: f32, last_good: usize, learning_rate: f64, max_grad_norm: f64 },
 }
 
 impl Error {

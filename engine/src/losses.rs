@@ -35,12 +35,14 @@ pub struct LossWeights {
 }
 
 impl LossWeights {
-    /// The weights at `step`: with `alternate_step = K`, steps `[0, K)` train the reward loss
-    /// alone, `[K, 2K)` the policy loss alone, and so on.
+    /// The weights at `step` (counted from 0): with `alternate_step = K`, steps `[0, K)` train
+    /// the policy loss alone, `[K, 2K)` the reward loss alone, and so on, the authors' order
+    /// (`DPORMTrainer.get_batch_metrics`: when `(global_step // alternate_step) % 2` is odd the
+    /// policy loss is zeroed, otherwise the reward loss).
     pub fn at_step(rm_ratio: f64, alpha: f64, alternate_step: Option<usize>, step: usize) -> Self {
         match alternate_step {
-            Some(k) if (step / k) % 2 == 1 => Self { rm_ratio: 0.0, alpha },
-            Some(_) => Self { rm_ratio, alpha: 0.0 },
+            Some(k) if (step / k) % 2 == 1 => Self { rm_ratio, alpha: 0.0 },
+            Some(_) => Self { rm_ratio: 0.0, alpha },
             None => Self { rm_ratio, alpha },
         }
     }

@@ -154,12 +154,17 @@ mod tests {
         close(loss.into_scalar(), reward_loss + 0.2 * policy_loss, "haf");
     }
 
+    /// The authors' order, written out for K = 3: `(global_step // 3) % 2` is 0 for steps
+    /// 0-2 (the reward loss is zeroed: policy only), 1 for steps 3-5 (the policy loss is
+    /// zeroed: reward only), 0 again from step 6.
     #[test]
-    fn alternate_step_switches_losses_every_k_steps() {
-        let at = |step| LossWeights::at_step(1.0, 0.2, Some(3), step);
-        assert_eq!([0, 1, 2].map(at), [LossWeights { rm_ratio: 1.0, alpha: 0.0 }; 3]);
-        assert_eq!([3, 4, 5].map(at), [LossWeights { rm_ratio: 0.0, alpha: 0.2 }; 3]);
-        assert_eq!(at(6), LossWeights { rm_ratio: 1.0, alpha: 0.0 });
+    fn alternate_step_starts_with_the_policy_loss_as_the_authors_trainer_does() {
+        let policy_only = LossWeights { rm_ratio: 0.0, alpha: 0.2 };
+        let reward_only = LossWeights { rm_ratio: 1.0, alpha: 0.0 };
+        let expected = [policy_only, policy_only, policy_only, reward_only, reward_only, reward_only, policy_only];
+        for (step, want) in expected.into_iter().enumerate() {
+            assert_eq!(LossWeights::at_step(1.0, 0.2, Some(3), step), want, "step {step}");
+        }
         assert_eq!(LossWeights::at_step(1.0, 0.2, None, 4), LossWeights { rm_ratio: 1.0, alpha: 0.2 });
     }
 }

@@ -36,18 +36,11 @@ impl Preparation {
     /// Starts a session on `device` (without autodiff; training adds it). The model is
     /// initialised from the config's seed; its initial weights are the reference policy.
     pub fn new(config: RunConfig, encoder: TextEncoder, train: &[PreferencePair], eval: Vec<PreferencePair>, device: &Device) -> Result<Self> {
-        config.model.validate()?;
-        config.train.validate()?;
+        config.validate()?;
         if train.is_empty() {
             return Err(Error::Config("there are no training pairs".into()));
         }
-        if config.model.vocab_size != encoder.vocab_size() {
-            return Err(Error::Config(format!(
-                "the model's vocabulary ({}) is not the tokenizer's ({})",
-                config.model.vocab_size,
-                encoder.vocab_size()
-            )));
-        }
+        config.check_tokenizer(&encoder, "in use")?;
         let mut encoded = encoder.encode_pairs(train, &config.encode)?;
         encoded.extend(encoder.encode_pairs(&eval, &config.encode)?);
         let model = RewardModel::new(&config.model, config.train.seed, &device.clone().autodiff());

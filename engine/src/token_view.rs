@@ -5,7 +5,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::attribution::{AttributionMethod, Segment, TokenScores, align, attribute, decisive_tokens};
-use crate::batch::{EncodedResponse, SequenceRef};
+use crate::batch::SequenceRef;
 use crate::data::{CharSpan, PreferencePair};
 use crate::error::Result;
 use crate::model::RewardModel;
@@ -65,9 +65,8 @@ pub async fn attribute_texts(
     responses: Vec<ResponseText>,
     device: &Device,
 ) -> Result<Vec<AttributedResponse>> {
-    let prompt_ids = encoder.encode_prompt(prompt, options)?;
-    let mut encoded: Vec<EncodedResponse> =
-        responses.iter().map(|r| encoder.encode_response(&r.text, prompt_ids.len(), options)).collect::<Result<_>>()?;
+    let texts: Vec<&str> = responses.iter().map(|r| r.text.as_str()).collect();
+    let (prompt_ids, mut encoded) = encoder.encode_exchange(prompt, &texts, options)?;
     let pad = encoder.pad_id();
     let sequences: Vec<SequenceRef> = encoded.iter().map(|response| SequenceRef { prompt: &prompt_ids, response }).collect();
     let ref_logps = response_token_logps(reference, &sequences, pad, device).await?;

@@ -1,7 +1,8 @@
 //! Tokenisation with the `tokenizers` crate, the way the paper's trainer does it: prompt and
-//! response tokenised separately, no special tokens added, EOS appended to the response; the
-//! prompt truncated to `max_prompt_length` keeping its end, then the response truncated so
-//! that the whole fits `max_length`.
+//! responses tokenised separately, no special tokens added, EOS appended to each response, and
+//! truncated only when prompt + the longer response exceed `max_length` (the authors'
+//! `Collator` calls TRL 0.7's `DPODataCollatorWithPadding.tokenize_batch_element`; see
+//! `truncate`).
 
 use serde::{Deserialize, Serialize};
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
@@ -111,15 +112,49 @@ impl Default for EncodeOptions {
 }
 
 impl EncodeOptions {
-    /// These options with `max_length` capped at what a model with `max_len` positions takes.
-    pub fn capped(&self, max_len: usize) -> Self {
-        let max_length = self.max_length.min(max_len);
-        Self {
-            template: self.template.clone(),
-            max_length,
-            max_prompt_length: self.max_prompt_length.min(max_length.saturating_sub(1)).max(1),
-        }
+    /// The paper's lengths, shortened to what a model with `positions` positions takes.
+    pub fn for_model(positions: usize) -> Self {
+        let paper = Self::default();
+        let max_length = paper.max_length.min(positions);
+        Self { max_prompt_length: paper.max_prompt_length.min(max_length.saturating_sub(1)), max_length, ..paper }
     }
+
+    /// Refuses lengths a model with `positions` positions cannot train on: `max_length` from
+    /// 2 to `positions`, `max_prompt_length` from 1 to below `max_length` (a response always
+    /// keeps at least one token).
+    pub fn validate(&self, positions: usize) -> Result<()> {
+        let (max_length, max_prompt) = (self.max_length, self.max_prompt_length);
+        if max_length < 2 || max_length > positions {
+            return Err(Error::Config(format!(
+                "max_length (--max-length) is {max_length}: it must be from 2 to the model's {positions} positions"
+            )));
+        }
+        if max_prompt == 0 || max_prompt >= max_length {
+            return Err(Error::Config(format!(
+                "max_prompt_length (--max-prompt-length) is {max_prompt}: it must be from 1 to below max_length ({max_length})"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// TRL 0.7's truncation (`tokenize_batch_element`, which the authors' trainer uses), on token
+/// counts: when prompt + the longer response (EOS included) exceed `max_length`, the prompt
+/// keeps its last `max_prompt_length` tokens; when that is still too long, every response is
+/// cut to `max_length - max_prompt_length` tokens (which may cut its EOS). Returns the prompt's
+/// kept range and each response's kept length.
+pub fn truncate(prompt_len: usize, response_lens: &[usize], options: &EncodeOptions) -> (std::ops::Range<usize>, Vec<usize>) {
+    let longer = response_lens.iter().copied().max().unwrap_or(0);
+    let mut prompt = 0..prompt_len;
+    if prompt.len() + longer > options.max_length {
+        prompt.start = prompt_len.saturating_sub(options.max_prompt_length);
+    }
+    let mut kept = response_lens.to_vec();
+    if prompt.len() + longer > options.max_length {
+        let room = options.max_length.saturating_sub(options.max_prompt_length);
+        kept.iter_mut().for_each(|len| *len = (*len).min(room));
+    }
+    (prompt, kept)
 }
 
 #[derive(Clone)]
@@ -151,6 +186,10 @@ impl TextEncoder {
 
     /// A tokenizer from the text of a `tokenizer.json`.
     pub fn from_json(json: &str) -> Result<Self> {
+        // The tokenizers crate panics on some malformed files (a truncated one among them):
+        // the JSON itself is checked first, with serde_json's line and column.
+        serde_json::from_str::<serde::de::IgnoredAny>(json)
+            .map_err(|e| Error::Tokenizer(format!("cannot read tokenizer.json: invalid JSON at line {}, column {}: {e}", e.line(), e.column())))?;
         let tokenizer = json
             .parse::<Tokenizer>()
             .map_err(|e| Error::Tokenizer(format!("cannot read tokenizer.json: {e}")))?;
@@ -173,6 +212,13 @@ impl TextEncoder {
 
     pub fn vocab_size(&self) -> usize {
         self.tokenizer.get_vocab_size(true)
+    }
+
+    /// The largest token id this tokenizer can emit, added tokens included (their ids need
+    /// not follow the vocabulary's).
+    pub fn largest_id(&self) -> u32 {
+        let vocab = self.tokenizer.get_vocab(true).into_values().max().unwrap_or(0);
+        vocab.max(self.eos_id).max(self.pad_id)
     }
 
     pub fn eos_id(&self) -> u32 {
@@ -200,21 +246,9 @@ impl TextEncoder {
         Ok((encoding.get_ids().to_vec(), encoding.get_offsets().to_vec()))
     }
 
-    /// The prompt's tokens after the template, truncated keeping the end; never empty.
-    pub fn encode_prompt(&self, prompt: &str, options: &EncodeOptions) -> Result<Vec<u32>> {
-        let (mut ids, _) = self.encode_text(&options.template.apply(prompt))?;
-        if ids.len() > options.max_prompt_length {
-            ids.drain(..ids.len() - options.max_prompt_length);
-        }
-        if ids.is_empty() {
-            ids.push(self.eos_id);
-        }
-        Ok(ids)
-    }
-
-    /// A response's tokens plus EOS, truncated to fit after a prompt of `prompt_len` tokens.
-    /// Offsets are byte ranges of `response` itself (the template's prefix excluded).
-    pub fn encode_response(&self, response: &str, prompt_len: usize, options: &EncodeOptions) -> Result<EncodedResponse> {
+    /// A response's tokens plus EOS, untruncated. Offsets are byte ranges of `response` itself
+    /// (the template's prefix excluded).
+    fn encode_response(&self, response: &str, options: &EncodeOptions) -> Result<EncodedResponse> {
         let prefix = options.template.response_prefix();
         let (mut ids, offsets) = self.encode_text(&format!("{prefix}{response}"))?;
         let mut offsets: Vec<(usize, usize)> = offsets
@@ -223,16 +257,32 @@ impl TextEncoder {
             .collect();
         ids.push(self.eos_id);
         offsets.push((response.len(), response.len()));
-        let room = options.max_length.saturating_sub(prompt_len).max(1);
-        ids.truncate(room);
-        offsets.truncate(room);
         Ok(EncodedResponse { ids, offsets, ref_logps: None })
     }
 
+    /// A prompt (after the template) and responses to it, truncated together as the paper's
+    /// trainer does (`truncate`). An empty prompt becomes EOS, so every sequence has a token
+    /// before its response.
+    pub fn encode_exchange(&self, prompt: &str, responses: &[&str], options: &EncodeOptions) -> Result<(Vec<u32>, Vec<EncodedResponse>)> {
+        let (mut prompt_ids, _) = self.encode_text(&options.template.apply(prompt))?;
+        if prompt_ids.is_empty() {
+            prompt_ids.push(self.eos_id);
+        }
+        let mut encoded = responses.iter().map(|r| self.encode_response(r, options)).collect::<Result<Vec<_>>>()?;
+        let lens: Vec<usize> = encoded.iter().map(|r| r.ids.len()).collect();
+        let (kept_prompt, kept) = truncate(prompt_ids.len(), &lens, options);
+        prompt_ids.drain(..kept_prompt.start);
+        for (response, len) in encoded.iter_mut().zip(kept) {
+            response.ids.truncate(len);
+            response.offsets.truncate(len);
+        }
+        Ok((prompt_ids, encoded))
+    }
+
     pub fn encode_pair(&self, pair: &PreferencePair, options: &EncodeOptions) -> Result<EncodedPair> {
-        let prompt = self.encode_prompt(&pair.prompt, options)?;
-        let chosen = self.encode_response(&pair.chosen, prompt.len(), options)?;
-        let rejected = self.encode_response(&pair.rejected, prompt.len(), options)?;
+        let (prompt, mut responses) = self.encode_exchange(&pair.prompt, &[&pair.chosen, &pair.rejected], options)?;
+        let rejected = responses.pop().expect("two responses");
+        let chosen = responses.pop().expect("two responses");
         Ok(EncodedPair { prompt, chosen, rejected })
     }
 
@@ -278,7 +328,8 @@ mod tests {
         let encoder = TextEncoder::builtin();
         let response = "The capital of Peru is Lima.";
         for template in [PromptTemplate::Plain, PromptTemplate::Phi2] {
-            let encoded = encoder.encode_response(response, 3, &options(template, 512, 128)).unwrap();
+            let (_, encoded) = encoder.encode_exchange("Capital?", &[response], &options(template, 512, 128)).unwrap();
+            let encoded = &encoded[0];
             assert_eq!(*encoded.ids.last().unwrap(), encoder.eos_id());
             assert_eq!(*encoded.offsets.last().unwrap(), (response.len(), response.len()));
             let lima = encoded.offsets.iter().position(|&(s, e)| response[s..e].contains("Lima")).expect("a token covers Lima");
@@ -286,17 +337,48 @@ mod tests {
         }
     }
 
+    /// TRL 0.7's rule, worked by hand with max_length 10 and max_prompt_length 4.
     #[test]
-    fn long_prompts_keep_their_end_and_responses_fit_max_length() {
+    fn truncation_follows_trl_by_hand() {
+        let o = options(PromptTemplate::Plain, 10, 4);
+        // 5 + 4 fits: nothing is cut (the prompt is not cut to 4 on its own).
+        assert_eq!(truncate(5, &[3, 4], &o), (0..5, vec![3, 4]));
+        // 8 + 3 > 10: the prompt keeps its last 4; 4 + 3 fits.
+        assert_eq!(truncate(8, &[3, 2], &o), (4..8, vec![3, 2]));
+        // 8 + 9 > 10: prompt 4; 4 + 9 > 10: both responses cut to 10 - 4 = 6.
+        assert_eq!(truncate(8, &[9, 2], &o), (4..8, vec![6, 2]));
+        // A short prompt stays whole, and responses are still cut to 6, not 7 (TRL's quirk).
+        assert_eq!(truncate(3, &[12, 5], &o), (0..3, vec![6, 5]));
+        // Exactly max_length fits.
+        assert_eq!(truncate(6, &[4, 1], &o), (0..6, vec![4, 1]));
+    }
+
+    #[test]
+    fn long_prompts_keep_their_end_and_long_responses_are_cut_past_eos() {
         let encoder = TextEncoder::builtin();
         let prompt = "What is the capital of France? ".repeat(20) + "What is 2 + 3?";
-        let full = encoder.encode_prompt(&prompt, &options(PromptTemplate::Plain, 512, 1000)).unwrap();
-        let cut = encoder.encode_prompt(&prompt, &options(PromptTemplate::Plain, 512, 10)).unwrap();
-        assert_eq!(cut.len(), 10);
+        let long_response = "It is 5. ".repeat(20);
+        let plain = |max_length, max_prompt| options(PromptTemplate::Plain, max_length, max_prompt);
+        let (full, _) = encoder.encode_exchange(&prompt, &["5"], &plain(512, 500)).unwrap();
+        let (cut, responses) = encoder.encode_exchange(&prompt, &[long_response.as_str(), "5"], &plain(24, 10)).unwrap();
         assert_eq!(cut, full[full.len() - 10..]);
-        let response = encoder.encode_response("It is 5. ".repeat(20).as_str(), 10, &options(PromptTemplate::Plain, 24, 10)).unwrap();
-        assert_eq!(response.ids.len(), 14);
-        assert_ne!(*response.ids.last().unwrap(), encoder.eos_id(), "truncated past EOS, as TRL does");
+        assert_eq!(responses[0].ids.len(), 14);
+        assert_ne!(*responses[0].ids.last().unwrap(), encoder.eos_id(), "cut past EOS, as TRL does");
+        assert_eq!(*responses[1].ids.last().unwrap(), encoder.eos_id(), "the short response keeps its EOS");
+        // A prompt that fits with its responses is kept whole even when over max_prompt_length.
+        let (whole, _) = encoder.encode_exchange(&prompt, &["5"], &plain(full.len() + 3, 10)).unwrap();
+        assert_eq!(whole, full);
+    }
+
+    #[test]
+    fn lengths_are_checked_against_the_model() {
+        assert!(options(PromptTemplate::Plain, 256, 128).validate(256).is_ok());
+        for (max_length, max_prompt, flag) in [(0, 0, "--max-length"), (1, 0, "--max-length"), (257, 128, "--max-length"), (64, 64, "--max-prompt-length"), (64, 0, "--max-prompt-length")] {
+            let error = options(PromptTemplate::Plain, max_length, max_prompt).validate(256).unwrap_err().to_string();
+            assert!(error.contains(flag), "{max_length}/{max_prompt}: {error}");
+        }
+        assert_eq!(EncodeOptions::for_model(256), options(PromptTemplate::Plain, 256, 128));
+        assert_eq!(EncodeOptions::for_model(100), options(PromptTemplate::Plain, 100, 99));
     }
 
     #[test]

@@ -30,6 +30,36 @@ pub struct TrainerState {
     /// The best held-out accuracy so far (of the method's own score) and its step.
     pub best_accuracy: Option<f32>,
     pub best_step: Option<usize>,
+    /// What the run trains on, so that a resume on other data is refused (absent in runs
+    /// saved before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataFingerprint>,
+}
+
+/// The training pairs a run's epoch order refers to: their number and a hash of their tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataFingerprint {
+    pub pairs: usize,
+    /// FNV-1a (64 bits) over every pair's prompt, chosen and rejected token ids, in order.
+    pub tokens_fnv1a: u64,
+}
+
+impl DataFingerprint {
+    pub fn of(pairs: &[EncodedPair]) -> Self {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut feed = |value: u64| {
+            for byte in value.to_le_bytes() {
+                hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        for pair in pairs {
+            for ids in [&pair.prompt, &pair.chosen.ids, &pair.rejected.ids] {
+                feed(ids.len() as u64);
+                ids.iter().for_each(|&id| feed(u64::from(id)));
+            }
+        }
+        Self { pairs: pairs.len(), tokens_fnv1a: hash }
+    }
 }
 
 /// One queued step's metrics, on the device until read.
@@ -74,6 +104,11 @@ pub struct Progress {
 
 pub struct Trainer {
     pub model: RewardModel,
+    /// The weights before the step in flight, put back if that step diverges (the tensors are
+    /// shared until the optimizer replaces them, so this costs one copy of the parameters).
+    before_step: Option<RewardModel>,
+    /// Set when a step diverged: the run cannot go on.
+    diverged: Option<String>,
     optimizer: ModuleOptimizer,
     config: TrainConfig,
     /// The training pairs, reference log-probs attached.
@@ -127,7 +162,21 @@ impl Trainer {
             .with_weight_decay(config.weight_decay as f32)
             .init();
         let total_steps = total_steps(&config, train.len());
-        let mut trainer = Self { model, optimizer, config, train, eval, pad_id, device, state: TrainerState::default(), order: Vec::new(), total_steps };
+        let data = DataFingerprint::of(&train);
+        let mut trainer = Self {
+            model,
+            before_step: None,
+            diverged: None,
+            optimizer,
+            config,
+            train,
+            eval,
+            pad_id,
+            device,
+            state: TrainerState { data: Some(data), ..TrainerState::default() },
+            order: Vec::new(),
+            total_steps,
+        };
         trainer.shuffle_epoch();
         Ok(trainer)
     }
@@ -137,7 +186,27 @@ impl Trainer {
     /// Burn materialises the optimizer state on `Device::default()` before moving it to the
     /// training device; set `BURN_DEVICE=flex` (the `hafrm` binary does) where no wgpu
     /// adapter may exist.
-    pub fn restore(&mut self, state: TrainerState, optimizer_bytes: Option<Vec<u8>>) -> Result<()> {
+    /// A state saved on other training data is refused: its epoch order and cursor index
+    /// pairs that are not there.
+    pub fn restore(&mut self, mut state: TrainerState, optimizer_bytes: Option<Vec<u8>>) -> Result<()> {
+        let current = self.state.data.expect("set by Trainer::new");
+        match state.data {
+            Some(saved) if saved != current => {
+                return Err(Error::Config(format!(
+                    "the run was trained on {} pairs (token hash {:016x}) but the data now gives {} pairs (token hash {:016x}): \
+                     resume it on the same data and settings, or start a new run",
+                    saved.pairs, saved.tokens_fnv1a, current.pairs, current.tokens_fnv1a
+                )));
+            }
+            _ if state.cursor > self.train.len() => {
+                return Err(Error::Config(format!(
+                    "the saved data cursor ({}) is past the {} training pairs: resume on the same data",
+                    state.cursor,
+                    self.train.len()
+                )));
+            }
+            _ => state.data = Some(current),
+        }
         if let Some(bytes) = optimizer_bytes {
             let optimizer = std::mem::replace(&mut self.optimizer, AdamWConfig::new().init());
             self.optimizer = optimizer
@@ -174,9 +243,10 @@ impl Trainer {
         self.state.step > 0 && (self.state.step.is_multiple_of(self.config.eval_every) || self.is_done())
     }
 
-    /// Records a held-out accuracy; returns whether it is the best so far.
+    /// Records a held-out accuracy; returns whether it is the best so far (never for a
+    /// non-finite one).
     pub fn record_evaluation(&mut self, accuracy: f32) -> bool {
-        let best = self.state.best_accuracy.is_none_or(|b| accuracy > b);
+        let best = accuracy.is_finite() && self.state.best_accuracy.is_none_or(|b| accuracy > b);
         if best {
             self.state.best_accuracy = Some(accuracy);
             self.state.best_step = Some(self.state.step);
@@ -202,7 +272,7 @@ impl Trainer {
     fn next_batch(&mut self) -> Vec<usize> {
         let mut indices = Vec::with_capacity(self.config.batch_size);
         while indices.len() < self.config.batch_size.min(self.train.len()) {
-            if self.state.cursor == self.order.len() {
+            if self.state.cursor >= self.order.len() {
                 self.state.epoch += 1;
                 self.state.cursor = 0;
                 self.shuffle_epoch();
@@ -234,15 +304,45 @@ impl Trainer {
 
     /// One step of a run: queue an optimizer step, read its metrics, and evaluate when due.
     /// The CLI and the browser both drive training with this.
+    ///
+    /// A non-finite loss, gradient norm or held-out metric stops the run with
+    /// `Error::Diverged`: the model is put back to the weights before the step, the step is
+    /// not counted, and every later call returns the same error.
     pub async fn advance(&mut self) -> Result<Progress> {
+        if let Some(message) = &self.diverged {
+            return Err(Error::Config(format!("this run stopped: {message}")));
+        }
         let metrics = self.step().read().await?;
+        let step_values = [("the training loss".to_string(), metrics.loss), ("the gradient norm".to_string(), metrics.grad_norm)];
+        self.check_finite(metrics.step, step_values.into_iter().chain(pair_values("training", &metrics.pair)))?;
         let (mut evaluation, mut is_best) = (None, false);
         if self.evaluation_due() && !self.eval.is_empty() {
             let result = self.evaluate().await?;
+            self.check_finite(metrics.step, pair_values("held-out", &result.metrics.pair))?;
             is_best = self.record_evaluation(result.metrics.pair.accuracy);
             evaluation = Some(result);
         }
+        self.before_step = None;
         Ok(Progress { metrics, evaluation, is_best })
+    }
+
+    /// Stops the run at `step` if any value is not finite, putting the weights back.
+    fn check_finite(&mut self, step: usize, values: impl IntoIterator<Item = (String, f32)>) -> Result<()> {
+        let Some((quantity, value)) = values.into_iter().find(|(_, v)| !v.is_finite()) else { return Ok(()) };
+        if let Some(before) = self.before_step.take() {
+            self.model = before;
+        }
+        self.state.step = step - 1;
+        let error = Error::Diverged {
+            step,
+            quantity,
+            value,
+            last_good: step - 1,
+            learning_rate: self.config.learning_rate,
+            max_grad_norm: self.config.max_grad_norm,
+        };
+        self.diverged = Some(error.to_string());
+        Err(error)
     }
 
     /// Trains to the end, handing each step's progress to `on_progress` along with the trainer
@@ -284,6 +384,7 @@ impl Trainer {
         let metrics = metric_sum.expect("at least one micro-batch").div_scalar(accumulation as f64);
         let inner_device = metrics.device();
         let grad_norm = grad_norm.unwrap_or_else(|| Tensor::zeros([1], &inner_device));
+        self.before_step = Some(self.model.clone());
         self.model = self.optimizer.step(learning_rate, self.model.clone(), grads);
         self.state.step += 1;
         StepOutput {
@@ -294,6 +395,16 @@ impl Trainer {
             method: self.config.method,
         }
     }
+}
+
+/// The pair metrics a divergence shows in, named for the message.
+fn pair_values(set: &str, pair: &PairMetrics) -> [(String, f32); 4] {
+    [
+        (format!("the {set} reward loss"), pair.reward_loss),
+        (format!("the {set} policy loss"), pair.policy_loss),
+        (format!("the {set} mean chosen reward"), pair.chosen_reward),
+        (format!("the {set} mean rejected reward"), pair.rejected_reward),
+    ]
 }
 
 #[cfg(test)]

@@ -118,6 +118,39 @@ fn gradients_reach_only_the_heads_each_method_trains() {
     }
 }
 
+/// A learning rate of 1e30 blows the weights up after the first update: the run must stop at
+/// that step with `Diverged`, keep the weights from before it, and refuse to go on.
+#[test]
+fn a_diverging_step_stops_the_run_and_keeps_the_last_finite_weights() {
+    let encoder = TextEncoder::builtin();
+    let device = Device::flex().autodiff();
+    let model = RewardModel::new(&small_config(encoder.vocab_size()), 2, &device);
+    let initial = param_values(&model);
+    let train = encoded_demo(&encoder, &model, DemoSet::Mixed, 16, 1, &Device::flex());
+    let eval = encoded_demo(&encoder, &model, DemoSet::Mixed, 8, 2, &Device::flex());
+    let config = TrainConfig::for_method(Method::Haf).with_batch_size(4).with_steps(Some(10)).with_warmup_steps(0).with_learning_rate(1e30).with_eval_every(1);
+    let mut trainer = Trainer::new(model, config, TrainingData { train, eval }, encoder.pad_id(), device).unwrap();
+    let error = loop {
+        match block_on(trainer.advance()) {
+            Ok(progress) => assert!(progress.metrics.step < 10, "10 steps at lr 1e30 never diverged"),
+            Err(error) => break error,
+        }
+    };
+    let hafrm::Error::Diverged { step, ref quantity, value, last_good, .. } = error else { panic!("not a divergence: {error}") };
+    assert!(!value.is_finite(), "{quantity} = {value}");
+    assert_eq!((last_good, trainer.step_count()), (step - 1, step - 1));
+    let message = error.to_string();
+    assert!(message.contains(&format!("training diverged at step {step}")) && message.contains("--lr") && message.contains("--max-grad-norm"), "{message}");
+    let weights = param_values(&trainer.model);
+    assert!(weights.iter().all(|w| w.is_finite()), "the weights were put back");
+    if step == 1 {
+        assert_eq!(weights, initial, "diverged at the first step: the initial weights are kept");
+    }
+    assert!(trainer.state().best_accuracy.is_none_or(f32::is_finite));
+    let again = block_on(trainer.advance()).err().expect("a diverged run does not go on").to_string();
+    assert!(again.contains("this run stopped: training diverged"), "{again}");
+}
+
 #[test]
 fn precomputed_reference_log_probs_equal_a_frozen_copy_on_the_fly() {
     let encoder = TextEncoder::builtin();
@@ -159,9 +192,9 @@ fn checkpoints_round_trip_exactly_and_wrong_shapes_are_refused() {
 fn sequences_shorter_than_the_batch_get_an_eos_start_when_the_prompt_is_empty() {
     let (encoder, device, model) = setup();
     let options = hafrm::tokenizer::EncodeOptions::default();
-    let prompt = encoder.encode_prompt("", &options).unwrap();
+    let (prompt, mut responses) = encoder.encode_exchange("", &["Sure."], &options).unwrap();
     assert_eq!(prompt, vec![encoder.eos_id()]);
-    let response = encoder.encode_response("Sure.", prompt.len(), &options).unwrap();
+    let response = responses.remove(0);
     let batch = TokenBatch::from_sequences(&[SequenceRef { prompt: &prompt, response: &response }], encoder.pad_id(), &device);
     let logp = to_vec(model.sequence_scores(model.hidden(&batch), &batch).policy_logp);
     assert!(logp[0].is_finite() && logp[0] < 0.0);

@@ -65,8 +65,10 @@ fn wgpu_agrees_with_cpu_on_a_forward_pass_a_training_step_and_attributions() {
     assert_close(&forward(&cpu_model, &cpu), &forward(&gpu_model, &gpu), "forward");
 
     // One AdamW step on each (a small learning rate keeps the update's sensitivity to the
-    // last digits of tiny gradients below the tolerance).
-    let recipe = TrainConfig::for_method(Method::Haf).with_batch_size(8).with_steps(Some(1)).with_learning_rate(4e-5);
+    // last digits of tiny gradients below the tolerance). No warm-up: with one, the first
+    // step's learning rate is 0 and nothing would be compared.
+    let recipe = TrainConfig::for_method(Method::Haf).with_batch_size(8).with_steps(Some(1)).with_warmup_steps(0).with_learning_rate(4e-5);
+    let initial = param_values(&cpu_model.valid());
     let step = |model: RewardModel, device: &Device| {
         let data = TrainingData { train: pairs.clone(), eval: vec![] };
         let mut trainer = Trainer::new(model, recipe.clone(), data, encoder.pad_id(), device.clone()).unwrap();
@@ -83,6 +85,9 @@ fn wgpu_agrees_with_cpu_on_a_forward_pass_a_training_step_and_attributions() {
     assert!((gpu_metrics.pair.policy_loss - std::f32::consts::LN_2).abs() < TOLERANCE);
     let diff = max_abs_diff(&param_values(&cpu_trained.valid()), &param_values(&gpu_trained.valid()));
     assert!(diff <= TOLERANCE, "weights after one step differ by {diff}");
+    // AdamW's first step moves every weight with a gradient by about the learning rate.
+    let moved = max_abs_diff(&initial, &param_values(&cpu_trained.valid()));
+    assert!(moved >= 2e-5, "the step moved the weights by only {moved}");
     assert_close(&outputs(&cpu_trained.valid(), &pairs, encoder.pad_id(), &cpu), &outputs(&gpu_trained.valid(), &pairs, encoder.pad_id(), &gpu), "forward after a step");
 
     // Every attribution method, the closed prefixes' single masked pass included.

@@ -1,16 +1,17 @@
 // End-to-end tests of HaF-RM Studio in Debian's headless Chromium, driven by playwright-core.
 // tests/app.rs runs them (`cargo test`) with:
-//   HAFRM_DIST       the release build of the app (trunk build --release)
+//   HAFRM_DIST       the release build of the app (bash app/build.sh)
 //   HAFRM_BIN        the native `hafrm` binary, to check the model the page downloads
 //   HAFRM_ARTIFACTS  where screenshots and timings go
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
 import os from "node:os";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import net from "node:net";
 import { chromium } from "playwright-core";
+import { serve } from "../../app/serve.mjs";
 
 const dist = process.env.HAFRM_DIST;
 const hafrm = process.env.HAFRM_BIN;
@@ -31,21 +32,6 @@ const WEBGPU = "?data=polite&pairs=100&steps=30&batch=4&eval_every=10";
 const ACCURACY_THRESHOLD = 0.9;
 const TRAIN_TIMEOUT_MS = 15 * 60 * 1000;
 
-const MIME = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css" };
-
-/** Serves the build on a free loopback port; counts what it serves. */
-async function serve() {
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url, "http://localhost");
-    let file = path.join(dist, decodeURIComponent(url.pathname));
-    if (!file.startsWith(dist) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) file = path.join(dist, "index.html");
-    res.writeHead(200, { "content-type": MIME[path.extname(file)] ?? "application/octet-stream" });
-    fs.createReadStream(file).pipe(res);
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { server, origin: `http://127.0.0.1:${server.address().port}` };
-}
-
 const BASE_FLAGS = [
   "--no-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking",
   "--disable-component-update", "--disable-sync",
@@ -53,8 +39,8 @@ const BASE_FLAGS = [
 
 /** A page on the app, recording console errors (the page's and its worker's) and every
  * request's URL. `prepare` may route requests before the page loads. */
-async function open(flags, query, prepare = async () => {}) {
-  const { server, origin } = await serve();
+async function open(flags, query, prepare = async () => {}, served = null) {
+  const { server, origin } = served ?? (await serve(dist));
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: [...BASE_FLAGS, ...flags] });
   const context = await browser.newContext({ viewport: { width: 1500, height: 1250 }, acceptDownloads: true });
   const page = await context.newPage();
@@ -68,7 +54,7 @@ async function open(flags, query, prepare = async () => {}) {
   await prepare(page);
   const loaded = Date.now();
   await page.goto(origin + "/" + query);
-  const close = async () => { await browser.close(); server.close(); };
+  const close = async () => { await browser.close(); server?.close(); };
   return { page, origin, errors, requests, loaded, close };
 }
 
@@ -206,7 +192,7 @@ for (const [how, worker] of [
 ]) {
   test(`a training worker that ${how} stops the run with a message and offers the CPU`, { timeout: 120_000 }, async () => {
     const session = await open(["--enable-unsafe-webgpu"], "?data=polite&steps=5", (page) =>
-      page.route("**/hafrm-worker_loader.js", (route) => route.fulfill({ contentType: "text/javascript", body: worker })));
+      page.route("**/worker.js", (route) => route.fulfill({ contentType: "text/javascript", body: worker })));
     const { page } = session;
     try {
       const fatal = page.locator("#fatal");
@@ -246,5 +232,75 @@ test("a malformed upload shows the engine's error and keeps the current run", { 
     assert.deepEqual(session.errors, []);
   } finally {
     await session.close();
+  }
+});
+
+// A learning rate of 1e9 diverges within a few steps: the page shows the engine's message and
+// keeps the model from before the step, which downloads and scores.
+test("a diverging run stops with the engine's message and keeps a model that loads", { timeout: 300_000 }, async () => {
+  const session = await open(["--disable-gpu", "--disable-features=WebGPU"], "?data=polite&pairs=40&steps=20&batch=4&eval_every=1&lr=1000000000");
+  const { page } = session;
+  try {
+    await waitForPhase(page, ["ready"], 240_000);
+    await page.click("#train");
+    await waitForPhase(page, ["failed"], 240_000);
+    const failure = await page.locator("#failure").innerText();
+    assert.match(failure, /training diverged at step \d+: the [a-z -]+ is (NaN|inf|-inf)/, failure);
+    assert.match(failure, /lower the learning rate \(--lr, now 1e9\)/, failure);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hafrm-diverged-"));
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-model")]);
+    const tar = path.join(dir, download.suggestedFilename());
+    await download.saveAs(tar);
+    execFileSync("tar", ["xf", tar], { cwd: dir });
+    const out = execFileSync(hafrm, ["score", "--model", path.join(dir, "hafrm-run"), "--backend", "cpu", "--json", "--prompt", "Hi", "--response", "Hello."]).toString();
+    assert.ok(Number.isFinite(JSON.parse(out).reward), out);
+    assert.deepEqual(session.errors, []);
+  } finally {
+    await session.close();
+  }
+});
+
+/** A port nothing listens on now. */
+async function freePort() {
+  const probe = net.createServer();
+  await new Promise((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address();
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+// The README's serve command, as a user runs it: it builds (nothing to do after tests/run.sh
+// built the app), serves, and the page trains a step from that server.
+test("the README's serve command serves a page that trains", { timeout: 600_000 }, async () => {
+  const port = await freePort();
+  const server = spawn("bash", ["app/serve.sh"], { env: { ...process.env, PORT: String(port) }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  server.stdout.on("data", (d) => { output += d; });
+  server.stderr.on("data", (d) => { output += d; });
+  let stopped = false;
+  const exited = new Promise((resolve) => server.on("exit", (code, signal) => { stopped = true; resolve({ code, signal }); }));
+  try {
+    const origin = `http://127.0.0.1:${port}`;
+    const listening = (async () => {
+      while (!output.includes(origin) && !stopped) await new Promise((r) => setTimeout(r, 200));
+    })();
+    await listening;
+    assert.ok(!stopped, `app/serve.sh exited before serving:\n${output}`);
+    const wasm = await fetch(`${origin}/hafrm_bg.wasm`);
+    assert.equal(wasm.headers.get("content-type"), "application/wasm");
+    const session = await open(["--disable-gpu", "--disable-features=WebGPU"], "?data=polite&pairs=40&steps=5&batch=4", async () => {}, { server: null, origin });
+    try {
+      await waitForPhase(session.page, ["ready"], 240_000);
+      await session.page.click("#step");
+      await waitForPhase(session.page, ["paused"], 120_000);
+      assert.match(await session.page.locator("#status").innerText(), /step 1\//);
+      assert.deepEqual(session.errors, []);
+    } finally {
+      await session.close();
+    }
+    assert.equal(server.exitCode, null, `the server is still up:\n${output}`);
+  } finally {
+    server.kill("SIGTERM");
+    await exited;
   }
 });

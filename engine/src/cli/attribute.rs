@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use hafrm::attribution::AttributionMethod;
 use hafrm::data::PreferencePair;
-use hafrm::data::formats::{RecordShape, load_file};
+use hafrm::data::formats::{ReadLimits, RecordShape, load_file};
 use hafrm::device::BackendChoice;
 use hafrm::token_view::{AttributedResponse, ResponseText, attribute_texts, colour_scale, diverging_colour, is_dark};
 use hafrm::{Error, Result};
@@ -52,7 +52,7 @@ fn pair_from(spec: &str) -> Result<PreferencePair> {
         .rsplit_once(':')
         .and_then(|(f, n)| n.parse::<usize>().ok().filter(|&n| n > 0).map(|n| (f, n)))
         .ok_or_else(|| Error::Config(format!("--pair `{spec}` is not FILE:N with N >= 1")))?;
-    let loaded = load_file(std::path::Path::new(file), RecordShape::Auto, false)?;
+    let loaded = load_file(std::path::Path::new(file), RecordShape::Auto, false, ReadLimits::default())?;
     let count = loaded.pairs.len();
     loaded
         .pairs

@@ -38,7 +38,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let backend = select_backend(args.backend)?;
     let encoder = TextEncoder::builtin();
     let model_config = ModelConfig::preset(&args.preset, encoder.vocab_size())?;
-    let encode = EncodeOptions::default().capped(model_config.max_len);
+    let encode = EncodeOptions::for_model(model_config.max_len);
     let pairs = demo::generate(DemoSet::Mixed, 1200, 0)?;
     let (train, eval) = split_train_eval(&pairs, 0.2, 0);
     let total_steps = args.warmup + args.steps;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use hafrm::data::demo::{self, DemoSet};
-use hafrm::data::formats::{RecordShape, load_file};
+use hafrm::data::formats::{ReadLimits, RecordShape, load_file};
 use hafrm::data::PreferencePair;
 use hafrm::tokenizer::TextEncoder;
 use hafrm::{Error, Result};
@@ -16,14 +16,14 @@ use super::{DataArgs, parse_demo};
 /// reported on stderr.
 pub fn load_pairs(args: &DataArgs, seed: u64) -> Result<Vec<PreferencePair>> {
     match &args.data {
-        Some(path) => load_path(path, args.format, args.skip_bad),
+        Some(path) => load_path(path, args.format, args.skip_bad, args.limits()),
         None => demo::generate(args.demo, args.demo_pairs.unwrap_or(args.demo.default_pairs()), seed),
     }
 }
 
 /// The pairs of a file; skipped bad records are reported on stderr.
-pub fn load_path(path: &std::path::Path, format: RecordShape, skip_bad: bool) -> Result<Vec<PreferencePair>> {
-    let loaded = load_file(path, format, skip_bad)?;
+pub fn load_path(path: &std::path::Path, format: RecordShape, skip_bad: bool, limits: ReadLimits) -> Result<Vec<PreferencePair>> {
+    let loaded = load_file(path, format, skip_bad, limits)?;
     if !loaded.skipped.is_empty() {
         eprintln!("{}: skipped {} bad records, e.g. {}", path.display(), loaded.skipped.len(), loaded.skipped[0]);
     }
@@ -48,7 +48,7 @@ pub fn tokenizer(args: TokenizerArgs) -> Result<()> {
     } else {
         let mut texts = Vec::new();
         for path in &args.data {
-            for p in load_path(path, RecordShape::Auto, true)? {
+            for p in load_path(path, RecordShape::Auto, true, ReadLimits::default())? {
                 texts.extend([p.prompt, p.chosen, p.rejected]);
             }
         }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use hafrm::config::Method;
 use hafrm::data::demo::DemoSet;
-use hafrm::data::formats::RecordShape;
+use hafrm::data::formats::{ReadLimits, RecordShape};
 use hafrm::device::BackendChoice;
 use hafrm::Result;
 
@@ -70,6 +70,35 @@ pub struct DataArgs {
     /// Pairs to generate from the teaching set [default: 2400 mixed, 1200 single-task].
     #[arg(long)]
     demo_pairs: Option<usize>,
+    /// The largest data file read (e.g. 2GiB, 500MiB, or bytes); one record may be 4 MiB.
+    #[arg(long, default_value = "2GiB", value_parser = parse_size)]
+    max_file_size: u64,
+}
+
+impl DataArgs {
+    fn limits(&self) -> ReadLimits {
+        ReadLimits { max_file_bytes: self.max_file_size, ..ReadLimits::default() }
+    }
+}
+
+/// A size in bytes, with an optional KiB, MiB or GiB unit.
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let text = s.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text, ""),
+    };
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" | "kb" => 1 << 10,
+        "m" | "mib" | "mb" => 1 << 20,
+        "g" | "gib" | "gb" => 1 << 30,
+        other => return Err(format!("unknown unit `{other}` (use B, KiB, MiB or GiB)")),
+    };
+    match number.trim().parse::<u64>() {
+        Ok(n) if n > 0 => n.checked_mul(scale).ok_or_else(|| format!("`{s}` is too large")),
+        _ => Err(format!("`{s}` is not a positive size such as 2GiB")),
+    }
 }
 
 fn parse_shape(s: &str) -> std::result::Result<RecordShape, String> {

@@ -31,6 +31,7 @@ pub fn open_run(dir: &std::path::Path, backend: BackendChoice) -> Result<Trained
     let run = RunDir::open(dir)?;
     let config = run.load_config()?;
     let encoder = TextEncoder::from_file(&run.file(TOKENIZER))?;
+    config.check_tokenizer(&encoder, &run.file(TOKENIZER).display().to_string())?;
     let device = select_backend(backend)?.device.autodiff();
     let load = |name: &str| model_from_safetensors(&config.model, run.read(name)?, &device, &run.file(name).display().to_string());
     let (model, reference) = (load(MODEL)?, load(REFERENCE)?);
@@ -109,8 +110,8 @@ pub struct ScoreArgs {
 
 pub fn score(args: ScoreArgs) -> Result<()> {
     let t = open_run(&args.model, args.backend)?;
-    let prompt = t.encoder.encode_prompt(&args.prompt, &t.config.encode)?;
-    let response = t.encoder.encode_response(&args.response, prompt.len(), &t.config.encode)?;
+    let (prompt, mut responses) = t.encoder.encode_exchange(&args.prompt, &[&args.response], &t.config.encode)?;
+    let response = responses.remove(0);
     let score = block_on(score_response(&t.model, &t.reference, &prompt, &response, t.encoder.pad_id(), t.config.train.beta, &t.device))?;
     if args.json {
         println!("{}", serde_json::to_string(&score).expect("serialises"));

@@ -6,9 +6,10 @@ use std::time::Instant;
 use clap::Args;
 use hafrm::batch::EncodedPair;
 use hafrm::checkpoint::{
-    DataSource, RunConfig, RunDir, model_from_safetensors, model_to_safetensors, MODEL, REFERENCE, TOKENIZER,
+    DataSource, RunConfig, RunDir, model_from_safetensors, model_to_safetensors, LAST, MODEL, REFERENCE, TOKENIZER,
 };
 use hafrm::config::{Method, ModelConfig, TrainConfig};
+use hafrm::data::formats::ReadLimits;
 use hafrm::data::{PreferencePair, split_train_eval};
 use hafrm::device::{BackendChoice, select_backend};
 use hafrm::metrics::MetricsRecord;
@@ -55,6 +56,9 @@ pub struct TrainArgs {
     lr: f64,
     #[arg(long, default_value_t = 0.0)]
     weight_decay: f64,
+    /// Clip the global gradient norm to this.
+    #[arg(long, default_value_t = 1.0)]
+    max_grad_norm: f64,
     /// Pairs per micro-batch.
     #[arg(long, default_value_t = 16)]
     batch: usize,
@@ -87,10 +91,12 @@ pub struct TrainArgs {
     /// Prompt template: plain, phi2, mistral, or a string containing {prompt}.
     #[arg(long, default_value = "plain")]
     template: String,
-    #[arg(long, default_value_t = 512)]
-    max_length: usize,
-    #[arg(long, default_value_t = 128)]
-    max_prompt_length: usize,
+    /// Longest prompt + response (EOS included) [default: 512, or the model's positions if fewer].
+    #[arg(long)]
+    max_length: Option<usize>,
+    /// Tokens a too-long prompt keeps, from its end [default: 128, below --max-length].
+    #[arg(long)]
+    max_prompt_length: Option<usize>,
     /// Continue the run in this directory (its saved settings apply; --steps may extend it).
     #[arg(long)]
     resume: Option<PathBuf>,
@@ -109,6 +115,7 @@ impl TrainArgs {
             .with_alternate_step(self.alternate_step)
             .with_learning_rate(self.lr)
             .with_weight_decay(self.weight_decay)
+            .with_max_grad_norm(self.max_grad_norm)
             .with_batch_size(self.batch)
             .with_grad_accum(self.grad_accum)
             .with_steps(match (self.steps, self.epochs) {
@@ -138,7 +145,7 @@ impl TrainArgs {
 fn parse_fraction(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
         Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
-        _ => Err(format!("`{s}` is not a fraction in [0, 1)")),
+        _ => Err(format!("`{s}` is not a fraction from 0 (nothing held out) to below 1")),
     }
 }
 
@@ -172,12 +179,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 None => TextEncoder::builtin(),
             };
             let model = ModelConfig::preset(&args.preset, encoder.vocab_size())?;
+            let lengths = EncodeOptions::for_model(model.max_len);
+            let max_length = args.max_length.unwrap_or(lengths.max_length);
             let encode = EncodeOptions {
                 template: PromptTemplate::parse(&args.template)?,
-                max_length: args.max_length,
-                max_prompt_length: args.max_prompt_length,
-            }
-            .capped(model.max_len);
+                max_length,
+                max_prompt_length: args.max_prompt_length.unwrap_or(lengths.max_prompt_length.min(max_length.saturating_sub(1))),
+            };
             let config = RunConfig {
                 model,
                 train: args.train_config(),
@@ -189,8 +197,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
             (config, encoder)
         }
     };
-    config.train.validate()?;
-    let (train_pairs, eval_pairs) = source_pairs(&config.data, config.eval_fraction, config.train.seed)?;
+    config.validate()?;
+    let tokenizer_name = match (&resumed, &args.tokenizer) {
+        (Some(run), _) => run.file(TOKENIZER).display().to_string(),
+        (None, Some(path)) => path.display().to_string(),
+        (None, None) => "built in".to_string(),
+    };
+    config.check_tokenizer(&encoder, &tokenizer_name)?;
+    let (train_pairs, eval_pairs) = source_pairs(&config.data, config.eval_fraction, config.train.seed, args.data.limits())?;
 
     let (run, model, reference, resume) = match resumed {
         Some(run) => {
@@ -247,13 +261,13 @@ fn load_model(run: &RunDir, config: &ModelConfig, bytes: Vec<u8>, name: &str, de
 }
 
 /// Training and held-out pairs of a data source.
-pub fn source_pairs(source: &DataSource, eval_fraction: f64, seed: u64) -> Result<(Vec<PreferencePair>, Vec<PreferencePair>)> {
+pub fn source_pairs(source: &DataSource, eval_fraction: f64, seed: u64, limits: ReadLimits) -> Result<(Vec<PreferencePair>, Vec<PreferencePair>)> {
     match source {
         DataSource::Demo { set, pairs, seed: data_seed } => {
             Ok(split_train_eval(&hafrm::data::demo::generate(*set, *pairs, *data_seed)?, eval_fraction, seed))
         }
         DataSource::File { train, eval, format, skip_bad } => {
-            let load = |path: &Path| load_path(path, *format, *skip_bad);
+            let load = |path: &Path| load_path(path, *format, *skip_bad, limits);
             let pairs = load(train)?;
             match eval {
                 Some(eval) => Ok((pairs, load(eval)?)),
@@ -297,7 +311,8 @@ fn train_loop(trainer: &mut Trainer, run: &RunDir, json: bool) -> Result<()> {
     bar.set_position(first_step as u64);
     let mut last_eval = None;
     let mut pairs = 0usize;
-    block_on(trainer.run(|trainer, progress| {
+    let mut saved_step = (first_step > 0).then_some(first_step);
+    let trained = block_on(trainer.run(|trainer, progress| {
         let m = &progress.metrics;
         pairs += m.pairs;
         let mut records = vec![MetricsRecord::Train(m.clone())];
@@ -308,6 +323,7 @@ fn train_loop(trainer: &mut Trainer, run: &RunDir, json: bool) -> Result<()> {
                 run.write(MODEL, &weights)?;
             }
             run.save_last(&weights, &trainer.optimizer_bytes()?, trainer.state())?;
+            saved_step = Some(m.step);
             last_eval = Some(evaluation.metrics.clone());
         }
         for record in &records {
@@ -324,8 +340,17 @@ fn train_loop(trainer: &mut Trainer, run: &RunDir, json: bool) -> Result<()> {
         ));
         bar.set_position(m.step as u64);
         Ok(())
-    }))?;
+    }));
     bar.finish_and_clear();
+    if let Err(Error::Diverged { .. }) = &trained {
+        // Nothing of the diverged step reached the disk.
+        let kept = match saved_step {
+            Some(step) => format!("{} (resumable) is from step {step}, {} is the best model", run.file(LAST).display(), run.file(MODEL).display()),
+            None => "no checkpoint was saved before it".to_string(),
+        };
+        status(json, format!("the run stopped; on disk, {kept}"));
+    }
+    trained?;
     if trainer.eval_pairs().is_empty() {
         // Nothing ranked the checkpoints: the final weights are the model.
         let weights = block_on(model_to_safetensors(&trainer.model))?;

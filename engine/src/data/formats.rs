@@ -62,39 +62,40 @@ pub struct Loaded {
 
 const ASSISTANT_TAG: &str = "\n\nAssistant:";
 
-/// Parses a whole file's text. `file` names it in errors.
-pub fn parse_text(file: &str, text: &str, shape: RecordShape, skip_bad: bool) -> Result<Loaded, DataError> {
-    let records = split_records(file, text)?;
-    let mut shape = shape;
-    let mut pairs = Vec::with_capacity(records.len());
-    let mut skipped = Vec::new();
-    for (location, record) in records {
-        let result = record.and_then(|value| {
-            let error = |field: Option<&str>, message: String| DataError {
-                file: file.to_string(),
-                location: location.clone(),
-                field: field.map(str::to_string),
-                message,
-            };
-            let object = value
-                .as_object()
-                .ok_or_else(|| error(None, format!("expected a JSON object, found {}", kind(&value))))?;
-            if shape == RecordShape::Auto {
-                shape = detect_shape(object).ok_or_else(|| {
-                    error(None, format!(
-                        "cannot tell the record shape from its fields ({}); expected prompt/chosen/rejected, input/win/lose, chosen/rejected transcripts, or conversations/chosen/rejected",
-                        object.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
-                    ))
-                })?;
-            }
-            parse_record(object, shape).map_err(|(field, message)| error(Some(&field), message))
-        });
-        match result {
-            Ok(pair) => pairs.push(pair),
-            Err(e) if skip_bad => skipped.push(e),
-            Err(e) => return Err(e),
-        }
+/// How much a reader takes: a single record, and a whole file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadLimits {
+    pub max_record_bytes: usize,
+    pub max_file_bytes: u64,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        Self { max_record_bytes: 4 << 20, max_file_bytes: 2 << 30 }
     }
+}
+
+/// Byte counts for people: `4 MiB`, `2 GiB`, `512 B`.
+pub fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30)),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1u32 << 20)),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+/// Reads pairs from a stream one record at a time: a record is never held with the rest of
+/// the file, a record over `limits.max_record_bytes` and a stream over
+/// `limits.max_file_bytes` are refused where they happen, and every error names `file` and
+/// the record's line (JSON Lines) or index (a JSON array).
+pub fn read_pairs(file: &str, reader: impl std::io::Read, shape: RecordShape, skip_bad: bool, limits: ReadLimits) -> Result<Loaded, DataError> {
+    let mut parser = RecordParser { file, shape, skip_bad, pairs: Vec::new(), skipped: Vec::new() };
+    RecordReader::new(file, reader, limits).for_each_record(&mut |location, first_line, bytes| parser.record(location, first_line, bytes))?;
+    let RecordParser { pairs, skipped, shape, .. } = parser;
     if pairs.is_empty() {
         return Err(DataError {
             file: file.to_string(),
@@ -110,48 +111,258 @@ pub fn parse_text(file: &str, text: &str, shape: RecordShape, skip_bad: bool) ->
     Ok(Loaded { pairs, skipped, shape })
 }
 
-/// Reads and parses a file.
+/// Reads and parses a file, refusing one over `limits.max_file_bytes` before reading it.
 #[cfg(not(target_family = "wasm"))]
-pub fn load_file(path: &std::path::Path, shape: RecordShape, skip_bad: bool) -> crate::error::Result<Loaded> {
-    let text = std::fs::read_to_string(path).map_err(|e| crate::error::Error::io(path, e))?;
-    Ok(parse_text(&path.display().to_string(), &text, shape, skip_bad)?)
-}
-
-type Record = Result<Value, DataError>;
-
-/// The records of a JSON array or of JSON Lines, each with its location.
-fn split_records(file: &str, text: &str) -> Result<Vec<(Location, Record)>, DataError> {
-    let trimmed = text.trim_start_matches('\u{feff}');
-    if trimmed.trim_start().starts_with('[') {
-        let values: Vec<Value> = serde_json::from_str(trimmed).map_err(|e| DataError {
-            file: file.to_string(),
-            location: Location::Position { line: e.line(), column: e.column() },
+pub fn load_file(path: &std::path::Path, shape: RecordShape, skip_bad: bool, limits: ReadLimits) -> crate::error::Result<Loaded> {
+    let io = |e| crate::error::Error::io(path, e);
+    let file = std::fs::File::open(path).map_err(io)?;
+    let name = path.display().to_string();
+    let size = file.metadata().map_err(io)?.len();
+    if size > limits.max_file_bytes {
+        return Err(DataError {
+            file: name,
+            location: Location::File,
             field: None,
-            message: format!("invalid JSON: {e}"),
-        })?;
-        return Ok(values
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| (Location::Index(i), Ok(v)))
-            .collect());
+            message: format!(
+                "{} is over the {} limit for a data file (--max-file-size raises it)",
+                human_bytes(size),
+                human_bytes(limits.max_file_bytes)
+            ),
+        }
+        .into());
     }
-    Ok(trimmed
-        .lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
-            let location = Location::Line(i + 1);
-            let record = serde_json::from_str::<Value>(line).map_err(|e| DataError {
-                file: file.to_string(),
-                location: location.clone(),
-                field: None,
-                message: format!("invalid JSON at column {}: {e}", e.column()),
-            });
-            (location, record)
-        })
-        .collect())
+    Ok(read_pairs(&name, std::io::BufReader::new(file), shape, skip_bad, limits)?)
 }
 
+/// Turns records into pairs, detecting the shape from the first one.
+struct RecordParser<'a> {
+    file: &'a str,
+    shape: RecordShape,
+    skip_bad: bool,
+    pairs: Vec<PreferencePair>,
+    skipped: Vec<DataError>,
+}
+
+impl RecordParser<'_> {
+    /// Takes one record's bytes (or the reader's complaint about them); an error stops the
+    /// read unless bad records are skipped.
+    fn record(&mut self, location: Location, first_line: usize, bytes: Result<&[u8], String>) -> Result<(), DataError> {
+        match self.parse(&location, first_line, bytes) {
+            Ok(pair) => self.pairs.push(pair),
+            Err(e) if self.skip_bad => self.skipped.push(e),
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// `first_line` is the file line the record starts on: an error inside an array's record
+    /// is placed by line and column.
+    fn parse(&mut self, location: &Location, first_line: usize, bytes: Result<&[u8], String>) -> Result<PreferencePair, DataError> {
+        let error = |location: Location, field: Option<&str>, message: String| DataError {
+            file: self.file.to_string(),
+            location,
+            field: field.map(str::to_string),
+            message,
+        };
+        let in_array = matches!(location, Location::Index(_));
+        let bytes = bytes.map_err(|message| error(location.clone(), None, message))?;
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let before = &bytes[..e.valid_up_to()];
+            let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let column = e.valid_up_to() - line_start + 1;
+            let place = if in_array {
+                Location::Position { line: first_line + before.iter().filter(|&&b| b == b'\n').count(), column }
+            } else {
+                location.clone()
+            };
+            error(place, None, format!("not valid UTF-8 (byte {column} of the line)"))
+        })?;
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            if in_array {
+                error(Location::Position { line: first_line + e.line().max(1) - 1, column: e.column() }, None, format!("invalid JSON: {e}"))
+            } else {
+                error(location.clone(), None, format!("invalid JSON at column {}: {e}", e.column()))
+            }
+        })?;
+        let object = value.as_object().ok_or_else(|| error(location.clone(), None, format!("expected a JSON object, found {}", kind(&value))))?;
+        if self.shape == RecordShape::Auto {
+            self.shape = detect_shape(object).ok_or_else(|| {
+                error(location.clone(), None, format!(
+                    "cannot tell the record shape from its fields ({}); expected prompt/chosen/rejected, input/win/lose, chosen/rejected transcripts, or conversations/chosen/rejected",
+                    object.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+        }
+        parse_record(object, self.shape).map_err(|(field, message)| error(location.clone(), Some(&field), message))
+    }
+}
+
+/// Splits a stream into records: the lines of JSON Lines, or the elements of one JSON array
+/// (found by tracking strings and nesting, so no element is parsed with the others).
+struct RecordReader<'a, R> {
+    file: &'a str,
+    reader: std::io::BufReader<R>,
+    limits: ReadLimits,
+    /// Bytes read so far, and the 1-based line the next byte is on.
+    read: u64,
+    line: usize,
+}
+
+/// What a record handler gets: where the record is, the line it starts on, and its bytes or
+/// why there are none.
+type RecordHandler<'h> = dyn FnMut(Location, usize, Result<&[u8], String>) -> Result<(), DataError> + 'h;
+
+impl<'a, R: std::io::Read> RecordReader<'a, R> {
+    fn new(file: &'a str, reader: R, limits: ReadLimits) -> Self {
+        Self { file, reader: std::io::BufReader::new(reader), limits, read: 0, line: 1 }
+    }
+
+    fn fail(&self, location: Location, message: String) -> DataError {
+        DataError { file: self.file.to_string(), location, field: None, message }
+    }
+
+    /// The next byte, counted against the file limit; `None` at the end.
+    fn next_byte(&mut self) -> Result<Option<u8>, DataError> {
+        use std::io::BufRead;
+        let (file, line) = (self.file, self.line);
+        let buffer = self.reader.fill_buf().map_err(|e| DataError { file: file.to_string(), location: Location::Line(line), field: None, message: format!("cannot read: {e}") })?;
+        let Some(&byte) = buffer.first() else { return Ok(None) };
+        self.reader.consume(1);
+        self.read += 1;
+        if self.read > self.limits.max_file_bytes {
+            return Err(self.fail(
+                Location::Line(self.line),
+                format!("the data is over the {} limit for a data file here (--max-file-size raises it)", human_bytes(self.limits.max_file_bytes)),
+            ));
+        }
+        if byte == b'\n' {
+            self.line += 1;
+        }
+        Ok(Some(byte))
+    }
+
+    fn peek_byte(&mut self) -> Result<Option<u8>, DataError> {
+        use std::io::BufRead;
+        let (file, line) = (self.file, self.line);
+        let buffer = self.reader.fill_buf().map_err(|e| DataError { file: file.to_string(), location: Location::Line(line), field: None, message: format!("cannot read: {e}") })?;
+        Ok(buffer.first().copied())
+    }
+
+    /// Skips whitespace and a byte-order mark.
+    fn skip_blank(&mut self) -> Result<(), DataError> {
+        while let Some(byte) = self.peek_byte()? {
+            match byte {
+                // The byte-order mark (EF BB BF) only at the very start.
+                0xef | 0xbb | 0xbf if self.read < 3 => {
+                    self.next_byte()?;
+                }
+                b' ' | b'\t' | b'\r' | b'\n' => {
+                    self.next_byte()?;
+                }
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn for_each_record(mut self, handle: &mut RecordHandler<'_>) -> Result<(), DataError> {
+        self.skip_blank()?;
+        if self.peek_byte()? == Some(b'[') {
+            self.next_byte()?;
+            self.array(handle)
+        } else {
+            self.lines(handle)
+        }
+    }
+
+    fn too_long(&self) -> String {
+        format!("a record over the {} limit for one record", human_bytes(self.limits.max_record_bytes as u64))
+    }
+
+    fn lines(&mut self, handle: &mut RecordHandler<'_>) -> Result<(), DataError> {
+        let mut record = Vec::new();
+        loop {
+            let line = self.line;
+            record.clear();
+            let mut over = false;
+            let mut ended = false;
+            loop {
+                match self.next_byte()? {
+                    None => {
+                        ended = true;
+                        break;
+                    }
+                    Some(b'\n') => break,
+                    Some(byte) if record.len() < self.limits.max_record_bytes => record.push(byte),
+                    Some(_) => over = true,
+                }
+            }
+            if over {
+                handle(Location::Line(line), line, Err(self.too_long()))?;
+            } else if !record.iter().all(u8::is_ascii_whitespace) {
+                handle(Location::Line(line), line, Ok(&record))?;
+            }
+            if ended {
+                return Ok(());
+            }
+        }
+    }
+
+    fn array(&mut self, handle: &mut RecordHandler<'_>) -> Result<(), DataError> {
+        let mut record = Vec::new();
+        for index in 0.. {
+            self.skip_blank()?;
+            if index == 0 && self.peek_byte()? == Some(b']') {
+                self.next_byte()?;
+                return self.end_of_array();
+            }
+            let first_line = self.line;
+            let (mut depth, mut in_string, mut escaped, mut over) = (0usize, false, false, false);
+            record.clear();
+            let closing = loop {
+                let Some(byte) = self.next_byte()? else {
+                    return Err(self.fail(Location::Line(self.line), "the JSON array is not closed (the file ends inside it)".into()));
+                };
+                if in_string {
+                    match (escaped, byte) {
+                        (true, _) => escaped = false,
+                        (false, b'\\') => escaped = true,
+                        (false, b'"') => in_string = false,
+                        _ => {}
+                    }
+                } else {
+                    match byte {
+                        b'"' => in_string = true,
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' if depth > 0 => depth -= 1,
+                        b',' | b']' if depth == 0 => break byte,
+                        _ => {}
+                    }
+                }
+                if record.len() < self.limits.max_record_bytes {
+                    record.push(byte);
+                } else {
+                    over = true;
+                }
+            };
+            let bytes = if over { Err(self.too_long()) } else { Ok(record.as_slice()) };
+            handle(Location::Index(index), first_line, bytes)?;
+            if closing == b']' {
+                return self.end_of_array();
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Only whitespace may follow the array.
+    fn end_of_array(&mut self) -> Result<(), DataError> {
+        self.skip_blank()?;
+        match self.peek_byte()? {
+            None => Ok(()),
+            Some(_) => Err(self.fail(Location::Line(self.line), "unexpected characters after the JSON array".into())),
+        }
+    }
+}
 fn detect_shape(object: &Map<String, Value>) -> Option<RecordShape> {
     let has = |k: &str| object.contains_key(k);
     if has("conversations") {
@@ -342,6 +553,10 @@ fn split_transcripts(chosen: &str, rejected: &str) -> Result<PreferencePair, Fie
 mod tests {
     use super::*;
 
+    fn parse_text(file: &str, text: &str, shape: RecordShape, skip_bad: bool) -> Result<Loaded, DataError> {
+        read_pairs(file, text.as_bytes(), shape, skip_bad, ReadLimits::default())
+    }
+
     fn parse(text: &str) -> Result<Loaded, DataError> {
         parse_text("data.jsonl", text, RecordShape::Auto, false)
     }
@@ -473,5 +688,66 @@ mod tests {
         assert_eq!(loaded.skipped[1].field.as_deref(), Some("chosen"));
         let e = parse_text("d.jsonl", "nope\nnope", RecordShape::Auto, true).unwrap_err();
         assert!(e.to_string().contains("no usable records (2 bad records skipped)"), "{e}");
+    }
+
+    fn record(prompt: &str) -> String {
+        format!("{{\"prompt\": \"{prompt}\", \"chosen\": \"a\", \"rejected\": \"b\"}}")
+    }
+
+    #[test]
+    fn invalid_utf8_names_its_line_and_column() {
+        let mut bytes = format!("{}\n", record("fine")).into_bytes();
+        bytes.extend_from_slice(b"{\"prompt\": \"caf\xe9\", \"chosen\": \"a\", \"rejected\": \"b\"}\n");
+        let e = read_pairs("d.jsonl", bytes.as_slice(), RecordShape::Auto, false, ReadLimits::default()).unwrap_err().to_string();
+        assert_eq!(e, "d.jsonl: line 2: not valid UTF-8 (byte 16 of the line)");
+        // In an array, by line and column.
+        let mut bytes = format!("[{},\n", record("fine")).into_bytes();
+        bytes.extend_from_slice(b"{\"prompt\": \"x\xff\", \"chosen\": \"a\", \"rejected\": \"b\"}]");
+        let e = read_pairs("d.json", bytes.as_slice(), RecordShape::Auto, false, ReadLimits::default()).unwrap_err().to_string();
+        assert_eq!(e, "d.json: line 2, column 14: not valid UTF-8 (byte 14 of the line)");
+    }
+
+    #[test]
+    fn records_and_files_over_their_limits_are_refused_where_they_are() {
+        let limits = ReadLimits { max_record_bytes: 64, max_file_bytes: 1 << 20 };
+        let long = record(&"x".repeat(100));
+        let text = format!("{}\n{long}\n{}\n", record("a"), record("c"));
+        let e = read_pairs("d.jsonl", text.as_bytes(), RecordShape::Auto, false, limits).unwrap_err().to_string();
+        assert_eq!(e, "d.jsonl: line 2: a record over the 64 B limit for one record");
+        // Skipped, the next record still reads from its own line.
+        let loaded = read_pairs("d.jsonl", text.as_bytes(), RecordShape::Auto, true, limits).unwrap();
+        assert_eq!((loaded.pairs.len(), loaded.skipped[0].location.clone()), (2, Location::Line(2)));
+        let array = format!("[{}, {long}]", record("a"));
+        let e = read_pairs("d.json", array.as_bytes(), RecordShape::Auto, false, limits).unwrap_err().to_string();
+        assert_eq!(e, "d.json: record [1]: a record over the 64 B limit for one record");
+        let many = (0..10).map(|i| record(&i.to_string())).collect::<Vec<_>>().join("\n");
+        let limits = ReadLimits { max_record_bytes: 64, max_file_bytes: 200 };
+        let e = read_pairs("d.jsonl", many.as_bytes(), RecordShape::Auto, false, limits).unwrap_err().to_string();
+        assert_eq!(e, "d.jsonl: line 5: the data is over the 200 B limit for a data file here (--max-file-size raises it)");
+    }
+
+    #[test]
+    fn arrays_are_read_element_by_element_with_strings_and_nesting() {
+        let text = "\u{feff} [ {\"prompt\": \"a, ] } [\\\"\", \"chosen\": \"x\", \"rejected\": \"y\", \"extra\": [1, {\"k\": [2]}]} ,\n {\"input\": \"q\", \"win\": \"w\", \"lose\": \"l\"} ] \n";
+        let loaded = read_pairs("d.json", text.as_bytes(), RecordShape::Auto, true, ReadLimits::default()).unwrap();
+        assert_eq!(loaded.pairs[0].prompt, "a, ] } [\"", "an escaped quote and brackets inside a string");
+        assert_eq!(loaded.skipped.len(), 1, "the second record has the other shape");
+        for (bad, want) in [
+            ("[", "d.json: line 1: the JSON array is not closed (the file ends inside it)"),
+            ("[] x", "d.json: line 1: unexpected characters after the JSON array"),
+            ("[]", "d.json: line 1: no records"),
+        ] {
+            let e = read_pairs("d.json", bad.as_bytes(), RecordShape::Auto, false, ReadLimits::default()).unwrap_err().to_string();
+            assert_eq!(e, want, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_file_over_the_limit_is_refused_before_it_is_read() {
+        let path = std::env::temp_dir().join(format!("hafrm-limit-{}.jsonl", std::process::id()));
+        std::fs::write(&path, record("a").repeat(3)).unwrap();
+        let e = load_file(&path, RecordShape::Auto, false, ReadLimits { max_record_bytes: 1 << 20, max_file_bytes: 10 }).unwrap_err().to_string();
+        assert_eq!(e, format!("{}: size: 141 B is over the 10 B limit for a data file (--max-file-size raises it)", path.display()));
+        std::fs::remove_file(&path).unwrap();
     }
 }
