@@ -13,6 +13,14 @@ fn main() {
         // SAFETY: no other thread exists yet to read the environment concurrently.
         unsafe { std::env::set_var("BURN_DEVICE", "flex") };
     }
+    // Mesa's Vulkan drivers (lavapipe among them) connect to Wayland while the GPU probe
+    // enumerates adapters, and libwayland prints "error: XDG_RUNTIME_DIR is invalid or not
+    // set" when the variable is missing. Any absolute path lets it look for a display there,
+    // find none, and say nothing.
+    if cfg!(target_os = "linux") && std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // SAFETY: as above, still a single thread.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
+    }
     let args = cli::Cli::parse();
     if let Err(error) = cli::run(args) {
         eprintln!("error: {error}");

@@ -52,7 +52,7 @@ pub struct TrainArgs {
     /// Model size: tiny (d 128, 4 layers) or small (d 256, 6 layers).
     #[arg(long, default_value = "tiny")]
     preset: String,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = TrainConfig::new().learning_rate)]
     lr: f64,
     #[arg(long, default_value_t = 0.0)]
     weight_decay: f64,

@@ -223,17 +223,12 @@ impl<'a, R: std::io::Read> RecordReader<'a, R> {
 
     /// The next byte, counted against the file limit; `None` at the end.
     fn next_byte(&mut self) -> Result<Option<u8>, DataError> {
-        use std::io::BufRead;
-        let (file, line) = (self.file, self.line);
-        let buffer = self.reader.fill_buf().map_err(|e| DataError { file: file.to_string(), location: Location::Line(line), field: None, message: format!("cannot read: {e}") })?;
-        let Some(&byte) = buffer.first() else { return Ok(None) };
-        self.reader.consume(1);
+        let Some(byte) = self.peek_byte()? else { return Ok(None) };
+        std::io::BufRead::consume(&mut self.reader, 1);
         self.read += 1;
         if self.read > self.limits.max_file_bytes {
-            return Err(self.fail(
-                Location::Line(self.line),
-                format!("the data is over the {} limit for a data file here (--max-file-size raises it)", human_bytes(self.limits.max_file_bytes)),
-            ));
+            let limit = human_bytes(self.limits.max_file_bytes);
+            return Err(self.fail(Location::Line(self.line), format!("the data is over the {limit} limit for a data file (--max-file-size raises it)")));
         }
         if byte == b'\n' {
             self.line += 1;
@@ -242,10 +237,11 @@ impl<'a, R: std::io::Read> RecordReader<'a, R> {
     }
 
     fn peek_byte(&mut self) -> Result<Option<u8>, DataError> {
-        use std::io::BufRead;
-        let (file, line) = (self.file, self.line);
-        let buffer = self.reader.fill_buf().map_err(|e| DataError { file: file.to_string(), location: Location::Line(line), field: None, message: format!("cannot read: {e}") })?;
-        Ok(buffer.first().copied())
+        let line = self.line;
+        match std::io::BufRead::fill_buf(&mut self.reader) {
+            Ok(buffer) => Ok(buffer.first().copied()),
+            Err(e) => Err(self.fail(Location::Line(line), format!("cannot read: {e}"))),
+        }
     }
 
     /// Skips whitespace and a byte-order mark.
@@ -723,7 +719,7 @@ mod tests {
         let many = (0..10).map(|i| record(&i.to_string())).collect::<Vec<_>>().join("\n");
         let limits = ReadLimits { max_record_bytes: 64, max_file_bytes: 200 };
         let e = read_pairs("d.jsonl", many.as_bytes(), RecordShape::Auto, false, limits).unwrap_err().to_string();
-        assert_eq!(e, "d.jsonl: line 5: the data is over the 200 B limit for a data file here (--max-file-size raises it)");
+        assert_eq!(e, "d.jsonl: line 5: the data is over the 200 B limit for a data file (--max-file-size raises it)");
     }
 
     #[test]
