@@ -163,6 +163,10 @@ fn bad_data_is_reported_with_file_line_and_field_and_can_be_skipped() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("skipped 1 bad records"), "{stderr}");
+    // The 29 good records, 10% of them (3) held out.
+    assert!(stderr.contains("data: 26 training pairs, 3 held out"), "{stderr}");
+    let summary = std::fs::read_to_string(dir.join("run2/metrics.jsonl")).unwrap();
+    assert_eq!(summary.lines().filter(|l| l.contains("\"kind\":\"train\"")).count(), 2, "{summary}");
 
     let error = fails(&["eval", "--model", s(&dir.join("nowhere")), "--data", s(&data)]);
     assert!(error.contains("not a run directory"), "{error}");
@@ -430,4 +434,10 @@ fn a_killed_run_leaves_loadable_checkpoints() {
     }
     assert!(steps.windows(2).all(|w| w[0] <= w[1]), "a resume never goes back: {steps:?}");
     eprintln!("killed at saved steps {steps:?}");
+    // A last resume runs to its end; a metrics line a kill cut short is dropped first, so
+    // every line of metrics.jsonl is whole.
+    let last = steps.last().unwrap() + 1;
+    ok(&["train", "--backend", "cpu", "--resume", s(&run), "--steps", &last.to_string(), "--json"]);
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    json_lines(&metrics);
 }

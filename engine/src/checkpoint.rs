@@ -269,6 +269,22 @@ mod run_dir {
             Ok(config)
         }
 
+        /// Drops a last line of `metrics.jsonl` that a killed process left half written (every
+        /// other file of a run is replaced whole), so that lines appended later stay lines.
+        pub fn repair_metrics(&self) -> Result<()> {
+            let path = self.file(METRICS);
+            let bytes = match fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(Error::io(&path, e)),
+            };
+            if bytes.last().is_none_or(|&b| b == b'\n') {
+                return Ok(());
+            }
+            let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            write_atomic(&path, &bytes[..keep])
+        }
+
         pub fn append_metrics(&self, record: &MetricsRecord) -> Result<()> {
             let path = self.file(METRICS);
             let line = serde_json::to_string(record).expect("metrics serialise") + "\n";
@@ -369,6 +385,17 @@ mod tests {
         run.save_last(b"weights 3", b"optimizer 3", &state(3)).unwrap();
         assert_eq!(run.load_last().unwrap().2, state(3));
         assert!(!run.file("last.old").exists() && !run.file("last.new").exists());
+    }
+
+    #[test]
+    fn a_half_written_metrics_line_is_dropped_before_appending() {
+        let run = RunDir::create(&temp("metrics")).unwrap();
+        run.repair_metrics().unwrap();
+        std::fs::write(run.file(METRICS), "{\"kind\":\"train\"}\n{\"kind\":\"tr").unwrap();
+        run.repair_metrics().unwrap();
+        assert_eq!(std::fs::read_to_string(run.file(METRICS)).unwrap(), "{\"kind\":\"train\"}\n");
+        run.repair_metrics().unwrap();
+        assert_eq!(std::fs::read_to_string(run.file(METRICS)).unwrap(), "{\"kind\":\"train\"}\n", "a whole file stays");
     }
 
     #[test]

@@ -208,6 +208,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
     let (run, model, reference, resume) = match resumed {
         Some(run) => {
+            run.repair_metrics()?;
             run.save_config(&config)?;
             let reference = load_model(&run, &config.model, run.read(REFERENCE)?, REFERENCE, &device)?;
             let (weights, optimizer, state) = run.load_last()?;
