@@ -22,8 +22,12 @@ report() {
 }
 trap report EXIT
 
-phase "tools (wasm-bindgen, wasm-opt, playwright-core)" bash -c 'source app/tools.sh && npm ci --prefix tests --no-audit --no-fund --silent'
-source app/tools.sh >/dev/null
+# In this shell, so that the tools stay on PATH for the phases after it.
+install_tools() {
+  source app/tools.sh
+  npm ci --prefix tests --no-audit --no-fund --silent
+}
+phase "tools (wasm-bindgen, wasm-opt, playwright-core)" install_tools
 
 # The app's release build, which the browser tests serve.
 phase "app build (wasm32)" bash app/build.sh

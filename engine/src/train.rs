@@ -313,12 +313,12 @@ impl Trainer {
             return Err(Error::Config(format!("this run stopped: {message}")));
         }
         let metrics = self.step().read().await?;
-        let step_values = [("the training loss".to_string(), metrics.loss), ("the gradient norm".to_string(), metrics.grad_norm)];
-        self.check_finite(metrics.step, step_values.into_iter().chain(pair_values("training", &metrics.pair)))?;
+        let step_values = [("loss", metrics.loss), ("gradient norm", metrics.grad_norm)];
+        self.check_finite(metrics.step, "training", step_values.into_iter().chain(pair_values(&metrics.pair)))?;
         let (mut evaluation, mut is_best) = (None, false);
         if self.evaluation_due() && !self.eval.is_empty() {
             let result = self.evaluate().await?;
-            self.check_finite(metrics.step, pair_values("held-out", &result.metrics.pair))?;
+            self.check_finite(metrics.step, "held-out", pair_values(&result.metrics.pair))?;
             is_best = self.record_evaluation(result.metrics.pair.accuracy);
             evaluation = Some(result);
         }
@@ -326,16 +326,17 @@ impl Trainer {
         Ok(Progress { metrics, evaluation, is_best })
     }
 
-    /// Stops the run at `step` if any value is not finite, putting the weights back.
-    fn check_finite(&mut self, step: usize, values: impl IntoIterator<Item = (String, f32)>) -> Result<()> {
-        let Some((quantity, value)) = values.into_iter().find(|(_, v)| !v.is_finite()) else { return Ok(()) };
+    /// Stops the run at `step` if any of the `set`'s (training or held-out) values is not
+    /// finite, putting the weights back.
+    fn check_finite(&mut self, step: usize, set: &str, values: impl IntoIterator<Item = (&'static str, f32)>) -> Result<()> {
+        let Some((name, value)) = values.into_iter().find(|(_, v)| !v.is_finite()) else { return Ok(()) };
         if let Some(before) = self.before_step.take() {
             self.model = before;
         }
         self.state.step = step - 1;
         let error = Error::Diverged {
             step,
-            quantity,
+            quantity: format!("the {set} {name}"),
             value,
             last_good: step - 1,
             learning_rate: self.config.learning_rate,
@@ -398,12 +399,12 @@ impl Trainer {
 }
 
 /// The pair metrics a divergence shows in, named for the message.
-fn pair_values(set: &str, pair: &PairMetrics) -> [(String, f32); 4] {
+fn pair_values(pair: &PairMetrics) -> [(&'static str, f32); 4] {
     [
-        (format!("the {set} reward loss"), pair.reward_loss),
-        (format!("the {set} policy loss"), pair.policy_loss),
-        (format!("the {set} mean chosen reward"), pair.chosen_reward),
-        (format!("the {set} mean rejected reward"), pair.rejected_reward),
+        ("reward loss", pair.reward_loss),
+        ("policy loss", pair.policy_loss),
+        ("mean chosen reward", pair.chosen_reward),
+        ("mean rejected reward", pair.rejected_reward),
     ]
 }
 

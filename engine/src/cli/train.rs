@@ -179,12 +179,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 None => TextEncoder::builtin(),
             };
             let model = ModelConfig::preset(&args.preset, encoder.vocab_size())?;
-            let lengths = EncodeOptions::for_model(model.max_len);
-            let max_length = args.max_length.unwrap_or(lengths.max_length);
+            // Unset lengths take the paper's, shortened to what the model and --max-length allow.
+            let max_length = args.max_length.unwrap_or(EncodeOptions::for_model(model.max_len).max_length);
             let encode = EncodeOptions {
                 template: PromptTemplate::parse(&args.template)?,
                 max_length,
-                max_prompt_length: args.max_prompt_length.unwrap_or(lengths.max_prompt_length.min(max_length.saturating_sub(1))),
+                max_prompt_length: args.max_prompt_length.unwrap_or(EncodeOptions::for_model(max_length).max_prompt_length),
             };
             let config = RunConfig {
                 model,
