@@ -26,7 +26,7 @@ fn missing(root: &Path, dist: &Path) -> Vec<String> {
 
 #[test]
 fn the_app_trains_in_headless_chromium() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the workspace");
     let dist = std::env::var_os("HAFRM_DIST").map(PathBuf::from).unwrap_or_else(|| root.join("dist"));
     let missing = missing(&root, &dist);
     if !missing.is_empty() {

@@ -362,7 +362,7 @@ const TOKENIZER_VOCAB: usize = 748;
 /// The bundled tokenizer plus one added token, which the model has no row for (asked for id
 /// 5000, tokenizers gives it the next free id, 748).
 fn tokenizer_with_a_far_id(dir: &Path) -> PathBuf {
-    let mut tokenizer: Value = serde_json::from_str(&std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/tokenizer.json")).unwrap()).unwrap();
+    let mut tokenizer: Value = serde_json::from_str(&std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/tokenizer.json")).unwrap()).unwrap();
     tokenizer["added_tokens"].as_array_mut().unwrap().push(serde_json::json!({
         "id": 5000, "content": "<|far|>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true
     }));
@@ -440,4 +440,17 @@ fn a_killed_run_leaves_loadable_checkpoints() {
     ok(&["train", "--backend", "cpu", "--resume", s(&run), "--steps", &last.to_string(), "--json"]);
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     json_lines(&metrics);
+}
+
+/// `hafrm train` with no options runs the engine's default run (the page's plain address runs
+/// it too: tests/browser/app.test.mjs), and a mode means the same as in the page.
+#[test]
+fn the_default_run_is_the_engines_and_modes_refuse_the_loss_they_turn_off() {
+    let printed: Value = serde_json::from_str(&ok(&["train", "--print-config"])).unwrap();
+    let engine = serde_json::to_value(hafrm::run::default_run(hafrm::tokenizer::TextEncoder::builtin().vocab_size())).unwrap();
+    assert_eq!(printed, engine);
+    let error = fails(&["train", "--mode", "baseline", "--alpha", "0.5", "--print-config"]);
+    assert!(error.contains("alpha (--alpha) is 0.5, but mode baseline trains without the policy loss"), "{error}");
+    let baseline: Value = serde_json::from_str(&ok(&["train", "--mode", "baseline", "--print-config"])).unwrap();
+    assert_eq!((baseline["train"]["rm_ratio"].as_f64(), baseline["train"]["alpha"].as_f64()), (Some(1.0), Some(0.0)));
 }

@@ -37,15 +37,15 @@ done
 
 # The engine, the CLI and the app end to end (tests/app.rs runs tests/browser/). The app
 # crate itself is wasm only (its code is exercised in the browser); every native invocation
-# selects the engine alone, so burn is compiled once natively, with one feature set, for the
-# tests and the `hafrm` binary they run.
-native=(cargo test --release -p hafrm-engine)
+# selects the engine and the command line together, so burn is compiled once natively, with
+# one feature set, for the tests and the `hafrm` binary they run.
+native=(cargo test --release -p hafrm-engine -p hafrm-cli)
 phase "native test build" "${native[@]}" --no-run
 engine_tests=()
 for file in engine/tests/*.rs; do engine_tests+=(--test "$(basename "$file" .rs)"); done
 phase "engine tests" "${native[@]}" --lib "${engine_tests[@]}"
 phase "CLI tests" "${native[@]}" --test cli
-phase "app in Chromium (WebGPU, CPU, serve command)" "${native[@]}" --test app
+phase "app in Chromium (WebGPU, CPU, default run, serve command)" "${native[@]}" --test app
 
 # The engine on WebGPU inside Chromium. The app is selected too so that cargo resolves the same
 # features as for the app's build and reuses its compiled wasm32 dependencies.

@@ -6,13 +6,14 @@ use std::cell::RefCell;
 
 use hafrm::attribution::PrecisionReport;
 use hafrm::data::PreferencePair;
+use hafrm::metrics::EvalMetrics;
 use hafrm::token_view::AttributedResponse;
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 use crate::browser::{describe, now_ms, save_url, show_fatal};
-pub use crate::protocol::{BackendBadge, Command, EvalPoint, Phase, TrainPoint};
+pub use crate::protocol::{BackendBadge, Command, Phase, TrainPoint};
 use crate::protocol::{Envelope, Event, Request};
 use crate::settings::Settings;
 
@@ -26,7 +27,7 @@ pub struct Studio {
     pub phase: RwSignal<Phase>,
     pub badge: RwSignal<Option<BackendBadge>>,
     pub train: RwSignal<Vec<TrainPoint>>,
-    pub eval: RwSignal<Vec<EvalPoint>>,
+    pub eval: RwSignal<Vec<EvalMetrics>>,
     pub total_steps: RwSignal<usize>,
     /// Short labels of the held-out pairs.
     pub pairs: RwSignal<Vec<String>>,
@@ -40,6 +41,8 @@ pub struct Studio {
     /// When the step in flight started (ms since load), for the watchdog.
     pub busy_since: RwSignal<Option<f64>>,
     pub model_summary: RwSignal<String>,
+    /// The last file the user gave the page, and its name: what `data=upload` trains on.
+    pub upload: StoredValue<Option<(String, Vec<PreferencePair>)>>,
     generation: RwSignal<u64>,
 }
 
@@ -51,13 +54,8 @@ struct Link {
 }
 
 thread_local! {
+    /// The worker, which is browser glue rather than page state (it cannot cross threads).
     static LINK: RefCell<Option<Link>> = const { RefCell::new(None) };
-    /// The pairs of the last file uploaded, and its name.
-    static UPLOAD: RefCell<Option<(String, Vec<PreferencePair>)>> = const { RefCell::new(None) };
-}
-
-pub fn set_upload(name: String, pairs: Vec<PreferencePair>) {
-    UPLOAD.with(|u| *u.borrow_mut() = Some((name, pairs)));
 }
 
 impl Studio {
@@ -77,6 +75,7 @@ impl Studio {
             notice: RwSignal::new(None),
             busy_since: RwSignal::new(None),
             model_summary: RwSignal::new(String::new()),
+            upload: StoredValue::new(None),
             generation: RwSignal::new(0),
         };
         if let Err(e) = studio.spawn_worker() {
@@ -145,7 +144,7 @@ impl Studio {
         self.notice.set(None);
         self.busy_since.set(None);
         self.selected.set(0);
-        let upload = if settings.demo_set().is_none() { UPLOAD.with(|u| u.borrow().clone()) } else { None };
+        let upload = if settings.demo_set().is_none() { self.upload.get_value() } else { None };
         Self::post(&Request::Launch { generation, settings, upload });
     }
 

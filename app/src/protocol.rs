@@ -4,6 +4,7 @@
 
 use hafrm::attribution::PrecisionReport;
 use hafrm::data::PreferencePair;
+use hafrm::metrics::{EvalMetrics, StepMetrics};
 use hafrm::token_view::AttributedResponse;
 use serde::{Deserialize, Serialize};
 
@@ -32,20 +33,11 @@ pub struct BackendBadge {
     pub note: Option<String>,
 }
 
+/// A training step's metrics, and the speed the worker measured around it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainPoint {
-    pub step: usize,
-    pub loss: f64,
-    pub reward_loss: f64,
-    pub policy_loss: f64,
+    pub metrics: StepMetrics,
     pub steps_per_second: f64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EvalPoint {
-    pub step: usize,
-    pub reward_accuracy: f64,
-    pub implicit_accuracy: f64,
 }
 
 /// What the page asks of the current run.
@@ -80,7 +72,7 @@ pub enum Event {
     Pairs(Vec<String>),
     Model { total_steps: usize, summary: String },
     Train(TrainPoint),
-    Eval(EvalPoint),
+    Eval(EvalMetrics),
     PairView(usize, Vec<AttributedResponse>),
     OwnView(AttributedResponse),
     /// The precision report and the step it was taken at.

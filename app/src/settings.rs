@@ -1,10 +1,12 @@
 //! The run's settings, kept in the page's URL so that a link reproduces a demo.
 
-use hafrm::checkpoint::{DataSource, RunConfig};
-use hafrm::config::{Method, ModelConfig, TrainConfig};
+use hafrm::config::{Method, TrainConfig};
 use hafrm::data::demo::DemoSet;
-use hafrm::tokenizer::EncodeOptions;
+use hafrm::run::{DEFAULT_DEMO, DEFAULT_PRESET, DataChoice, DataSource, RunChoices, RunConfig};
+use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use crate::controller::Studio;
 
 /// Which backend the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,20 +34,22 @@ pub struct Settings {
     pub backend: BackendPreference,
 }
 
+/// The engine's default run, as the page's settings: the page at its plain address trains what
+/// `hafrm train` with no options trains.
 impl Default for Settings {
     fn default() -> Self {
         let train = TrainConfig::new();
         Self {
-            data: DemoSet::Mixed.name().to_string(),
-            pairs: 800,
-            mode: Method::Haf,
-            alpha: Method::Haf.default_weights().1,
+            data: DEFAULT_DEMO.name().to_string(),
+            pairs: DEFAULT_DEMO.default_pairs(),
+            mode: train.method,
+            alpha: train.alpha,
             beta: train.beta,
             lr: train.learning_rate,
             batch: train.batch_size,
-            steps: 300,
-            eval_every: 25,
-            preset: "tiny".into(),
+            steps: train.steps.expect("the default run counts steps"),
+            eval_every: train.eval_every,
+            preset: DEFAULT_PRESET.into(),
             seed: train.seed,
             backend: BackendPreference::Auto,
         }
@@ -121,23 +125,54 @@ impl Settings {
         self.data.parse().ok()
     }
 
-    /// The engine's run configuration for these settings, with `data` as the data's source.
-    pub fn run_config(&self, vocab_size: usize, data: DataSource) -> hafrm::Result<RunConfig> {
-        let model = ModelConfig::preset(&self.preset, vocab_size)?;
-        let (rm_ratio, _) = self.mode.default_weights();
-        let train = TrainConfig::for_method(self.mode)
-            .with_rm_ratio(rm_ratio)
-            // The baseline is the reward loss alone, whatever alpha says.
-            .with_alpha(if self.mode == Method::Baseline { 0.0 } else { self.alpha })
-            .with_beta(self.beta)
-            .with_learning_rate(self.lr)
-            .with_batch_size(self.batch)
-            .with_steps(Some(self.steps))
-            .with_warmup_steps(TrainConfig::new().warmup_steps.min(self.steps / 10))
-            .with_eval_every(self.eval_every)
-            .with_seed(self.seed);
-        let encode = EncodeOptions::for_model(model.max_len);
-        Ok(RunConfig { model, train, encode, data, eval_fraction: 0.1, hafrm_version: env!("CARGO_PKG_VERSION").to_string() })
+    /// The engine's run for these settings; `upload` names the user's file and its pairs
+    /// when the settings ask for it.
+    pub fn run_config(&self, vocab_size: usize, upload: Option<(&str, usize)>) -> hafrm::Result<RunConfig> {
+        let data = match (self.demo_set(), upload) {
+            (Some(set), _) => DataChoice::Demo { set: Some(set), pairs: Some(self.pairs) },
+            (None, Some((name, pairs))) => DataChoice::Given(DataSource::Upload { name: name.to_string(), pairs }),
+            (None, None) => return Err(hafrm::Error::Config("no file has been uploaded in this page yet".into())),
+        };
+        RunChoices {
+            data,
+            preset: Some(self.preset.clone()),
+            method: Some(self.mode),
+            alpha: Some(self.alpha),
+            beta: Some(self.beta),
+            learning_rate: Some(self.lr),
+            batch_size: Some(self.batch),
+            steps: Some(self.steps),
+            eval_every: Some(self.eval_every),
+            seed: Some(self.seed),
+            ..RunChoices::default()
+        }
+        .into_config(vocab_size)
+    }
+}
+
+/// The settings being edited and those of the run in progress; a change applies when the
+/// user says so, starting a new run.
+#[derive(Clone, Copy)]
+pub struct SettingsState {
+    pub edited: RwSignal<Settings>,
+    pub applied: RwSignal<Settings>,
+}
+
+impl SettingsState {
+    pub fn new(initial: Settings) -> Self {
+        Self { edited: RwSignal::new(initial.clone()), applied: RwSignal::new(initial) }
+    }
+
+    /// Whether the edited settings differ from the running ones.
+    pub fn is_dirty(&self) -> bool {
+        self.edited.with(|edited| self.applied.with(|applied| edited != applied))
+    }
+
+    /// Starts a new run with the edited settings.
+    pub fn apply(&self, studio: Studio) {
+        let settings = self.edited.get_untracked();
+        self.applied.set(settings.clone());
+        studio.launch(settings);
     }
 }
 

@@ -5,19 +5,18 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
-use hafrm::checkpoint::DataSource;
-use hafrm::data::demo::generate;
-use hafrm::data::{PreferencePair, split_train_eval};
+use hafrm::data::PreferencePair;
+use hafrm::data::formats::ReadLimits;
 use hafrm::device::{Backend, Device, cpu_device, init_wgpu_async};
 use hafrm::metrics::MetricsRecord;
-use hafrm::session::{Preparation, Session};
+use hafrm::run::{Preparation, Session, read_pairs};
 use hafrm::tokenizer::TextEncoder;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
 use crate::browser::{adapter_label, blob_url, has_webgpu, now_ms, sleep_ms, unix_seconds, yield_to_browser};
-use crate::protocol::{BackendBadge, Command, Envelope, EvalPoint, Event, Phase, Request, TrainPoint};
+use crate::protocol::{BackendBadge, Command, Envelope, Event, Phase, Request, TrainPoint};
 use crate::settings::{BackendPreference, Settings};
 
 /// Held-out pairs scored for the precision table at each evaluation: a few dozen keep an
@@ -126,10 +125,10 @@ async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, 
     emit(Event::Badge(badge));
 
     let encoder = TextEncoder::builtin();
-    let (train, eval, source) = pairs(&settings, upload)?;
-    let config = settings.run_config(encoder.vocab_size(), source).map_err(|e| e.to_string())?;
-    emit(Event::Pairs(eval.iter().map(pair_label).collect()));
-    let mut preparation = Preparation::new(config, encoder, &train, eval, &device).map_err(|e| e.to_string())?;
+    let config = settings.run_config(encoder.vocab_size(), upload.as_ref().map(|(name, pairs)| (name.as_str(), pairs.len()))).map_err(|e| e.to_string())?;
+    let pairs = read_pairs(&config, upload.map(|(_, pairs)| pairs), ReadLimits::default()).map_err(|e| e.to_string())?;
+    emit(Event::Pairs(pairs.eval.iter().map(pair_label).collect()));
+    let mut preparation = Preparation::new(config, encoder, pairs, &device).await.map_err(|e| e.to_string())?;
     while !preparation.is_done() {
         if !is_current(generation) {
             return Ok(());
@@ -139,7 +138,9 @@ async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, 
         yield_to_browser().await;
         preparation.advance().await.map_err(|e| e.to_string())?;
     }
-    let session = preparation.finish().await.map_err(|e| e.to_string())?;
+    let mut session = preparation.finish().await.map_err(|e| e.to_string())?;
+    // The curves start at step 0.
+    session.evaluate_now().await.map_err(|e| e.to_string())?;
     if !is_current(generation) {
         return Ok(());
     }
@@ -260,18 +261,8 @@ impl Run {
     fn publish_records(&self, from: usize, steps_per_second: f64) {
         for record in &self.session.records()[from..] {
             self.emit(match record {
-                MetricsRecord::Train(m) => Event::Train(TrainPoint {
-                    step: m.step,
-                    loss: f64::from(m.loss),
-                    reward_loss: f64::from(m.pair.reward_loss),
-                    policy_loss: f64::from(m.pair.policy_loss),
-                    steps_per_second,
-                }),
-                MetricsRecord::Eval(m) => Event::Eval(EvalPoint {
-                    step: m.step,
-                    reward_accuracy: f64::from(m.pair.reward_accuracy),
-                    implicit_accuracy: f64::from(m.pair.implicit_accuracy),
-                }),
+                MetricsRecord::Train(metrics) => Event::Train(TrainPoint { metrics: metrics.clone(), steps_per_second }),
+                MetricsRecord::Eval(metrics) => Event::Eval(metrics.clone()),
             });
         }
     }
@@ -353,24 +344,6 @@ async fn backend(preference: BackendPreference) -> (Device, BackendBadge) {
         }
         Err(e) => cpu(Some(format!("WebGPU failed to start: {e}"))),
     }
-}
-
-/// Training and held-out pairs for `settings`, and where they came from.
-fn pairs(settings: &Settings, upload: Option<(String, Vec<PreferencePair>)>) -> Result<(Vec<PreferencePair>, Vec<PreferencePair>, DataSource), String> {
-    let (all, source) = match settings.demo_set() {
-        Some(set) => {
-            let pairs = generate(set, settings.pairs, settings.seed).map_err(|e| e.to_string())?;
-            let source = DataSource::Demo { set, pairs: pairs.len(), seed: settings.seed };
-            (pairs, source)
-        }
-        None => {
-            let (name, pairs) = upload.ok_or("no file has been uploaded in this page yet")?;
-            let source = DataSource::Upload { name, pairs: pairs.len() };
-            (pairs, source)
-        }
-    };
-    let (train, eval) = split_train_eval(&all, 0.1, settings.seed);
-    Ok((train, eval, source))
 }
 
 fn pair_label(pair: &PreferencePair) -> String {

@@ -28,7 +28,7 @@ use crate::batch::{LENGTH_BUCKET, SequenceRef, TokenBatch};
 use crate::data::CharSpan;
 use crate::error::{Error, Result};
 use crate::model::RewardModel;
-use crate::model::gpt::MASKED_SCORE;
+use crate::mask::MASKED_SCORE;
 use crate::params::read_floats;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -7,7 +7,7 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::model::gpt::attention_bias;
+use crate::mask::attention_bias;
 
 /// One tokenised response (EOS included) and, once computed, the frozen reference policy's
 /// log-probability of each of its tokens.

@@ -178,9 +178,33 @@ impl TrainConfig {
             .with_alpha(alpha)
     }
 
+    /// The loss weights given, the method's own (`Method::default_weights`) for those not.
+    pub fn with_loss_weights(self, rm_ratio: Option<f64>, alpha: Option<f64>) -> Self {
+        let (default_rm_ratio, default_alpha) = self.method.default_weights();
+        self.with_rm_ratio(rm_ratio.unwrap_or(default_rm_ratio)).with_alpha(alpha.unwrap_or(default_alpha))
+    }
+
     /// Refuses settings nothing can train with. Each message names the setting and its
-    /// `hafrm train` flag.
+    /// `hafrm train` flag. A method's semantics are checked here, for every front end: the
+    /// baseline trains the reward loss alone, DPO the policy loss alone.
     pub fn validate(&self) -> Result<()> {
+        let turned_off = match self.method {
+            Method::Baseline if self.alpha != 0.0 => Some(("alpha (--alpha)", self.alpha, "the policy")),
+            Method::Dpo if self.rm_ratio != 0.0 => Some(("rm_ratio (--rm-ratio)", self.rm_ratio, "the reward")),
+            _ => None,
+        };
+        if let Some((name, value, loss)) = turned_off {
+            return Err(Error::Config(format!(
+                "{name} is {value}, but mode {} trains without {loss} loss: leave it unset (or 0), or use --mode haf",
+                self.method.name()
+            )));
+        }
+        if self.alternate_step.is_some() && self.method != Method::Haf {
+            return Err(Error::Config(format!(
+                "alternate_step (--alternate-step) alternates the two losses, but mode {} trains one: use --mode haf",
+                self.method.name()
+            )));
+        }
         let positive = [
             ("learning_rate (--lr)", self.learning_rate),
             ("beta (--beta)", self.beta),

@@ -1,4 +1,4 @@
-//! Evaluation: every pair's scores, and the run's held-out metrics.
+//! Evaluation: a run's held-out metrics, and the scores of one response.
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -9,30 +9,12 @@ use crate::config::TrainConfig;
 use crate::error::Result;
 use crate::params::read_floats;
 use crate::losses::LossWeights;
-use crate::metrics::{EvalMetrics, PairMetrics};
+use crate::metrics::{EvalMetrics, PackedPairMetrics};
 use crate::model::RewardModel;
-use crate::objective::{metric, objective, pair_outputs};
+use crate::objective::{objective, pair_outputs};
 
-/// A pair's scores, read back to the host.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PairScore {
-    pub reward_chosen: f32,
-    pub reward_rejected: f32,
-    pub policy_chosen: f32,
-    pub policy_rejected: f32,
-    pub ref_chosen: f32,
-    pub ref_rejected: f32,
-}
-
-/// Held-out metrics and every pair's scores.
-#[derive(Clone, Debug)]
-pub struct Evaluation {
-    pub metrics: EvalMetrics,
-    pub scores: Vec<PairScore>,
-}
-
-/// Scores `pairs` (with reference log-probs attached) in batches, reading each batch back
-/// asynchronously.
+/// The held-out metrics of `pairs` (with reference log-probs attached), scored in batches,
+/// each read back asynchronously.
 pub async fn evaluate(
     model: &RewardModel,
     pairs: &[EncodedPair],
@@ -40,42 +22,25 @@ pub async fn evaluate(
     pad_id: u32,
     device: &Device,
     step: usize,
-) -> Result<Evaluation> {
+) -> Result<EvalMetrics> {
     let model = model.valid();
     let device = &device.clone().without_autodiff();
     let weights = LossWeights { rm_ratio: config.rm_ratio, alpha: config.alpha };
-    let mut scores = Vec::with_capacity(pairs.len());
-    let mut sums = [0f64; metric::COUNT];
+    let mut sums = [0f64; PackedPairMetrics::LEN];
     for chunk in pairs.chunks(config.batch_size.max(1)) {
         let refs: Vec<&EncodedPair> = chunk.iter().collect();
         let batch = TokenBatch::from_pairs(&refs, pad_id, device);
-        let outputs = pair_outputs(&model, &batch, weights);
-        let (_, batch_metrics) = objective(&outputs, weights, config.beta);
-        let o = outputs;
-        let packed = Tensor::cat(
-            vec![o.reward_chosen, o.reward_rejected, o.policy_chosen, o.policy_rejected, o.ref_chosen, o.ref_rejected, batch_metrics],
-            0,
-        );
-        let values = read_floats(packed, "evaluation scores").await?;
-        let n = chunk.len();
-        let column = |k: usize, i: usize| values[k * n + i];
-        scores.extend((0..n).map(|i| PairScore {
-            reward_chosen: column(0, i),
-            reward_rejected: column(1, i),
-            policy_chosen: column(2, i),
-            policy_rejected: column(3, i),
-            ref_chosen: column(4, i),
-            ref_rejected: column(5, i),
-        }));
+        let (_, batch_metrics) = objective(&pair_outputs(&model, &batch, weights), weights, config.beta);
+        let values = read_floats(batch_metrics.into_tensor(), "evaluation metrics").await?;
         // Batch means, weighted by the batch's size.
-        for (sum, value) in sums.iter_mut().zip(&values[6 * n..]) {
-            *sum += f64::from(*value) * n as f64;
+        for (sum, value) in sums.iter_mut().zip(&values) {
+            *sum += f64::from(*value) * chunk.len() as f64;
         }
     }
     let count = pairs.len().max(1) as f64;
     let means: Vec<f32> = sums.iter().map(|sum| (sum / count) as f32).collect();
-    let metrics = EvalMetrics { step, pairs: pairs.len(), pair: PairMetrics::from_vector(config.method, &means) };
-    Ok(Evaluation { metrics, scores })
+    let (_, pair) = PackedPairMetrics::unpack(config.method, &means);
+    Ok(EvalMetrics { step, pairs: pairs.len(), pair })
 }
 
 /// The scores of one response to one prompt.

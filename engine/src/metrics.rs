@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use burn::tensor::Tensor;
+
 use crate::config::Method;
-use crate::objective::metric;
 
 /// The pair-level quantities both training steps and evaluations report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -23,20 +24,65 @@ pub struct PairMetrics {
     pub margin: f32,
 }
 
-impl PairMetrics {
-    /// From a metric vector laid out as `objective::metric` says.
-    pub fn from_vector(method: Method, values: &[f32]) -> Self {
-        let (reward_accuracy, implicit_accuracy) = (values[metric::REWARD_ACCURACY], values[metric::IMPLICIT_ACCURACY]);
-        Self {
-            reward_loss: values[metric::REWARD_LOSS],
-            policy_loss: values[metric::POLICY_LOSS],
-            reward_accuracy,
-            implicit_accuracy,
-            accuracy: if method.scores_by_implicit_reward() { implicit_accuracy } else { reward_accuracy },
-            chosen_reward: values[metric::CHOSEN_REWARD],
-            rejected_reward: values[metric::REJECTED_REWARD],
-            margin: values[metric::CHOSEN_REWARD] - values[metric::REJECTED_REWARD],
-        }
+/// A batch's pair metrics on the device, in one tensor so that one read-back fetches them
+/// all. Only this type knows the layout; the host sees `PairMetrics`.
+#[derive(Clone, Debug)]
+pub struct PackedPairMetrics(Tensor<1>);
+
+impl PackedPairMetrics {
+    /// The number of values packed.
+    pub const LEN: usize = 7;
+
+    /// Packs one-element tensors (detached: metrics are never differentiated).
+    #[allow(clippy::too_many_arguments)]
+    pub fn pack(
+        loss: Tensor<1>,
+        reward_loss: Tensor<1>,
+        policy_loss: Tensor<1>,
+        reward_accuracy: Tensor<1>,
+        implicit_accuracy: Tensor<1>,
+        chosen_reward: Tensor<1>,
+        rejected_reward: Tensor<1>,
+    ) -> Self {
+        Self(Tensor::cat(vec![loss, reward_loss, policy_loss, reward_accuracy, implicit_accuracy, chosen_reward, rejected_reward], 0).detach())
+    }
+
+    /// The same values off the autodiff graph (a training step's, to sum across micro-batches
+    /// and read back with the gradient norm, which has no graph).
+    pub fn inner(self) -> Self {
+        Self(self.0.inner())
+    }
+
+    /// A one-element zero on the same device (a gradient norm where nothing was clipped).
+    pub fn zeros_like(&self) -> Tensor<1> {
+        Tensor::zeros([1], &self.0.device())
+    }
+
+    /// The element-wise sum (of micro-batches' metrics).
+    pub fn add(self, other: Self) -> Self {
+        Self(self.0 + other.0)
+    }
+
+    pub fn div_scalar(self, divisor: f64) -> Self {
+        Self(self.0.div_scalar(divisor))
+    }
+
+    /// The packed values followed by `extra` (e.g. a gradient norm), to read back together.
+    pub fn with(self, extra: Tensor<1>) -> Tensor<1> {
+        Tensor::cat(vec![self.0, extra], 0)
+    }
+
+    pub fn into_tensor(self) -> Tensor<1> {
+        self.0
+    }
+
+    /// The loss and the pair metrics of the first `LEN` read-back values.
+    pub fn unpack(method: Method, values: &[f32]) -> (f32, PairMetrics) {
+        let [loss, reward_loss, policy_loss, reward_accuracy, implicit_accuracy, chosen_reward, rejected_reward] =
+            values[..Self::LEN].try_into().expect("a packed metrics vector");
+        let accuracy = if method.scores_by_implicit_reward() { implicit_accuracy } else { reward_accuracy };
+        let margin = chosen_reward - rejected_reward;
+        (loss, PairMetrics { reward_loss, policy_loss, reward_accuracy, implicit_accuracy, accuracy, chosen_reward, rejected_reward, margin })
     }
 }
 

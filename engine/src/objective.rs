@@ -5,6 +5,7 @@ use burn::tensor::Tensor;
 
 use crate::batch::TokenBatch;
 use crate::losses::{LossWeights, dpo_loss, implicit_reward, pair_accuracy, reward_loss};
+use crate::metrics::PackedPairMetrics;
 use crate::model::RewardModel;
 
 /// Per-pair quantities, `[pairs]` each.
@@ -38,21 +39,9 @@ pub fn pair_outputs(model: &RewardModel, batch: &TokenBatch, weights: LossWeight
     PairOutputs { reward_chosen, reward_rejected, policy_chosen, policy_rejected, ref_chosen, ref_rejected }
 }
 
-/// Indices into the metric vector `objective` returns.
-pub mod metric {
-    pub const LOSS: usize = 0;
-    pub const REWARD_LOSS: usize = 1;
-    pub const POLICY_LOSS: usize = 2;
-    pub const REWARD_ACCURACY: usize = 3;
-    pub const IMPLICIT_ACCURACY: usize = 4;
-    pub const CHOSEN_REWARD: usize = 5;
-    pub const REJECTED_REWARD: usize = 6;
-    pub const COUNT: usize = 7;
-}
-
 /// The loss to differentiate, `rm_ratio * L_R + alpha * L_P` over the losses this step
-/// trains, and a detached metric vector (see `metric`), all on the device.
-pub fn objective(outputs: &PairOutputs, weights: LossWeights, beta: f64) -> (Tensor<1>, Tensor<1>) {
+/// trains, and the batch's metrics, all on the device.
+pub fn objective(outputs: &PairOutputs, weights: LossWeights, beta: f64) -> (Tensor<1>, PackedPairMetrics) {
     let o = outputs.clone();
     let l_reward = reward_loss(o.reward_chosen.clone(), o.reward_rejected.clone());
     let l_policy = dpo_loss(
@@ -69,19 +58,15 @@ pub fn objective(outputs: &PairOutputs, weights: LossWeights, beta: f64) -> (Ten
     };
     let implicit_chosen = implicit_reward(o.policy_chosen, o.ref_chosen, beta);
     let implicit_rejected = implicit_reward(o.policy_rejected, o.ref_rejected, beta);
-    let metrics = Tensor::cat(
-        vec![
-            loss.clone(),
-            l_reward,
-            l_policy,
-            pair_accuracy(o.reward_chosen.clone(), o.reward_rejected.clone()),
-            pair_accuracy(implicit_chosen, implicit_rejected),
-            o.reward_chosen.mean(),
-            o.reward_rejected.mean(),
-        ],
-        0,
-    )
-    .detach();
+    let metrics = PackedPairMetrics::pack(
+        loss.clone(),
+        l_reward,
+        l_policy,
+        pair_accuracy(o.reward_chosen.clone(), o.reward_rejected.clone()),
+        pair_accuracy(implicit_chosen, implicit_rejected),
+        o.reward_chosen.mean(),
+        o.reward_rejected.mean(),
+    );
     (loss, metrics)
 }
 
@@ -122,15 +107,16 @@ mod tests {
             assert_eq!((rm_ratio, alpha), (expected_weights[0].as_f64().unwrap(), expected_weights[1].as_f64().unwrap()));
             let (loss, metrics) = objective(&outputs, LossWeights { rm_ratio, alpha }, beta);
             let loss: f32 = loss.into_scalar();
-            let m = metrics.into_data().try_into_vec::<f32>().unwrap();
+            let values = metrics.into_tensor().into_data().try_into_vec::<f32>().unwrap();
+            let (packed_loss, m) = PackedPairMetrics::unpack(method, &values);
             let name = method.name();
             close(loss, reference["total_loss"][name].as_f64().unwrap(), name);
-            close(m[metric::LOSS], reference["total_loss"][name].as_f64().unwrap(), name);
-            close(m[metric::REWARD_LOSS], reference["reward_loss"].as_f64().unwrap(), "reward loss");
-            close(m[metric::POLICY_LOSS], reference["policy_loss"].as_f64().unwrap(), "policy loss");
-            close(m[metric::REWARD_ACCURACY], reference["reward_accuracy"].as_f64().unwrap(), "reward accuracy");
-            close(m[metric::IMPLICIT_ACCURACY], reference["implicit_accuracy"].as_f64().unwrap(), "implicit accuracy");
-            close(m[metric::CHOSEN_REWARD], 1.75 / 4.0, "mean chosen reward");
+            close(packed_loss, reference["total_loss"][name].as_f64().unwrap(), name);
+            close(m.reward_loss, reference["reward_loss"].as_f64().unwrap(), "reward loss");
+            close(m.policy_loss, reference["policy_loss"].as_f64().unwrap(), "policy loss");
+            close(m.reward_accuracy, reference["reward_accuracy"].as_f64().unwrap(), "reward accuracy");
+            close(m.implicit_accuracy, reference["implicit_accuracy"].as_f64().unwrap(), "implicit accuracy");
+            close(m.chosen_reward, 1.75 / 4.0, "mean chosen reward");
         }
     }
 

@@ -229,14 +229,6 @@ impl TextEncoder {
         self.pad_id
     }
 
-    /// The text a token stands for, for display (`"<|endoftext|>"` for EOS).
-    pub fn token_text(&self, id: u32) -> String {
-        if id == self.eos_id {
-            return self.tokenizer.id_to_token(id).unwrap_or_default();
-        }
-        self.tokenizer.decode(&[id], false).unwrap_or_else(|_| format!("<{id}>"))
-    }
-
     /// Token ids and byte offsets of `text`, with no special tokens.
     pub fn encode_text(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
         let encoding = self
@@ -333,7 +325,7 @@ mod tests {
             assert_eq!(*encoded.ids.last().unwrap(), encoder.eos_id());
             assert_eq!(*encoded.offsets.last().unwrap(), (response.len(), response.len()));
             let lima = encoded.offsets.iter().position(|&(s, e)| response[s..e].contains("Lima")).expect("a token covers Lima");
-            assert!(encoder.token_text(encoded.ids[lima]).contains("Lima"));
+            assert!(encoder.tokenizer.decode(&[encoded.ids[lima]], false).unwrap().contains("Lima"));
         }
     }
 

@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use crate::batch::{EncodedPair, TokenBatch};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
-use crate::eval::{Evaluation, evaluate};
+use crate::eval::evaluate;
 use crate::losses::LossWeights;
-use crate::metrics::{PairMetrics, StepMetrics};
+use crate::metrics::{EvalMetrics, PackedPairMetrics, PairMetrics, StepMetrics};
 use crate::model::RewardModel;
-use crate::objective::{metric, objective, pair_outputs};
+use crate::objective::{objective, pair_outputs};
 use crate::params::{clip_global_grad_norm, read_floats};
 use crate::rng::SeededRng;
 
@@ -67,19 +67,21 @@ pub struct StepOutput {
     pub step: usize,
     pub learning_rate: f64,
     pub pairs: usize,
-    values: Tensor<1>,
+    metrics: PackedPairMetrics,
+    grad_norm: Tensor<1>,
     method: crate::config::Method,
 }
 
 impl StepOutput {
     pub async fn read(self) -> Result<StepMetrics> {
-        let values = read_floats(self.values, "step metrics").await?;
+        let values = read_floats(self.metrics.with(self.grad_norm), "step metrics").await?;
+        let (loss, pair) = PackedPairMetrics::unpack(self.method, &values);
         Ok(StepMetrics {
             step: self.step,
             learning_rate: self.learning_rate,
-            loss: values[metric::LOSS],
-            pair: PairMetrics::from_vector(self.method, &values),
-            grad_norm: values[metric::COUNT],
+            loss,
+            pair,
+            grad_norm: values[PackedPairMetrics::LEN],
             pairs: self.pairs,
         })
     }
@@ -97,7 +99,7 @@ pub struct TrainingData {
 pub struct Progress {
     pub metrics: StepMetrics,
     /// The held-out evaluation, when one was due after this step.
-    pub evaluation: Option<Evaluation>,
+    pub evaluation: Option<EvalMetrics>,
     /// Whether that evaluation is the best so far (save the model).
     pub is_best: bool,
 }
@@ -298,7 +300,7 @@ impl Trainer {
     }
 
     /// Evaluates the current model on the held-out pairs.
-    pub async fn evaluate(&self) -> Result<Evaluation> {
+    pub async fn evaluate(&self) -> Result<EvalMetrics> {
         evaluate(&self.model, &self.eval, &self.config, self.pad_id, &self.device, self.state.step).await
     }
 
@@ -318,8 +320,8 @@ impl Trainer {
         let (mut evaluation, mut is_best) = (None, false);
         if self.evaluation_due() && !self.eval.is_empty() {
             let result = self.evaluate().await?;
-            self.check_finite(metrics.step, "held-out", pair_values(&result.metrics.pair))?;
-            is_best = self.record_evaluation(result.metrics.pair.accuracy);
+            self.check_finite(metrics.step, "held-out", pair_values(&result.pair))?;
+            is_best = self.record_evaluation(result.pair.accuracy);
             evaluation = Some(result);
         }
         self.before_step = None;
@@ -363,7 +365,7 @@ impl Trainer {
         let learning_rate = learning_rate_at(config, self.state.step, self.total_steps);
         let (accumulation, beta, max_norm) = (config.grad_accum, config.beta, config.max_grad_norm);
         let mut accumulator = GradientsAccumulator::<RewardModel>::new();
-        let mut metric_sum: Option<Tensor<1>> = None;
+        let mut metric_sum: Option<PackedPairMetrics> = None;
         let mut pairs = 0;
         for _ in 0..accumulation {
             let indices = self.next_batch();
@@ -376,15 +378,14 @@ impl Trainer {
             accumulator.accumulate(&self.model, GradientsParams::from_grads(grads, &self.model));
             let metrics = metrics.inner();
             metric_sum = Some(match metric_sum {
-                Some(sum) => sum + metrics,
+                Some(sum) => sum.add(metrics),
                 None => metrics,
             });
         }
         let mut grads = accumulator.grads();
         let grad_norm = clip_global_grad_norm(&self.model, &mut grads, max_norm);
         let metrics = metric_sum.expect("at least one micro-batch").div_scalar(accumulation as f64);
-        let inner_device = metrics.device();
-        let grad_norm = grad_norm.unwrap_or_else(|| Tensor::zeros([1], &inner_device));
+        let grad_norm = grad_norm.unwrap_or_else(|| metrics.zeros_like());
         self.before_step = Some(self.model.clone());
         self.model = self.optimizer.step(learning_rate, self.model.clone(), grads);
         self.state.step += 1;
@@ -392,7 +393,8 @@ impl Trainer {
             step: self.state.step,
             learning_rate,
             pairs,
-            values: Tensor::cat(vec![metrics, grad_norm], 0),
+            metrics,
+            grad_norm,
             method: self.config.method,
         }
     }

@@ -8,7 +8,8 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use burn::tensor::Device;
-use hafrm::checkpoint::{RunConfig, RunDir, model_from_safetensors, model_to_safetensors, CONFIG, LAST, STATE};
+use hafrm::checkpoint::{model_from_safetensors, model_to_safetensors};
+use hafrm::run::{CONFIG, LAST, RunConfig, RunDir, STATE};
 use hafrm::config::{ModelConfig, TrainConfig};
 use hafrm::data::demo::{DemoSet, generate};
 use hafrm::data::formats::{ReadLimits, RecordShape, read_pairs};
@@ -162,7 +163,7 @@ fn the_readers_never_panic_and_say_where_an_input_is_bad() {
         model: model_config.clone(),
         train: TrainConfig::new(),
         encode: EncodeOptions::for_model(32),
-        data: hafrm::checkpoint::DataSource::Demo { set: DemoSet::Polite, pairs: 20, seed: 1 },
+        data: hafrm::run::DataSource::Demo { set: DemoSet::Polite, pairs: 20, seed: 1 },
         eval_fraction: 0.1,
         hafrm_version: "fuzz".into(),
     };

@@ -181,6 +181,27 @@ test("falls back to the CPU without WebGPU, trains, and hands its model to the C
   }
 });
 
+// The page at its plain address trains the engine's default run, the one `hafrm train` with no
+// options trains: the run it hands over holds the same settings as `hafrm train --print-config`.
+test("the page's default run is the command line's", { timeout: 480_000 }, async () => {
+  const session = await open(["--disable-gpu", "--disable-features=WebGPU"], "");
+  const { page } = session;
+  try {
+    await waitForPhase(page, ["ready"], 420_000);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hafrm-default-"));
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-model")]);
+    const tar = path.join(dir, download.suggestedFilename());
+    await download.saveAs(tar);
+    execFileSync("tar", ["xf", tar], { cwd: dir });
+    const pageConfig = JSON.parse(fs.readFileSync(path.join(dir, "hafrm-run", "config.json"), "utf8"));
+    const cliConfig = JSON.parse(execFileSync(hafrm, ["train", "--print-config"]).toString());
+    assert.deepEqual(pageConfig, cliConfig);
+    assert.deepEqual(session.errors, [], "no console errors");
+  } finally {
+    await session.close();
+  }
+});
+
 // When the engine's code stops for good (a panic: on WebGPU usually a lost device or an
 // out-of-memory error), the page must say so and offer the CPU backend, not go blank. The worker
 // is replaced by a stand-in that fails the way the real one does: it reports the panic

@@ -2,40 +2,18 @@
 
 use std::path::PathBuf;
 
-use burn::tensor::Device;
 use clap::Args;
-use hafrm::checkpoint::{RunConfig, RunDir, model_from_safetensors, MODEL, REFERENCE, TOKENIZER};
 use hafrm::attribution::precision_report;
 use hafrm::device::{BackendChoice, select_backend};
-use hafrm::eval::{evaluate, score_response};
-use hafrm::model::RewardModel;
-use hafrm::tokenizer::TextEncoder;
+use hafrm::run::TrainedRun;
 use hafrm::Result;
 
-use super::data::load_pairs;
-use super::train::encode_with_reference;
-use super::{DataArgs, block_on, parse_backend};
+use crate::args::{DataArgs, block_on, parse_backend, progress_bar};
+use crate::data::load_pairs;
 
-/// A trained run: its settings, tokenizer, best model and reference, on an autodiff device
-/// (attribution differentiates; evaluation runs without autodiff through `valid()`).
-pub struct TrainedRun {
-    pub path: std::path::PathBuf,
-    pub config: RunConfig,
-    pub encoder: TextEncoder,
-    pub model: RewardModel,
-    pub reference: RewardModel,
-    pub device: Device,
-}
-
+/// The trained run in `dir`, on the chosen backend.
 pub fn open_run(dir: &std::path::Path, backend: BackendChoice) -> Result<TrainedRun> {
-    let run = RunDir::open(dir)?;
-    let config = run.load_config()?;
-    let encoder = TextEncoder::from_file(&run.file(TOKENIZER))?;
-    config.check_tokenizer(&encoder, &run.file(TOKENIZER).display().to_string())?;
-    let device = select_backend(backend)?.device.autodiff();
-    let load = |name: &str| model_from_safetensors(&config.model, run.read(name)?, &device, &run.file(name).display().to_string());
-    let (model, reference) = (load(MODEL)?, load(REFERENCE)?);
-    Ok(TrainedRun { path: dir.to_path_buf(), config, encoder, model, reference, device })
+    TrainedRun::open(dir, &select_backend(backend)?.device)
 }
 
 #[derive(Args, Debug)]
@@ -63,13 +41,15 @@ pub struct EvalArgs {
 pub fn eval(args: EvalArgs) -> Result<()> {
     let trained = open_run(&args.model, args.backend)?;
     let pairs = load_pairs(&args.data, args.seed)?;
-    let encoded = encode_with_reference(&trained.encoder, &pairs, &trained.config, &trained.reference, &trained.device, args.json, "reference")?;
-    let result = block_on(evaluate(&trained.model, &encoded, &trained.config.train, trained.encoder.pad_id(), &trained.device, 0))?;
+    let bar = if args.json { indicatif::ProgressBar::hidden() } else { progress_bar(pairs.len() as u64, "reference policy {bar:30} {pos}/{len} pairs") };
+    let encoded = block_on(trained.encode(&pairs, |done, _| bar.set_position(done as u64)))?;
+    bar.finish_and_clear();
+    let metrics = block_on(trained.evaluate(&encoded))?;
     if args.json {
-        println!("{}", serde_json::to_string(&result.metrics).expect("serialises"));
+        println!("{}", serde_json::to_string(&metrics).expect("serialises"));
     } else {
-        let m = &result.metrics.pair;
-        println!("{} pairs, model trained with mode {}", result.metrics.pairs, trained.config.train.method.name());
+        let m = &metrics.pair;
+        println!("{} pairs, model trained with mode {}", metrics.pairs, trained.config.train.method.name());
         println!("  reward-head accuracy     {:6.2}%", 100.0 * m.reward_accuracy);
         println!("  implicit-reward accuracy {:6.2}%", 100.0 * m.implicit_accuracy);
         println!("  method's accuracy        {:6.2}%", 100.0 * m.accuracy);
@@ -110,9 +90,7 @@ pub struct ScoreArgs {
 
 pub fn score(args: ScoreArgs) -> Result<()> {
     let t = open_run(&args.model, args.backend)?;
-    let (prompt, mut responses) = t.encoder.encode_exchange(&args.prompt, &[&args.response], &t.config.encode)?;
-    let response = responses.remove(0);
-    let score = block_on(score_response(&t.model, &t.reference, &prompt, &response, t.encoder.pad_id(), t.config.train.beta, &t.device))?;
+    let score = block_on(t.score(&args.prompt, &args.response))?;
     if args.json {
         println!("{}", serde_json::to_string(&score).expect("serialises"));
     } else {

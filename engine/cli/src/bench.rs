@@ -14,7 +14,7 @@ use hafrm::tokenizer::{EncodeOptions, TextEncoder};
 use hafrm::train::{Trainer, TrainingData};
 use hafrm::Result;
 
-use super::{block_on, parse_backend};
+use crate::args::{block_on, parse_backend};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {

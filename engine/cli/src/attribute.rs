@@ -11,8 +11,10 @@ use hafrm::device::BackendChoice;
 use hafrm::token_view::{AttributedResponse, ResponseText, attribute_texts, colour_scale, diverging_colour, is_dark};
 use hafrm::{Error, Result};
 
-use super::score::{TrainedRun, open_run};
-use super::{block_on, parse_backend};
+use hafrm::run::TrainedRun;
+
+use crate::args::{block_on, parse_backend};
+use crate::score::open_run;
 
 #[derive(Args, Debug)]
 pub struct AttributeArgs {
@@ -90,7 +92,7 @@ pub fn run(args: AttributeArgs) -> Result<()> {
     });
     if let Some(path) = &args.html {
         let page = html_page(&run, &prompt, &attributed);
-        hafrm::checkpoint::write_atomic(path, page.as_bytes())?;
+        hafrm::run::write_atomic(path, page.as_bytes())?;
         eprintln!("wrote {}", path.display());
     }
     if args.json {

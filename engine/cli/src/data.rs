@@ -5,12 +5,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 use hafrm::data::demo::{self, DemoSet};
-use hafrm::data::formats::{ReadLimits, RecordShape, load_file};
+use hafrm::data::formats::{ReadLimits, RecordShape};
+use hafrm::run::{read_file, write_atomic};
 use hafrm::data::PreferencePair;
 use hafrm::tokenizer::TextEncoder;
 use hafrm::{Error, Result};
 
-use super::{DataArgs, parse_demo};
+use crate::args::{DataArgs, parse_demo};
 
 /// The pairs `args` name: a file's, or a generated teaching set's. Skipped records are
 /// reported on stderr.
@@ -23,11 +24,11 @@ pub fn load_pairs(args: &DataArgs, seed: u64) -> Result<Vec<PreferencePair>> {
 
 /// The pairs of a file; skipped bad records are reported on stderr.
 pub fn load_path(path: &std::path::Path, format: RecordShape, skip_bad: bool, limits: ReadLimits) -> Result<Vec<PreferencePair>> {
-    let loaded = load_file(path, format, skip_bad, limits)?;
-    if !loaded.skipped.is_empty() {
-        eprintln!("{}: skipped {} bad records, e.g. {}", path.display(), loaded.skipped.len(), loaded.skipped[0]);
+    let (pairs, skipped) = read_file(path, format, skip_bad, limits)?;
+    if let Some(line) = skipped {
+        eprintln!("{line}");
     }
-    Ok(loaded.pairs)
+    Ok(pairs)
 }
 
 #[derive(Args, Debug)]
@@ -55,7 +56,7 @@ pub fn tokenizer(args: TokenizerArgs) -> Result<()> {
         texts
     };
     let encoder = TextEncoder::train_bpe(texts.iter(), args.vocab_size)?;
-    hafrm::checkpoint::write_atomic(&args.out, encoder.to_json()?.as_bytes())?;
+    write_atomic(&args.out, encoder.to_json()?.as_bytes())?;
     eprintln!("wrote {} ({} tokens, trained on {} texts)", args.out.display(), encoder.vocab_size(), texts.len());
     Ok(())
 }
@@ -82,6 +83,6 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     if args.out.as_os_str() == "-" {
         std::io::stdout().write_all(lines.as_bytes()).map_err(|e| Error::io("<stdout>", e))
     } else {
-        hafrm::checkpoint::write_atomic(&args.out, lines.as_bytes())
+        write_atomic(&args.out, lines.as_bytes())
     }
 }

@@ -1,6 +1,12 @@
-//! `hafrm`: the native runner. Trains, evaluates and scores HaF-RM reward models.
+//! `hafrm`: the native runner. Trains, evaluates and scores HaF-RM reward models. A thin shell
+//! over the engine's runs (`hafrm::run`): flags in, progress bars and results out.
 
-mod cli;
+mod args;
+mod attribute;
+mod bench;
+mod data;
+mod score;
+mod train;
 
 use clap::Parser;
 
@@ -21,8 +27,8 @@ fn main() {
         // SAFETY: as above, still a single thread.
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
     }
-    let args = cli::Cli::parse();
-    if let Err(error) = cli::run(args) {
+    let args = args::Cli::parse();
+    if let Err(error) = args::run(args) {
         eprintln!("error: {error}");
         std::process::exit(1);
     }

@@ -1,29 +1,26 @@
-//! Command-line front end of the engine.
-
-mod attribute;
-mod bench;
-mod data;
-mod score;
-mod train;
+//! The command line: subcommands, the flags they share, and helpers for drawing progress.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use hafrm::config::Method;
 use hafrm::data::demo::DemoSet;
+use hafrm::run::DEFAULT_DEMO;
 use hafrm::data::formats::{ReadLimits, RecordShape};
 use hafrm::device::BackendChoice;
 use hafrm::Result;
+
+use crate::{attribute, bench, data, score, train};
 
 #[derive(Parser, Debug)]
 #[command(name = "hafrm", version, about = "Train HaF-RM hybrid reward models (reward head + token-level DPO policy loss)")]
 pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    pub command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {
+pub enum Command {
     /// Train a reward model (with no options: the `tiny` preset on the built-in teaching set).
     Train(train::TrainArgs),
     /// Accuracies of a trained model on a data file: reward head, implicit reward, method.
@@ -57,26 +54,26 @@ pub fn run(cli: Cli) -> Result<()> {
 pub struct DataArgs {
     /// Preference data (JSON Lines or a JSON array); default: the built-in teaching set.
     #[arg(long)]
-    data: Option<PathBuf>,
+    pub data: Option<PathBuf>,
     /// Record shape of the data files.
     #[arg(long, default_value = "auto", value_parser = parse_shape)]
-    format: RecordShape,
+    pub format: RecordShape,
     /// Skip bad records (and count them) instead of stopping at the first.
     #[arg(long)]
-    skip_bad: bool,
+    pub skip_bad: bool,
     /// The built-in teaching set to use when no --data is given.
-    #[arg(long, default_value = "mixed", value_parser = parse_demo)]
-    demo: DemoSet,
+    #[arg(long, default_value = DEFAULT_DEMO.name(), value_parser = parse_demo)]
+    pub demo: DemoSet,
     /// Pairs to generate from the teaching set [default: 2400 mixed, 1200 single-task].
     #[arg(long)]
-    demo_pairs: Option<usize>,
+    pub demo_pairs: Option<usize>,
     /// The largest data file read (e.g. 2GiB, 500MiB, or bytes); one record may be 4 MiB.
     #[arg(long, default_value = "2GiB", value_parser = parse_size)]
-    max_file_size: u64,
+    pub max_file_size: u64,
 }
 
 impl DataArgs {
-    fn limits(&self) -> ReadLimits {
+    pub fn limits(&self) -> ReadLimits {
         ReadLimits { max_file_bytes: self.max_file_size, ..ReadLimits::default() }
     }
 }
@@ -101,19 +98,19 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
     }
 }
 
-fn parse_shape(s: &str) -> std::result::Result<RecordShape, String> {
+pub fn parse_shape(s: &str) -> std::result::Result<RecordShape, String> {
     s.parse()
 }
 
-fn parse_demo(s: &str) -> std::result::Result<DemoSet, String> {
+pub fn parse_demo(s: &str) -> std::result::Result<DemoSet, String> {
     s.parse()
 }
 
-fn parse_method(s: &str) -> std::result::Result<Method, String> {
+pub fn parse_method(s: &str) -> std::result::Result<Method, String> {
     s.parse().map_err(|e: hafrm::Error| e.to_string())
 }
 
-fn parse_backend(s: &str) -> std::result::Result<BackendChoice, String> {
+pub fn parse_backend(s: &str) -> std::result::Result<BackendChoice, String> {
     s.parse()
 }
 
@@ -123,7 +120,7 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     pollster::block_on(future)
 }
 
-fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
+pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
         indicatif::ProgressStyle::with_template(template)

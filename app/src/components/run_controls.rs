@@ -1,0 +1,158 @@
+//! The run's settings, the buttons that drive it, and the downloads.
+
+use hafrm::config::Method;
+use leptos::prelude::*;
+
+use super::data_upload::DataUpload;
+use super::status::StatusLine;
+use crate::controller::{Command, Phase, Studio};
+use crate::settings::{BackendPreference, DATA_SETS, Settings, SettingsState};
+
+/// A labelled number input bound to one field of the settings.
+fn number_field(
+    label: &'static str,
+    name: &'static str,
+    settings: RwSignal<Settings>,
+    get: impl Fn(&Settings) -> String + Send + Sync + 'static,
+    set: impl Fn(&mut Settings, &str) -> bool + Send + Sync + 'static,
+) -> impl IntoView {
+    let invalid = RwSignal::new(false);
+    view! {
+        <label class="field">
+            <span>{label}</span>
+            <input
+                type="text"
+                inputmode="decimal"
+                name=name
+                class:invalid=move || invalid.get()
+                prop:value=move || settings.with(|s| get(s))
+                on:change=move |ev| {
+                    let text = event_target_value(&ev);
+                    let mut next = settings.get_untracked();
+                    let ok = set(&mut next, text.trim());
+                    invalid.set(!ok);
+                    if ok {
+                        settings.set(next);
+                    }
+                }
+            />
+        </label>
+    }
+}
+
+fn parse_into<T: std::str::FromStr>(slot: &mut T, text: &str, valid: impl Fn(&T) -> bool) -> bool {
+    match text.parse::<T>() {
+        Ok(v) if valid(&v) => {
+            *slot = v;
+            true
+        }
+        _ => false,
+    }
+}
+
+#[component]
+pub fn RunControls() -> impl IntoView {
+    let studio = expect_context::<Studio>();
+    let state = expect_context::<SettingsState>();
+    let settings = state.edited;
+    let dirty = move || state.is_dirty();
+    let apply = move || state.apply(studio);
+    let phase = move || studio.phase.get();
+    let busy = move || matches!(phase(), Phase::Starting(_) | Phase::Preparing { .. });
+    let running = move || phase() == Phase::Training;
+    let can_train = move || matches!(phase(), Phase::Ready | Phase::Paused | Phase::Preparing { .. } | Phase::Starting(_));
+    view! {
+        <h2>"Run"</h2>
+        <label class="field">
+            <span>"Data"</span>
+            <select
+                name="data"
+                on:change=move |ev| {
+                    let data = event_target_value(&ev);
+                    settings.update(|s| s.data = data)
+                }
+                prop:value=move || settings.with(|s| s.data.clone())
+            >
+                {DATA_SETS.map(|d| view! { <option value=d>{d}</option> })}
+                <option value="upload" disabled=move || settings.with(|s| s.data != "upload")>"uploaded file"</option>
+            </select>
+        </label>
+        {number_field("Pairs", "pairs", settings, |s| s.pairs.to_string(), |s, t| parse_into(&mut s.pairs, t, |n| (20..=20_000).contains(n)))}
+        <DataUpload />
+        <div class="field">
+            <span>"Mode"</span>
+            <div class="segmented" role="group">
+                {[Method::Haf, Method::Baseline, Method::Dpo]
+                    .map(|m| {
+                        view! {
+                            <button
+                                class:active=move || settings.with(|s| s.mode == m)
+                                data-mode=m.name()
+                                on:click=move |_| settings.update(|s| {
+                                    s.mode = m;
+                                    s.alpha = m.default_weights().1;
+                                })
+                            >
+                                {match m {
+                                    Method::Haf => "HaF",
+                                    Method::Baseline => "Baseline",
+                                    Method::Dpo => "DPO",
+                                }}
+                            </button>
+                        }
+                    })}
+            </div>
+        </div>
+        <div class="grid2">
+            {number_field("alpha (policy weight)", "alpha", settings, |s| s.alpha.to_string(), |s, t| parse_into(&mut s.alpha, t, |v| *v >= 0.0))}
+            {number_field("beta", "beta", settings, |s| s.beta.to_string(), |s, t| parse_into(&mut s.beta, t, |v| *v > 0.0))}
+            {number_field("learning rate", "lr", settings, |s| s.lr.to_string(), |s, t| parse_into(&mut s.lr, t, |v| *v > 0.0))}
+            {number_field("batch (pairs)", "batch", settings, |s| s.batch.to_string(), |s, t| parse_into(&mut s.batch, t, |n| (1..=256).contains(n)))}
+            {number_field("steps", "steps", settings, |s| s.steps.to_string(), |s, t| parse_into(&mut s.steps, t, |n| *n >= 1))}
+            {number_field("evaluate every", "eval_every", settings, |s| s.eval_every.to_string(), |s, t| parse_into(&mut s.eval_every, t, |n| *n >= 1))}
+            <label class="field">
+                <span>"Model"</span>
+                <select name="preset" prop:value=move || settings.with(|s| s.preset.clone()) on:change=move |ev| {
+                    let preset = event_target_value(&ev);
+                    settings.update(|s| s.preset = preset)
+                }>
+                    <option value="tiny">"tiny (d 128, 4 layers)"</option>
+                    <option value="small">"small (d 256, 6 layers)"</option>
+                </select>
+            </label>
+            <label class="field">
+                <span>"Backend"</span>
+                <select name="backend" prop:value=move || settings.with(|s| if s.backend == BackendPreference::Cpu { "cpu" } else { "auto" }) on:change=move |ev| {
+                    let cpu = event_target_value(&ev) == "cpu";
+                    settings.update(|s| s.backend = if cpu { BackendPreference::Cpu } else { BackendPreference::Auto })
+                }>
+                    <option value="auto">"WebGPU if available"</option>
+                    <option value="cpu">"CPU"</option>
+                </select>
+            </label>
+        </div>
+        <div class="buttons">
+            <button id="train" class="primary" disabled=move || !can_train() || dirty() on:click=move |_| studio.send(Command::Start)>
+                "Train"
+            </button>
+            <button id="pause" disabled=move || !running() on:click=move |_| studio.send(Command::Pause)>"Pause"</button>
+            <button id="step" disabled=move || !matches!(phase(), Phase::Ready | Phase::Paused) || dirty() on:click=move |_| studio.send(Command::Step)>
+                "Step"
+            </button>
+            <button id="reset" class:primary=dirty on:click=move |_| apply()>
+                {move || if dirty() { "Apply settings" } else { "Reset" }}
+            </button>
+        </div>
+        {move || dirty().then(|| view! { <p class="hint">"Settings changed: Apply starts a new run with them."</p> })}
+        <StatusLine />
+        <div class="buttons downloads">
+            <button id="download-model" disabled=busy on:click=move |_| studio.send(Command::DownloadModel)>"Download model"</button>
+            <button id="download-metrics" disabled=busy on:click=move |_| studio.send(Command::DownloadMetrics)>"Metrics (.jsonl)"</button>
+        </div>
+        <p class="hint muted">
+            "The model downloads as a run folder (tar) for the command line: "
+            <code>"tar xf hafrm-run.tar && hafrm score --model hafrm-run --prompt … --response …"</code>
+            ". The address bar holds these settings: share it to share this demo."
+        </p>
+    }
+}

@@ -1,0 +1,295 @@
+//! `hafrm train`: flags become the run's choices; the engine's run does the rest.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use hafrm::config::{Method, TrainConfig};
+use hafrm::device::{BackendChoice, select_backend};
+use hafrm::metrics::MetricsRecord;
+use hafrm::run::{DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, LAST, MODEL, Preparation, RunChoices, Session};
+use hafrm::tokenizer::TextEncoder;
+use hafrm::{Error, Result};
+
+use crate::args::{DataArgs, block_on, parse_backend, parse_method, progress_bar};
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Held-out data; default: a seeded split of the training data.
+    #[arg(long)]
+    eval_data: Option<PathBuf>,
+    /// Fraction held out when there is no --eval-data (0: none; the final model is kept).
+    #[arg(long, default_value_t = DEFAULT_EVAL_FRACTION, value_parser = parse_fraction)]
+    eval_fraction: f64,
+    /// haf (reward + policy loss), baseline (reward loss only) or dpo (policy loss only).
+    #[arg(long, default_value = TrainConfig::new().method.name(), value_parser = parse_method)]
+    mode: Method,
+    /// Weight of the DPO policy loss [mode's default: haf 0.2, baseline 0, dpo 0.2].
+    #[arg(long)]
+    alpha: Option<f64>,
+    /// DPO temperature.
+    #[arg(long, default_value_t = TrainConfig::new().beta)]
+    beta: f64,
+    /// Weight of the reward loss [mode's default: haf 1, baseline 1, dpo 0].
+    #[arg(long)]
+    rm_ratio: Option<f64>,
+    /// Alternate between the reward and the policy loss every K steps (mode haf).
+    #[arg(long)]
+    alternate_step: Option<usize>,
+    /// Model size: tiny (d 128, 4 layers) or small (d 256, 6 layers).
+    #[arg(long, default_value = DEFAULT_PRESET)]
+    preset: String,
+    #[arg(long, default_value_t = TrainConfig::new().learning_rate)]
+    lr: f64,
+    #[arg(long, default_value_t = TrainConfig::new().weight_decay)]
+    weight_decay: f64,
+    /// Clip the global gradient norm to this.
+    #[arg(long, default_value_t = TrainConfig::new().max_grad_norm)]
+    max_grad_norm: f64,
+    /// Pairs per micro-batch.
+    #[arg(long, default_value_t = TrainConfig::new().batch_size)]
+    batch: usize,
+    /// Micro-batches per optimizer step.
+    #[arg(long, default_value_t = TrainConfig::new().grad_accum)]
+    grad_accum: usize,
+    /// Optimizer steps [default 700 unless --epochs is given].
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Passes over the training data (instead of --steps).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Linear warm-up steps [default: 20, or a tenth of the steps when that is fewer].
+    #[arg(long)]
+    warmup: Option<usize>,
+    /// Evaluate (and checkpoint) every N steps.
+    #[arg(long, default_value_t = TrainConfig::new().eval_every)]
+    eval_every: usize,
+    #[arg(long, default_value_t = TrainConfig::new().seed)]
+    seed: u64,
+    /// Run directory.
+    #[arg(long, default_value = "runs/hafrm")]
+    out: PathBuf,
+    /// auto (a GPU through wgpu if there is one, else CPU), wgpu, or cpu.
+    #[arg(long, default_value = "auto", value_parser = parse_backend)]
+    backend: BackendChoice,
+    /// A tokenizer.json; default: the bundled one.
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Prompt template: plain, phi2, mistral, or a string containing {prompt}.
+    #[arg(long, default_value = "plain")]
+    template: String,
+    /// Longest prompt + response (EOS included) [default: 512, or the model's positions if fewer].
+    #[arg(long)]
+    max_length: Option<usize>,
+    /// Tokens a too-long prompt keeps, from its end [default: 128, below --max-length].
+    #[arg(long)]
+    max_prompt_length: Option<usize>,
+    /// Continue the run in this directory (its saved settings apply; --steps may extend it).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Print metrics as JSON Lines on stdout instead of progress bars.
+    #[arg(long)]
+    json: bool,
+    /// Print the settings the run would use (its config.json) and stop.
+    #[arg(long)]
+    print_config: bool,
+}
+
+impl TrainArgs {
+    /// The run these flags choose. Flags with engine defaults pass them on unchanged.
+    fn choices(&self) -> Result<RunChoices> {
+        let absolute = |p: &Path| p.canonicalize().map_err(|e| Error::io(p, e));
+        let data = match &self.data.data {
+            Some(train) => DataChoice::Given(DataSource::File {
+                train: absolute(train)?,
+                eval: self.eval_data.as_deref().map(absolute).transpose()?,
+                format: self.data.format,
+                skip_bad: self.data.skip_bad,
+            }),
+            None => DataChoice::Demo { set: Some(self.data.demo), pairs: self.data.demo_pairs },
+        };
+        Ok(RunChoices {
+            data,
+            eval_fraction: Some(self.eval_fraction),
+            preset: Some(self.preset.clone()),
+            method: Some(self.mode),
+            rm_ratio: self.rm_ratio,
+            alpha: self.alpha,
+            beta: Some(self.beta),
+            alternate_step: self.alternate_step,
+            learning_rate: Some(self.lr),
+            weight_decay: Some(self.weight_decay),
+            max_grad_norm: Some(self.max_grad_norm),
+            batch_size: Some(self.batch),
+            grad_accum: Some(self.grad_accum),
+            steps: self.steps,
+            epochs: self.epochs,
+            warmup_steps: self.warmup,
+            eval_every: Some(self.eval_every),
+            seed: Some(self.seed),
+            template: Some(self.template.clone()),
+            max_length: self.max_length,
+            max_prompt_length: self.max_prompt_length,
+        })
+    }
+}
+
+fn parse_fraction(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
+        _ => Err(format!("`{s}` is not a fraction from 0 (nothing held out) to below 1")),
+    }
+}
+
+/// Prints a status line on stderr (stdout is reserved for results).
+fn status(json: bool, line: impl AsRef<str>) {
+    if !json {
+        eprintln!("{}", line.as_ref());
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    if args.print_config {
+        let config = match &args.resume {
+            Some(path) => hafrm::run::RunDir::open(path)?.load_config()?,
+            None => args.choices()?.into_config(encoder(&args)?.vocab_size())?,
+        };
+        println!("{}", serde_json::to_string_pretty(&config).expect("configs serialise"));
+        return Ok(());
+    }
+    let backend = select_backend(args.backend)?;
+    status(args.json, format!("backend: {}", backend.describe()));
+    let limits = args.data.limits();
+    let preparation = match &args.resume {
+        Some(path) => hafrm::run::resume(path, args.steps, limits, &backend.device)?,
+        None => {
+            let encoder = encoder(&args)?;
+            let config = args.choices()?.into_config(encoder.vocab_size())?;
+            let name = args.tokenizer.as_ref().map_or("built in".to_string(), |p| p.display().to_string());
+            config.check_tokenizer(&encoder, &name)?;
+            block_on(hafrm::run::create(config, encoder, &args.out, limits, &backend.device))?
+        }
+    };
+    for line in preparation.skipped() {
+        eprintln!("{line}");
+    }
+    if preparation.start_step() > 0 {
+        status(args.json, format!("resuming {} at step {}", args.resume.as_deref().unwrap_or(&args.out).display(), preparation.start_step()));
+    }
+    let (train_pairs, eval_pairs) = preparation.pair_counts();
+    let c = preparation.config();
+    status(
+        args.json,
+        format!(
+            "data: {train_pairs} training pairs, {eval_pairs} held out; model: {} parameters ({} layers, d_model {}); mode {}",
+            parameter_count(preparation.parameter_count()),
+            c.model.n_layers,
+            c.model.d_model,
+            c.train.method.name()
+        ),
+    );
+    let session = prepare(preparation, args.json)?;
+    let out = args.resume.clone().unwrap_or(args.out.clone());
+    train_loop(session, &out, args.json)
+}
+
+fn encoder(args: &TrainArgs) -> Result<TextEncoder> {
+    match &args.tokenizer {
+        Some(path) => TextEncoder::from_file(path),
+        None => Ok(TextEncoder::builtin()),
+    }
+}
+
+fn parameter_count(n: usize) -> String {
+    if n >= 1_000_000 { format!("{:.2}M", n as f64 / 1e6) } else { format!("{:.1}k", n as f64 / 1e3) }
+}
+
+/// The reference pass, with a progress bar.
+fn prepare(mut preparation: Preparation, json: bool) -> Result<Session> {
+    let (_, total) = preparation.progress();
+    let bar = if json { indicatif::ProgressBar::hidden() } else { progress_bar(total as u64, "reference policy {bar:30} {pos}/{len} pairs") };
+    while !preparation.is_done() {
+        block_on(preparation.advance())?;
+        bar.set_position(preparation.progress().0 as u64);
+    }
+    bar.finish_and_clear();
+    block_on(preparation.finish())
+}
+
+fn train_loop(mut session: Session, out: &Path, json: bool) -> Result<()> {
+    let start = Instant::now();
+    let total = session.trainer.total_steps();
+    let bar = if json { indicatif::ProgressBar::hidden() } else { progress_bar(total as u64, "{elapsed_precise} {bar:30} {pos}/{len} steps  {msg}") };
+    bar.set_position(session.trainer.step_count() as u64);
+    let mut last_eval = None;
+    let mut pairs = 0usize;
+    while !session.trainer.is_done() {
+        let progress = match block_on(session.advance()) {
+            Ok(progress) => progress,
+            Err(error) => {
+                bar.finish_and_clear();
+                if let Error::Diverged { .. } = &error {
+                    // Nothing of the diverged step reached the disk.
+                    let kept = match session.saved_step() {
+                        Some(step) => format!("{} (resumable) is from step {step}, {} is the best model", out.join(LAST).display(), out.join(MODEL).display()),
+                        None => "no checkpoint was saved before it".to_string(),
+                    };
+                    status(json, format!("the run stopped; on disk, {kept}"));
+                }
+                return Err(error);
+            }
+        };
+        let m = &progress.metrics;
+        pairs += m.pairs;
+        if json {
+            println!("{}", serde_json::to_string(&MetricsRecord::Train(m.clone())).expect("metrics serialise"));
+            if let Some(evaluation) = &progress.evaluation {
+                println!("{}", serde_json::to_string(&MetricsRecord::Eval(evaluation.clone())).expect("metrics serialise"));
+            }
+        }
+        if progress.evaluation.is_some() {
+            last_eval = progress.evaluation.clone();
+        }
+        bar.set_message(format!(
+            "loss {:.3}  acc {:.2}{}",
+            m.loss,
+            m.pair.accuracy,
+            last_eval.as_ref().map(|e| format!("  held-out {:.1}%", 100.0 * e.pair.accuracy)).unwrap_or_default()
+        ));
+        bar.set_position(m.step as u64);
+    }
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let state = session.trainer.state();
+    let summary = serde_json::json!({
+        "run": out.display().to_string(),
+        "steps": state.step,
+        "best_accuracy": state.best_accuracy,
+        "best_step": state.best_step,
+        "final_eval": last_eval,
+        "train_seconds": seconds,
+        "train_pairs_per_second": pairs as f64 / seconds.max(1e-9),
+    });
+    if json {
+        println!("{summary}");
+        return Ok(());
+    }
+    match &last_eval {
+        Some(e) => println!(
+            "held-out ({} pairs) after {} steps: reward head {:.1}%, implicit reward {:.1}%, method ({}) {:.1}%; best {:.1}% at step {}",
+            e.pairs,
+            state.step,
+            100.0 * e.pair.reward_accuracy,
+            100.0 * e.pair.implicit_accuracy,
+            session.config.train.method.name(),
+            100.0 * e.pair.accuracy,
+            100.0 * state.best_accuracy.unwrap_or(0.0),
+            state.best_step.unwrap_or(0)
+        ),
+        None => println!("trained {} steps (no held-out pairs)", state.step),
+    }
+    println!("trained in {seconds:.1} s ({:.1} pairs/s); best model: {}", pairs as f64 / seconds.max(1e-9), out.join(MODEL).display());
+    Ok(())
+}

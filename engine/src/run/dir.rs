@@ -1,0 +1,214 @@
+//! A run's directory on disk (native only): its settings, tokenizer, weights, metrics and the
+//! resumable checkpoint, every file replaced whole.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::metrics::MetricsRecord;
+use crate::train::TrainerState;
+
+use super::{CONFIG, LAST, METRICS, MODEL, OPTIMIZER, RunConfig, STATE};
+
+const LAST_OLD: &str = "last.old";
+const LAST_NEW: &str = "last.new";
+
+/// Writes `bytes` to `path` so that a reader sees the old file or the new one, never
+/// half of one: write a temporary file beside it, flush it to disk, rename it over.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// A run directory.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// Creates `path` for a new run. An existing run there is not overwritten.
+    pub fn create(path: &Path) -> Result<Self> {
+        if path.join(CONFIG).exists() {
+            return Err(Error::checkpoint(
+                path,
+                "already holds a run; use --resume to continue it or choose another --out",
+            ));
+        }
+        fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        Ok(Self { path: path.to_path_buf() })
+    }
+
+    /// An existing run directory.
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.join(CONFIG).is_file() {
+            return Err(Error::checkpoint(path, format!("not a run directory (no {CONFIG})")));
+        }
+        Ok(Self { path: path.to_path_buf() })
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        write_atomic(&self.file(name), bytes)
+    }
+
+    pub fn read(&self, name: &str) -> Result<Vec<u8>> {
+        read(&self.file(name))
+    }
+
+    pub fn save_config(&self, config: &RunConfig) -> Result<()> {
+        let json = serde_json::to_string_pretty(config).expect("configs serialise");
+        self.write(CONFIG, json.as_bytes())
+    }
+
+    /// The run's settings, refused (naming `config.json`) when nothing could run with them.
+    pub fn load_config(&self) -> Result<RunConfig> {
+        let path = self.file(CONFIG);
+        let bytes = read(&path)?;
+        let config: RunConfig = serde_json::from_slice(&bytes).map_err(|e| Error::checkpoint(&path, format!("invalid config: {e}")))?;
+        config.validate().map_err(|e| Error::checkpoint(&path, e))?;
+        Ok(config)
+    }
+
+    /// Drops a last line of `metrics.jsonl` that a killed process left half written (every
+    /// other file of a run is replaced whole), so that lines appended later stay lines.
+    pub fn repair_metrics(&self) -> Result<()> {
+        let path = self.file(METRICS);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        if bytes.last().is_none_or(|&b| b == b'\n') {
+            return Ok(());
+        }
+        let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        write_atomic(&path, &bytes[..keep])
+    }
+
+    pub fn append_metrics(&self, record: &MetricsRecord) -> Result<()> {
+        let path = self.file(METRICS);
+        let line = serde_json::to_string(record).expect("metrics serialise") + "\n";
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+            .map_err(|e| Error::io(&path, e))
+    }
+
+    /// Saves the resumable checkpoint as a whole: written into `last.new/`, then swapped
+    /// in for `last/`, so a crash leaves the previous checkpoint usable.
+    pub fn save_last(&self, model: &[u8], optimizer: &[u8], state: &TrainerState) -> Result<()> {
+        let new = self.file(LAST_NEW);
+        let (last, old) = (self.file(LAST), self.file(LAST_OLD));
+        let _ = fs::remove_dir_all(&new);
+        fs::create_dir_all(&new).map_err(|e| Error::io(&new, e))?;
+        write_atomic(&new.join(MODEL), model)?;
+        write_atomic(&new.join(OPTIMIZER), optimizer)?;
+        write_atomic(&new.join(STATE), serde_json::to_string_pretty(state).expect("state serialises").as_bytes())?;
+        let _ = fs::remove_dir_all(&old);
+        if last.exists() {
+            fs::rename(&last, &old).map_err(|e| Error::io(&last, e))?;
+        }
+        fs::rename(&new, &last).map_err(|e| Error::io(&new, e))?;
+        let _ = fs::remove_dir_all(&old);
+        Ok(())
+    }
+
+    /// The resumable checkpoint: weights, optimizer state and trainer state. Falls back to
+    /// the previous one when a save was cut short.
+    pub fn load_last(&self) -> Result<(Vec<u8>, Vec<u8>, TrainerState)> {
+        let dir = [LAST, LAST_OLD]
+            .map(|d| self.file(d))
+            .into_iter()
+            .find(|d| d.join(STATE).is_file())
+            .ok_or_else(|| Error::checkpoint(&self.path, "no checkpoint to resume from (no last/state.json)"))?;
+        let state_path = dir.join(STATE);
+        let state = serde_json::from_slice(&read(&state_path)?)
+            .map_err(|e| Error::checkpoint(&state_path, format!("invalid state: {e}")))?;
+        Ok((read(&dir.join(MODEL))?, read(&dir.join(OPTIMIZER))?, state))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::TrainerState;
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("hafrm-rundir-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn atomic_writes_replace_whole_files_and_leave_no_temporaries() {
+        let dir = temp("atomic");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("model.safetensors");
+        write_atomic(&path, b"first").unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file is left");
+        let error = write_atomic(&dir.join("missing/x"), b"x").unwrap_err().to_string();
+        assert!(error.contains("missing/x"), "{error}");
+    }
+
+    #[test]
+    fn checkpoints_swap_whole_and_an_interrupted_swap_keeps_the_previous_one() {
+        let run = RunDir::create(&temp("swap")).unwrap();
+        let state = |step| TrainerState { step, ..TrainerState::default() };
+        run.save_last(b"weights 1", b"optimizer 1", &state(1)).unwrap();
+        run.save_last(b"weights 2", b"optimizer 2", &state(2)).unwrap();
+        assert_eq!(run.load_last().unwrap(), (b"weights 2".to_vec(), b"optimizer 2".to_vec(), state(2)));
+        // A crash after `last/` was moved aside and before `last.new/` took its place.
+        std::fs::rename(run.file(LAST), run.file("last.old")).unwrap();
+        std::fs::create_dir_all(run.file("last.new")).unwrap();
+        assert_eq!(run.load_last().unwrap().2, state(2));
+        // The next save recovers.
+        run.save_last(b"weights 3", b"optimizer 3", &state(3)).unwrap();
+        assert_eq!(run.load_last().unwrap().2, state(3));
+        assert!(!run.file("last.old").exists() && !run.file("last.new").exists());
+    }
+
+    #[test]
+    fn a_half_written_metrics_line_is_dropped_before_appending() {
+        let run = RunDir::create(&temp("metrics")).unwrap();
+        run.repair_metrics().unwrap();
+        std::fs::write(run.file(METRICS), "{\"kind\":\"train\"}\n{\"kind\":\"tr").unwrap();
+        run.repair_metrics().unwrap();
+        assert_eq!(std::fs::read_to_string(run.file(METRICS)).unwrap(), "{\"kind\":\"train\"}\n");
+        run.repair_metrics().unwrap();
+        assert_eq!(std::fs::read_to_string(run.file(METRICS)).unwrap(), "{\"kind\":\"train\"}\n", "a whole file stays");
+    }
+
+    #[test]
+    fn a_run_directory_is_never_overwritten_and_must_exist_to_resume() {
+        let path = temp("create");
+        let run = RunDir::create(&path).unwrap();
+        run.write(CONFIG, b"{}").unwrap();
+        assert!(RunDir::create(&path).unwrap_err().to_string().contains("already holds a run"));
+        assert!(RunDir::open(&temp("absent")).unwrap_err().to_string().contains("not a run directory"));
+        let error = run.load_config().unwrap_err().to_string();
+        assert!(error.contains("config.json: invalid config"), "{error}");
+        assert!(run.load_last().unwrap_err().to_string().contains("no checkpoint to resume from"));
+    }
+}

@@ -1,0 +1,93 @@
+//! A run, from settings to a trained reward model: what the command line and the page both
+//! drive, through the same calls.
+//!
+//! 1. **Settings** (`settings.rs`): `RunChoices` (what a person chose; the rest defaults)
+//!    become a `RunConfig`, everything that defines the run, saved as `config.json`.
+//! 2. **Pairs** (`source.rs`): `read_pairs` reads the `DataSource`, split into training and
+//!    held-out pairs.
+//! 3. **Preparation** (`prepare.rs`): tokenises them and computes the frozen reference
+//!    policy's log-probs a chunk per `advance`, so the caller can show progress in between.
+//!    `create` and `resume` (below) set one up in a run directory.
+//! 4. **Session** (`session.rs`): `advance` takes a training step (`Trainer::advance`),
+//!    evaluates when due, records the metrics and saves: into a run directory (`dir.rs`) or
+//!    in memory (the page, which hands the run over as a tar, `archive.rs`). It also
+//!    attributes tokens for the views.
+//! 5. **A trained run** (`trained.rs`): a finished run directory opened to evaluate, score
+//!    and attribute.
+
+mod archive;
+#[cfg(not(target_family = "wasm"))]
+mod dir;
+mod prepare;
+mod session;
+mod settings;
+mod source;
+#[cfg(not(target_family = "wasm"))]
+mod trained;
+
+pub use archive::run_archive;
+#[cfg(not(target_family = "wasm"))]
+pub use dir::{RunDir, write_atomic};
+pub use prepare::Preparation;
+pub use session::Session;
+pub use settings::{DEFAULT_DEMO, DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, RunChoices, RunConfig, default_run};
+pub use source::{RunPairs, read_file, read_pairs};
+#[cfg(not(target_family = "wasm"))]
+pub use trained::TrainedRun;
+
+/// The files of a run directory (and of the page's run archive).
+pub const CONFIG: &str = "config.json";
+pub const TOKENIZER: &str = "tokenizer.json";
+/// Weights: at the top, the best checkpoint by held-out accuracy (the model to use); in
+/// `last/`, the latest.
+pub const MODEL: &str = "model.safetensors";
+/// The initial weights, the frozen reference policy.
+pub const REFERENCE: &str = "reference.safetensors";
+pub const METRICS: &str = "metrics.jsonl";
+pub const LAST: &str = "last";
+pub const OPTIMIZER: &str = "optimizer.bpk";
+pub const STATE: &str = "state.json";
+
+#[cfg(not(target_family = "wasm"))]
+pub use native::{create, resume};
+
+#[cfg(not(target_family = "wasm"))]
+mod native {
+    use std::path::Path;
+
+    use super::*;
+    use crate::data::formats::ReadLimits;
+    use crate::device::Device;
+    use crate::error::Result;
+    use crate::tokenizer::TextEncoder;
+
+    /// A new run of `config` in the directory `out`. The pairs are read and tokenised first,
+    /// so bad data or settings leave no half-made run behind.
+    pub async fn create(config: RunConfig, encoder: TextEncoder, out: &Path, limits: ReadLimits, device: &Device) -> Result<Preparation> {
+        let pairs = read_pairs(&config, None, limits)?;
+        let preparation = Preparation::new(config, encoder, pairs, device).await?;
+        preparation.in_dir(RunDir::create(out)?)
+    }
+
+    /// Continues the run in `path` from its last checkpoint, with its saved settings;
+    /// `steps`, when given, is its new length. A run whose data changed is refused (by
+    /// `Trainer::restore`, when the preparation finishes).
+    pub fn resume(path: &Path, steps: Option<usize>, limits: ReadLimits, device: &Device) -> Result<Preparation> {
+        let dir = RunDir::open(path)?;
+        let mut config = dir.load_config()?;
+        if let Some(steps) = steps {
+            config.train.steps = Some(steps);
+        }
+        config.validate()?;
+        let tokenizer = dir.file(TOKENIZER);
+        let encoder = TextEncoder::from_file(&tokenizer)?;
+        config.check_tokenizer(&encoder, &tokenizer.display().to_string())?;
+        let pairs = read_pairs(&config, None, limits)?;
+        let reference = dir.read(REFERENCE)?;
+        let (weights, optimizer, state) = dir.load_last()?;
+        let (reference_name, weights_name) = (dir.file(REFERENCE).display().to_string(), dir.file(LAST).join(MODEL).display().to_string());
+        let preparation =
+            Preparation::resumed(config, encoder, pairs, (weights, &weights_name), (reference, &reference_name), (state, optimizer), device)?;
+        preparation.in_dir(dir)
+    }
+}

@@ -1,0 +1,182 @@
+//! Setting a run up: its pairs tokenised, and the frozen reference policy's log-probs computed
+//! a chunk per call, so that a caller can draw progress (or let a page breathe) in between.
+
+use burn::module::Module;
+
+use crate::batch::EncodedPair;
+use crate::checkpoint::{model_from_safetensors, model_to_safetensors};
+use crate::data::PreferencePair;
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::model::RewardModel;
+use crate::reference::attach_reference_logps;
+use crate::tokenizer::TextEncoder;
+use crate::train::{Trainer, TrainerState, TrainingData};
+
+use super::session::{Session, Store};
+use super::{RunConfig, RunPairs};
+
+/// Where a prepared run goes on from.
+enum Start {
+    /// Step 0, the model initialised from the seed.
+    Fresh,
+    /// A saved state and optimizer state.
+    Resumed { state: TrainerState, optimizer: Vec<u8> },
+}
+
+/// A run being set up.
+pub struct Preparation {
+    config: RunConfig,
+    encoder: TextEncoder,
+    eval_texts: Vec<PreferencePair>,
+    model: RewardModel,
+    reference: RewardModel,
+    /// The reference weights as saved (the initial model's, for a fresh run).
+    reference_weights: Vec<u8>,
+    /// Training pairs, then held-out pairs, in one list while the reference runs over them.
+    encoded: Vec<EncodedPair>,
+    train_count: usize,
+    done: usize,
+    device: Device,
+    start: Start,
+    store: Store,
+    /// Bad records skipped reading the pairs, one line per file.
+    skipped: Vec<String>,
+}
+
+impl Preparation {
+    /// A new run of `config` on `device` (without autodiff; training adds it), kept in memory
+    /// (the page; `hafrm train` passes it a run directory with `in_dir`). The model is
+    /// initialised from the config's seed; its initial weights are the reference policy.
+    pub async fn new(config: RunConfig, encoder: TextEncoder, pairs: RunPairs, device: &Device) -> Result<Self> {
+        config.validate()?;
+        let model = RewardModel::new(&config.model, config.train.seed, &device.clone().autodiff());
+        let reference_weights = model_to_safetensors(&model).await?;
+        let reference = model.valid();
+        Self::with_models(config, encoder, pairs, model, (reference, reference_weights), Start::Fresh, device)
+    }
+
+    /// Continues a run from its saved weights, reference and state, each with the name errors
+    /// give it (`run::resume` reads them from a run directory).
+    #[allow(clippy::too_many_arguments)]
+    pub fn resumed(
+        config: RunConfig,
+        encoder: TextEncoder,
+        pairs: RunPairs,
+        (weights, weights_name): (Vec<u8>, &str),
+        (reference_weights, reference_name): (Vec<u8>, &str),
+        (state, optimizer): (TrainerState, Vec<u8>),
+        device: &Device,
+    ) -> Result<Self> {
+        config.validate()?;
+        let reference = model_from_safetensors(&config.model, reference_weights.clone(), device, reference_name)?;
+        let model = model_from_safetensors(&config.model, weights, &device.clone().autodiff(), weights_name)?;
+        Self::with_models(config, encoder, pairs, model, (reference, reference_weights), Start::Resumed { state, optimizer }, device)
+    }
+
+    fn with_models(
+        config: RunConfig,
+        encoder: TextEncoder,
+        pairs: RunPairs,
+        model: RewardModel,
+        (reference, reference_weights): (RewardModel, Vec<u8>),
+        start: Start,
+        device: &Device,
+    ) -> Result<Self> {
+        if pairs.train.is_empty() {
+            return Err(Error::Config("there are no training pairs".into()));
+        }
+        config.check_tokenizer(&encoder, "in use")?;
+        let mut encoded = encoder.encode_pairs(&pairs.train, &config.encode)?;
+        encoded.extend(encoder.encode_pairs(&pairs.eval, &config.encode)?);
+        Ok(Self {
+            train_count: pairs.train.len(),
+            config,
+            encoder,
+            eval_texts: pairs.eval,
+            model,
+            reference,
+            reference_weights,
+            encoded,
+            done: 0,
+            device: device.clone(),
+            start,
+            store: Store::Memory { best: None },
+            skipped: pairs.skipped,
+        })
+    }
+
+    /// Saves the run into `dir` as it trains (settings, tokenizer and reference now).
+    #[cfg(not(target_family = "wasm"))]
+    pub fn in_dir(mut self, dir: super::RunDir) -> Result<Self> {
+        if matches!(self.start, Start::Fresh) {
+            dir.write(super::REFERENCE, &self.reference_weights)?;
+            dir.write(super::TOKENIZER, self.encoder.to_json()?.as_bytes())?;
+        } else {
+            dir.repair_metrics()?;
+        }
+        dir.save_config(&self.config)?;
+        self.store = Store::Dir(dir);
+        Ok(self)
+    }
+
+    /// Bad records skipped reading the pairs, one line per file.
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
+    }
+
+    pub fn config(&self) -> &RunConfig {
+        &self.config
+    }
+
+    /// The step the run starts from (0 unless resumed).
+    pub fn start_step(&self) -> usize {
+        match &self.start {
+            Start::Fresh => 0,
+            Start::Resumed { state, .. } => state.step,
+        }
+    }
+
+    /// The number of training and of held-out pairs.
+    pub fn pair_counts(&self) -> (usize, usize) {
+        (self.train_count, self.encoded.len() - self.train_count)
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        self.model.num_params()
+    }
+
+    /// Pairs whose reference log-probs are done, of all pairs.
+    pub fn progress(&self) -> (usize, usize) {
+        (self.done, self.encoded.len())
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done == self.encoded.len()
+    }
+
+    /// Computes the reference log-probs of the next chunk of pairs.
+    pub async fn advance(&mut self) -> Result<()> {
+        let chunk = (2 * self.config.train.batch_size).max(1);
+        let end = (self.done + chunk).min(self.encoded.len());
+        let pad = self.encoder.pad_id();
+        attach_reference_logps(&self.reference, &mut self.encoded[self.done..end], chunk, pad, &self.device, |_, _| {}).await?;
+        self.done = end;
+        Ok(())
+    }
+
+    /// The session, once every pair has its reference log-probs.
+    pub async fn finish(mut self) -> Result<Session> {
+        while !self.is_done() {
+            self.advance().await?;
+        }
+        let eval = self.encoded.split_off(self.train_count);
+        let data = TrainingData { train: self.encoded, eval };
+        let train_device = self.device.clone().autodiff();
+        let mut trainer = Trainer::new(self.model, self.config.train.clone(), data, self.encoder.pad_id(), train_device)?;
+        if let Start::Resumed { state, optimizer } = self.start {
+            trainer.restore(state, Some(optimizer))?;
+        }
+        Ok(Session::new(self.config, self.encoder, self.eval_texts, trainer, self.reference, self.reference_weights, self.store))
+    }
+}

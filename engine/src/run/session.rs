@@ -1,0 +1,199 @@
+//! A run in training, driven one call at a time: the page awaits each call and yields to the
+//! browser in between; `hafrm train` blocks on them. It steps (`Trainer::advance`), records
+//! metrics, keeps the best weights and the resumable checkpoint, and attributes tokens.
+
+use crate::attribution::{PrecisionReport, precision_report};
+use crate::batch::EncodedPair;
+use crate::checkpoint::model_to_safetensors;
+use crate::data::PreferencePair;
+use crate::error::{Error, Result};
+use crate::metrics::MetricsRecord;
+use crate::model::RewardModel;
+use crate::token_view::{AttributedResponse, ResponseText, attribute_texts};
+use crate::tokenizer::TextEncoder;
+use crate::train::{Progress, Trainer};
+
+use super::archive::run_archive;
+use super::{CONFIG, METRICS, MODEL, REFERENCE, RunConfig, TOKENIZER};
+
+/// Where a session keeps what it saves.
+pub(super) enum Store {
+    /// In memory (the page): the best weights so far, until the run is archived.
+    Memory { best: Option<Vec<u8>> },
+    /// A run directory: the best model, the resumable checkpoint at every evaluation, and
+    /// every metrics record as it comes.
+    #[cfg(not(target_family = "wasm"))]
+    Dir(super::RunDir),
+}
+
+/// A model in training, with its held-out pairs' texts for the token views.
+pub struct Session {
+    pub config: RunConfig,
+    pub encoder: TextEncoder,
+    /// The held-out pairs, in the order of the trainer's evaluation set.
+    pub eval_texts: Vec<PreferencePair>,
+    pub trainer: Trainer,
+    reference: RewardModel,
+    reference_weights: Vec<u8>,
+    store: Store,
+    /// Every step's and every evaluation's metrics, in order.
+    records: Vec<MetricsRecord>,
+    /// The step of the last checkpoint saved, if any.
+    saved_step: Option<usize>,
+}
+
+impl Session {
+    pub(super) fn new(
+        config: RunConfig,
+        encoder: TextEncoder,
+        eval_texts: Vec<PreferencePair>,
+        trainer: Trainer,
+        reference: RewardModel,
+        reference_weights: Vec<u8>,
+        store: Store,
+    ) -> Self {
+        let saved_step = Some(trainer.step_count()).filter(|&step| step > 0);
+        Self { config, encoder, eval_texts, trainer, reference, reference_weights, store, records: Vec::new(), saved_step }
+    }
+
+    /// Evaluates the current model and records it, so that the curves start where the run
+    /// does (the page does this before its first step).
+    pub async fn evaluate_now(&mut self) -> Result<()> {
+        if !self.trainer.eval_pairs().is_empty() {
+            let metrics = self.trainer.evaluate().await?;
+            self.record(MetricsRecord::Eval(metrics))?;
+        }
+        Ok(())
+    }
+
+    /// One training step, and an evaluation when due, recorded and saved: the best weights at
+    /// an evaluation that beats the others, the resumable checkpoint at every evaluation, and
+    /// the final weights when nothing is held out to rank them. A diverged step leaves
+    /// nothing of itself in the records or on disk.
+    pub async fn advance(&mut self) -> Result<Progress> {
+        let progress = self.trainer.advance().await?;
+        self.record(MetricsRecord::Train(progress.metrics.clone()))?;
+        if let Some(evaluation) = &progress.evaluation {
+            self.record(MetricsRecord::Eval(evaluation.clone()))?;
+            self.save(progress.is_best).await?;
+        } else if self.trainer.is_done() && self.trainer.eval_pairs().is_empty() {
+            self.save(true).await?;
+        }
+        Ok(progress)
+    }
+
+    fn record(&mut self, record: MetricsRecord) -> Result<()> {
+        #[cfg(not(target_family = "wasm"))]
+        if let Store::Dir(dir) = &self.store {
+            dir.append_metrics(&record)?;
+        }
+        self.records.push(record);
+        Ok(())
+    }
+
+    /// Saves the current weights as the best model (when `best`) and, on disk, as the
+    /// resumable checkpoint.
+    async fn save(&mut self, best: bool) -> Result<()> {
+        if matches!(self.store, Store::Memory { .. }) && !best {
+            // Nothing to keep in memory: the page has no resumable checkpoint.
+            return Ok(());
+        }
+        let weights = model_to_safetensors(&self.trainer.model).await?;
+        match &mut self.store {
+            Store::Memory { best: kept } => *kept = Some(weights),
+            #[cfg(not(target_family = "wasm"))]
+            Store::Dir(dir) => {
+                if best {
+                    dir.write(MODEL, &weights)?;
+                }
+                dir.save_last(&weights, &self.trainer.optimizer_bytes()?, self.trainer.state())?;
+            }
+        }
+        self.saved_step = Some(self.trainer.step_count());
+        Ok(())
+    }
+
+    /// The step of the last checkpoint saved (the one a stopped run keeps), if any.
+    pub fn saved_step(&self) -> Option<usize> {
+        self.saved_step
+    }
+
+    /// Every step's and every evaluation's metrics so far, in order.
+    pub fn records(&self) -> &[MetricsRecord] {
+        &self.records
+    }
+
+    /// The metrics as JSON Lines, as a run directory's `metrics.jsonl` holds them.
+    pub fn metrics_jsonl(&self) -> String {
+        self.records.iter().map(|r| serde_json::to_string(r).expect("metrics serialise") + "\n").collect()
+    }
+
+    async fn attribute(&self, prompt: &str, responses: Vec<ResponseText>) -> Result<Vec<AttributedResponse>> {
+        let (t, c) = (&self.trainer, &self.config);
+        attribute_texts(&t.model, &self.reference, &self.encoder, &c.encode, c.train.beta, prompt, responses, t.device()).await
+    }
+
+    /// Chosen and rejected of held-out pair `index`, attributed by the current model.
+    pub async fn pair_view(&self, index: usize) -> Result<Vec<AttributedResponse>> {
+        let pair = self
+            .eval_texts
+            .get(index)
+            .ok_or_else(|| Error::Config(format!("there is no held-out pair {index} (there are {})", self.eval_texts.len())))?;
+        self.attribute(&pair.prompt, ResponseText::of_pair(pair).to_vec()).await
+    }
+
+    /// A prompt and a response of the user's, attributed by the current model.
+    pub async fn response_view(&self, prompt: &str, response: &str) -> Result<AttributedResponse> {
+        let text = ResponseText { label: "response".into(), text: response.to_owned(), decisive: None };
+        let mut views = self.attribute(prompt, vec![text]).await?;
+        Ok(views.remove(0))
+    }
+
+    /// Attribution precision@k of each method over the first `max_pairs` held-out pairs that
+    /// have decisive spans; `None` when none has.
+    pub async fn precision(&self, k: usize, max_pairs: usize) -> Result<Option<PrecisionReport>> {
+        let pairs: Vec<(&PreferencePair, &EncodedPair)> =
+            self.eval_texts.iter().zip(self.trainer.eval_pairs()).filter(|(text, _)| text.decisive.is_some()).take(max_pairs).collect();
+        if pairs.is_empty() {
+            return Ok(None);
+        }
+        let t = &self.config.train;
+        let report =
+            precision_report(&self.trainer.model, &pairs, k, t.beta, t.batch_size, self.encoder.pad_id(), self.trainer.device()).await?;
+        Ok(Some(report))
+    }
+
+    /// The run as a tar archive of a run directory under `root`, which `hafrm eval --model`
+    /// and `hafrm score --model` read once unpacked: settings, tokenizer, the best weights
+    /// (the current ones when none was kept), the reference weights and the metrics.
+    pub async fn archive(&self, root: &str, mtime: u64) -> Result<Vec<u8>> {
+        let best = match &self.store {
+            Store::Memory { best } => best.clone(),
+            #[cfg(not(target_family = "wasm"))]
+            Store::Dir(dir) => dir.file(MODEL).is_file().then(|| dir.read(MODEL)).transpose()?,
+        };
+        let model = match best {
+            Some(weights) => weights,
+            None => model_to_safetensors(&self.trainer.model).await?,
+        };
+        let config = serde_json::to_string_pretty(&self.config).expect("configs serialise");
+        let tokenizer = self.encoder.to_json()?;
+        let metrics = self.metrics_jsonl();
+        run_archive(
+            root,
+            &[
+                (CONFIG, config.as_bytes()),
+                (TOKENIZER, tokenizer.as_bytes()),
+                (MODEL, &model),
+                (REFERENCE, &self.reference_weights),
+                (METRICS, metrics.as_bytes()),
+            ],
+            mtime,
+        )
+    }
+
+    /// The number of model parameters.
+    pub fn parameter_count(&self) -> usize {
+        burn::module::Module::num_params(&self.trainer.model)
+    }
+}

@@ -1,0 +1,220 @@
+//! What defines a run (`RunConfig`, saved as `config.json`) and how a person's choices become
+//! one (`RunChoices`). The defaults of every setting live here and in the config types they
+//! fill: the command line's flags and the page's settings start from them.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Method, ModelConfig, TrainConfig};
+use crate::data::demo::DemoSet;
+use crate::data::formats::RecordShape;
+use crate::error::{Error, Result};
+use crate::tokenizer::{EncodeOptions, PromptTemplate, TextEncoder};
+
+/// The built-in backbone a run starts from when none is chosen.
+pub const DEFAULT_PRESET: &str = "tiny";
+/// The fraction of the pairs held out when there is no separate held-out file.
+pub const DEFAULT_EVAL_FRACTION: f64 = 0.1;
+/// The teaching set a run trains on when no data is chosen.
+pub const DEFAULT_DEMO: DemoSet = DemoSet::Mixed;
+
+/// Where a run's pairs come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "lowercase")]
+pub enum DataSource {
+    /// A built-in teaching set.
+    Demo { set: DemoSet, pairs: usize, seed: u64 },
+    /// Files (paths as given, absolute after `canonicalize`).
+    File { train: PathBuf, eval: Option<PathBuf>, format: RecordShape, skip_bad: bool },
+    /// A file a user gave the browser app; only its name and size are known afterwards.
+    Upload { name: String, pairs: usize },
+}
+
+/// Everything that defines a run, saved as `config.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub encode: EncodeOptions,
+    pub data: DataSource,
+    /// The held-out fraction when there is no separate eval file.
+    pub eval_fraction: f64,
+    pub hafrm_version: String,
+}
+
+impl RunConfig {
+    /// Refuses settings nothing can train or score with, naming the setting and its flag.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        self.train.validate()?;
+        self.encode.validate(self.model.max_len)?;
+        let fraction = self.eval_fraction;
+        if !(fraction.is_finite() && (0.0..1.0).contains(&fraction)) {
+            return Err(Error::Config(format!(
+                "eval_fraction (--eval-fraction) is {fraction}: it must be at least 0 (nothing held out) and below 1"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuses a tokenizer that can emit an id the model has no embedding for.
+    pub fn check_tokenizer(&self, encoder: &TextEncoder, tokenizer_name: &str) -> Result<()> {
+        let (largest, vocab) = (encoder.largest_id(), self.model.vocab_size);
+        if largest as usize >= vocab {
+            return Err(Error::Config(format!(
+                "the tokenizer {tokenizer_name} emits token ids up to {largest}, but the model's vocabulary has {vocab} entries (ids 0 to {})",
+                vocab.saturating_sub(1)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The data a person chose.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DataChoice {
+    /// A built-in teaching set (default: `DEFAULT_DEMO` at its own size), generated with the
+    /// run's seed.
+    Demo { set: Option<DemoSet>, pairs: Option<usize> },
+    /// Files or an upload.
+    Given(DataSource),
+}
+
+impl Default for DataChoice {
+    fn default() -> Self {
+        DataChoice::Demo { set: None, pairs: None }
+    }
+}
+
+/// What a person chose for a new run; whatever is left unset takes its default. The command
+/// line's flags and the page's settings both fill one of these, so a setting means the same
+/// and defaults to the same in both.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunChoices {
+    pub data: DataChoice,
+    pub eval_fraction: Option<f64>,
+    /// A built-in backbone: `tiny` or `small`.
+    pub preset: Option<String>,
+    pub method: Option<Method>,
+    /// Loss weights; unset, the method's own (`Method::default_weights`).
+    pub rm_ratio: Option<f64>,
+    pub alpha: Option<f64>,
+    pub beta: Option<f64>,
+    pub alternate_step: Option<usize>,
+    pub learning_rate: Option<f64>,
+    pub weight_decay: Option<f64>,
+    pub max_grad_norm: Option<f64>,
+    pub batch_size: Option<usize>,
+    pub grad_accum: Option<usize>,
+    /// Optimizer steps; with `epochs` and no `steps`, passes over the data decide.
+    pub steps: Option<usize>,
+    pub epochs: Option<usize>,
+    /// Unset: `TrainConfig`'s warm-up, or a tenth of the steps when that is shorter.
+    pub warmup_steps: Option<usize>,
+    pub eval_every: Option<usize>,
+    pub seed: Option<u64>,
+    /// `plain`, `phi2`, `mistral`, or a string holding `{prompt}`.
+    pub template: Option<String>,
+    pub max_length: Option<usize>,
+    pub max_prompt_length: Option<usize>,
+}
+
+impl RunChoices {
+    /// The run these choices describe, for a tokenizer of `vocab_size` ids. Mode semantics
+    /// are `TrainConfig`'s (`for_method`, `with_loss_weights`, `validate`); what cannot train is refused by `RunConfig::validate`.
+    pub fn into_config(self, vocab_size: usize) -> Result<RunConfig> {
+        let defaults = TrainConfig::new();
+        let method = self.method.unwrap_or(defaults.method);
+        let seed = self.seed.unwrap_or(defaults.seed);
+        let steps = match (self.steps, self.epochs) {
+            (None, Some(_)) => None,
+            (steps, _) => steps.or(defaults.steps),
+        };
+        let warmup_steps = self.warmup_steps.unwrap_or_else(|| match steps {
+            Some(steps) => defaults.warmup_steps.min(steps / 10),
+            None => defaults.warmup_steps,
+        });
+        let train = TrainConfig::for_method(method)
+            .with_loss_weights(self.rm_ratio, self.alpha)
+            .with_beta(self.beta.unwrap_or(defaults.beta))
+            .with_alternate_step(self.alternate_step)
+            .with_learning_rate(self.learning_rate.unwrap_or(defaults.learning_rate))
+            .with_weight_decay(self.weight_decay.unwrap_or(defaults.weight_decay))
+            .with_max_grad_norm(self.max_grad_norm.unwrap_or(defaults.max_grad_norm))
+            .with_batch_size(self.batch_size.unwrap_or(defaults.batch_size))
+            .with_grad_accum(self.grad_accum.unwrap_or(defaults.grad_accum))
+            .with_steps(steps)
+            .with_epochs(self.epochs.unwrap_or(defaults.epochs))
+            .with_warmup_steps(warmup_steps)
+            .with_eval_every(self.eval_every.unwrap_or(defaults.eval_every))
+            .with_seed(seed);
+        let model = ModelConfig::preset(self.preset.as_deref().unwrap_or(DEFAULT_PRESET), vocab_size)?;
+        // Unset lengths take the paper's, shortened to what the model and the longest length allow.
+        let max_length = self.max_length.unwrap_or(EncodeOptions::for_model(model.max_len).max_length);
+        let encode = EncodeOptions {
+            template: PromptTemplate::parse(self.template.as_deref().unwrap_or("plain"))?,
+            max_length,
+            max_prompt_length: self.max_prompt_length.unwrap_or(EncodeOptions::for_model(max_length).max_prompt_length),
+        };
+        let data = match self.data {
+            DataChoice::Demo { set, pairs } => {
+                let set = set.unwrap_or(DEFAULT_DEMO);
+                DataSource::Demo { set, pairs: pairs.unwrap_or(set.default_pairs()), seed }
+            }
+            DataChoice::Given(source) => source,
+        };
+        let config = RunConfig {
+            model,
+            train,
+            encode,
+            data,
+            eval_fraction: self.eval_fraction.unwrap_or(DEFAULT_EVAL_FRACTION),
+            hafrm_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// The default run: what `hafrm train` with no options and the page at its plain address train.
+pub fn default_run(vocab_size: usize) -> RunConfig {
+    RunChoices::default().into_config(vocab_size).expect("the defaults are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_run_is_the_config_types_defaults() {
+        let run = default_run(748);
+        assert_eq!(run.train, TrainConfig::new());
+        assert_eq!(run.model, ModelConfig::preset(DEFAULT_PRESET, 748).unwrap());
+        assert_eq!(run.encode, EncodeOptions::for_model(run.model.max_len));
+        assert_eq!(run.data, DataSource::Demo { set: DEFAULT_DEMO, pairs: DEFAULT_DEMO.default_pairs(), seed: TrainConfig::new().seed });
+        assert_eq!(run.eval_fraction, DEFAULT_EVAL_FRACTION);
+    }
+
+    #[test]
+    fn a_mode_sets_its_weights_and_refuses_the_loss_it_turns_off() {
+        let choose = |method, alpha, rm_ratio| RunChoices { method: Some(method), alpha, rm_ratio, ..RunChoices::default() }.into_config(748);
+        let baseline = choose(Method::Baseline, None, None).unwrap().train;
+        assert_eq!((baseline.rm_ratio, baseline.alpha), (1.0, 0.0));
+        let dpo = choose(Method::Dpo, None, None).unwrap().train;
+        assert_eq!((dpo.rm_ratio, dpo.alpha), (0.0, 0.2));
+        let error = choose(Method::Baseline, Some(0.5), None).unwrap_err().to_string();
+        assert!(error.contains("--alpha") && error.contains("baseline"), "{error}");
+        let error = choose(Method::Dpo, None, Some(1.0)).unwrap_err().to_string();
+        assert!(error.contains("--rm-ratio") && error.contains("dpo"), "{error}");
+        assert_eq!(choose(Method::Haf, Some(0.5), None).unwrap().train.alpha, 0.5);
+    }
+
+    #[test]
+    fn a_short_run_warms_up_for_a_tenth_of_its_steps() {
+        let warmup = |steps| RunChoices { steps: Some(steps), ..RunChoices::default() }.into_config(748).unwrap().train.warmup_steps;
+        assert_eq!((warmup(700), warmup(100), warmup(6)), (20, 10, 0));
+        let explicit = RunChoices { steps: Some(6), warmup_steps: Some(3), ..RunChoices::default() };
+        assert_eq!(explicit.into_config(748).unwrap().train.warmup_steps, 3);
+    }
+}
