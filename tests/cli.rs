@@ -454,3 +454,30 @@ fn the_default_run_is_the_engines_and_modes_refuse_the_loss_they_turn_off() {
     let baseline: Value = serde_json::from_str(&ok(&["train", "--mode", "baseline", "--print-config"])).unwrap();
     assert_eq!((baseline["train"]["rm_ratio"].as_f64(), baseline["train"]["alpha"].as_f64()), (Some(1.0), Some(0.0)));
 }
+
+/// A Hugging Face folder as the backbone: fine-tuned with both heads, saved as a run that
+/// `score` opens, its tokenizer the folder's. Its reward starts at zero (a fresh reward head).
+#[test]
+fn a_hugging_face_folder_trains_as_a_backbone_and_its_run_scores() {
+    let dir = temp_dir("backbone");
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/hf/llama");
+    let config: Value = serde_json::from_str(&ok(&["train", "--backbone", s(&folder), "--print-config"])).unwrap();
+    assert_eq!(config["model"]["architecture"], "llama");
+    assert_eq!(config["model"]["n_kv_heads"], 2);
+    assert!(config["pretrained"].as_str().unwrap().ends_with("fixtures/hf/llama"), "{config}");
+    let run = dir.join("run");
+    let records = train_small(&run, &["--backbone", s(&folder), "--demo", "polite"]);
+    let first = &records[0];
+    assert_eq!(first["kind"], "train");
+    // A fresh reward head scores every response 0: the first step's rewards are all zero.
+    assert_eq!((first["chosen_reward"].as_f64(), first["rejected_reward"].as_f64()), (Some(0.0), Some(0.0)));
+    assert_eq!(records.last().unwrap()["steps"], 6);
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(saved["model"], config["model"]);
+    let score: Value = serde_json::from_str(ok(&["score", "--model", s(&run), "--backend", "cpu", "--prompt", "Hi", "--response", "Hello.", "--json"]).trim()).unwrap();
+    assert!(score["reward"].as_f64().unwrap().is_finite());
+    let error = fails(&["train", "--backbone", s(&dir.join("nowhere")), "--print-config"]);
+    assert!(error.contains("neither a preset (tiny, small) nor a model folder"), "{error}");
+    let error = fails(&["train", "--backbone", s(&dir), "--print-config"]);
+    assert!(error.contains("config.json"), "{error}");
+}

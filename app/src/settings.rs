@@ -2,7 +2,7 @@
 
 use hafrm::config::{Method, TrainConfig};
 use hafrm::data::demo::DemoSet;
-use hafrm::run::{DEFAULT_DEMO, DEFAULT_PRESET, DataChoice, DataSource, RunChoices, RunConfig};
+use hafrm::run::{BackboneChoice, DEFAULT_DEMO, DEFAULT_PRESET, DataChoice, DataSource, RunChoices, RunConfig};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -135,7 +135,7 @@ impl Settings {
         };
         RunChoices {
             data,
-            preset: Some(self.preset.clone()),
+            backbone: Some(BackboneChoice::Preset(self.preset.clone())),
             method: Some(self.mode),
             alpha: Some(self.alpha),
             beta: Some(self.beta),

@@ -6,17 +6,31 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// Which backbone architecture a model uses. Each architecture lives in its own file under
-/// `model/`; adding one (GPT-2 or Llama-family checkpoints) means one new variant here and one
-/// new file there.
+/// `model/`; adding one means one new variant here and one new file there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Architecture {
-    /// A GPT-style causal transformer with learned positions and pre-norm blocks.
+    /// A GPT-style causal transformer with learned positions and pre-norm blocks (the
+    /// built-in presets, trained from scratch).
     #[default]
     Gpt,
+    /// The Llama family (`LlamaForCausalLM`: SmolLM2, TinyLlama, Llama 3.2) and Qwen2
+    /// (`Qwen2ForCausalLM`, with q/k/v biases): RMSNorm, rotary positions, grouped-query
+    /// attention, SwiGLU.
+    Llama,
 }
 
-/// The backbone's shape.
+/// Llama 3's rotary frequency scaling (`rope_type: llama3`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RopeScaling {
+    pub factor: f64,
+    pub low_freq_factor: f64,
+    pub high_freq_factor: f64,
+    pub original_max_position_embeddings: usize,
+}
+
+/// The backbone's shape. The fields after `layer_norm_eps` are the Llama family's (unset for
+/// the GPT presets).
 #[derive(Config, Debug, PartialEq)]
 pub struct ModelConfig {
     #[config(default = "Architecture::Gpt")]
@@ -25,11 +39,31 @@ pub struct ModelConfig {
     pub d_model: usize,
     pub n_layers: usize,
     pub n_heads: usize,
-    /// The longest sequence (prompt + response + EOS) the position table covers.
+    /// The longest sequence (prompt + response + EOS) the positions cover.
     pub max_len: usize,
+    /// Layer norm's epsilon (RMSNorm's for the Llama family).
     #[config(default = 1e-5)]
     pub layer_norm_eps: f64,
+    /// Key/value heads of grouped-query attention; unset: as many as query heads.
+    #[config(default = "None")]
+    pub n_kv_heads: Option<usize>,
+    /// Width of the SwiGLU feed-forward layer.
+    #[config(default = "None")]
+    pub ffn_size: Option<usize>,
+    /// Width of one attention head; unset: `d_model / n_heads`.
+    #[config(default = "None")]
+    pub head_dim: Option<usize>,
+    #[config(default = 10000.0)]
+    pub rope_theta: f64,
+    #[config(default = "None")]
+    pub rope_scaling: Option<RopeScaling>,
+    /// Biases on the query, key and value projections (Qwen2).
+    #[config(default = false)]
+    pub qkv_bias: bool,
 }
+
+/// The built-in backbones, trained from scratch.
+pub const PRESETS: [&str; 2] = ["tiny", "small"];
 
 impl ModelConfig {
     /// A named preset; the vocabulary size comes from the tokenizer.
@@ -46,8 +80,18 @@ impl ModelConfig {
         Ok(Self::new(vocab_size, d_model, n_layers, n_heads, max_len))
     }
 
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim.unwrap_or(self.d_model / self.n_heads.max(1))
+    }
+
+    /// Key/value heads.
+    pub fn kv_heads(&self) -> usize {
+        self.n_kv_heads.unwrap_or(self.n_heads)
+    }
+
     pub fn validate(&self) -> Result<()> {
-        if self.d_model == 0 || self.n_heads == 0 || !self.d_model.is_multiple_of(self.n_heads) {
+        if self.d_model == 0 || self.n_heads == 0 || !self.d_model.is_multiple_of(self.n_heads) && self.head_dim.is_none() {
             return Err(Error::Config(format!(
                 "d_model ({}) must be a positive multiple of n_heads ({})",
                 self.d_model, self.n_heads
@@ -57,6 +101,18 @@ impl ModelConfig {
             return Err(Error::Config(
                 "vocab_size, max_len and n_layers must be positive".into(),
             ));
+        }
+        if self.architecture == Architecture::Llama {
+            let (heads, kv_heads) = (self.n_heads, self.kv_heads());
+            if kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
+                return Err(Error::Config(format!("num_attention_heads ({heads}) must be a multiple of num_key_value_heads ({kv_heads})")));
+            }
+            if self.head_dim() == 0 || !self.head_dim().is_multiple_of(2) {
+                return Err(Error::Config(format!("head_dim ({}) must be even and positive for rotary positions", self.head_dim())));
+            }
+            if self.ffn_size.unwrap_or(0) == 0 {
+                return Err(Error::Config("intermediate_size must be positive".into()));
+            }
         }
         Ok(())
     }

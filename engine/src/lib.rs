@@ -13,6 +13,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod hf;
 pub mod losses;
 pub mod mask;
 pub mod metrics;

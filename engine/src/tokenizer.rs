@@ -184,6 +184,18 @@ impl TextEncoder {
         Ok(Self { tokenizer, eos_id, pad_id })
     }
 
+    /// The same tokenizer ending sequences with token `id` (a checkpoint's `eos_token_id`).
+    pub fn with_eos_id(mut self, id: u32) -> Result<Self> {
+        if id as usize >= self.vocab_size() {
+            return Err(Error::Tokenizer(format!("eos_token_id {id} is not a token of this tokenizer ({} tokens)", self.vocab_size())));
+        }
+        if self.pad_id == self.eos_id {
+            self.pad_id = id;
+        }
+        self.eos_id = id;
+        Ok(self)
+    }
+
     /// A tokenizer from the text of a `tokenizer.json`.
     pub fn from_json(json: &str) -> Result<Self> {
         // The tokenizers crate panics on some malformed files (a truncated one among them):

@@ -14,7 +14,6 @@ use hafrm::attribution::{AttributionMethod, attribute};
 use hafrm::batch::{EncodedPair, SequenceRef, TokenBatch};
 use hafrm::config::{Method, ModelConfig, TrainConfig};
 use hafrm::data::demo::DemoSet;
-use hafrm::device::{BackendChoice, select_backend};
 use hafrm::model::RewardModel;
 use hafrm::tokenizer::TextEncoder;
 use hafrm::train::{Trainer, TrainingData};
@@ -43,16 +42,7 @@ fn assert_close(cpu: &[Vec<f32>], gpu: &[Vec<f32>], what: &str) {
 
 #[test]
 fn wgpu_agrees_with_cpu_on_a_forward_pass_a_training_step_and_attributions() {
-    let backend = match select_backend(BackendChoice::Wgpu) {
-        Ok(backend) => backend,
-        Err(e) if std::env::var_os("HAFRM_REQUIRE_WGPU").is_none() => {
-            eprintln!("NOT RUN: no wgpu adapter ({e}); set HAFRM_REQUIRE_WGPU=1 to make this a failure");
-            return;
-        }
-        Err(e) => panic!("HAFRM_REQUIRE_WGPU is set but there is no wgpu adapter: {e}"),
-    };
-    eprintln!("wgpu adapter: {}", backend.describe());
-    let gpu = backend.device;
+    let Some(gpu) = wgpu_device() else { return };
     let cpu = Device::flex();
     let encoder = TextEncoder::builtin();
     let config = ModelConfig::new(encoder.vocab_size(), 32, 2, 2, 64);

@@ -7,7 +7,9 @@ use clap::Args;
 use hafrm::config::{Method, TrainConfig};
 use hafrm::device::{BackendChoice, select_backend};
 use hafrm::metrics::MetricsRecord;
-use hafrm::run::{DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, LAST, MODEL, Preparation, RunChoices, Session};
+use hafrm::config::PRESETS;
+use hafrm::hf::read_config;
+use hafrm::run::{BackboneChoice, DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, LAST, MODEL, Preparation, RunChoices, Session};
 use hafrm::tokenizer::TextEncoder;
 use hafrm::{Error, Result};
 
@@ -38,9 +40,10 @@ pub struct TrainArgs {
     /// Alternate between the reward and the policy loss every K steps (mode haf).
     #[arg(long)]
     alternate_step: Option<usize>,
-    /// Model size: tiny (d 128, 4 layers) or small (d 256, 6 layers).
-    #[arg(long, default_value = DEFAULT_PRESET)]
-    preset: String,
+    /// The backbone: a built-in shape trained from scratch, tiny (d 128, 4 layers) or small
+    /// (d 256, 6 layers), or a Hugging Face model folder (Llama family, Qwen2) to fine-tune.
+    #[arg(long, alias = "preset", default_value = DEFAULT_PRESET)]
+    backbone: String,
     #[arg(long, default_value_t = TrainConfig::new().learning_rate)]
     lr: f64,
     #[arg(long, default_value_t = TrainConfig::new().weight_decay)]
@@ -98,6 +101,19 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// A preset's name, or else a model folder.
+    fn backbone_choice(&self) -> Result<BackboneChoice> {
+        if PRESETS.contains(&self.backbone.as_str()) {
+            return Ok(BackboneChoice::Preset(self.backbone.clone()));
+        }
+        let path = Path::new(&self.backbone);
+        if !path.exists() {
+            return Err(Error::Config(format!("--backbone `{}` is neither a preset ({}) nor a model folder", self.backbone, PRESETS.join(", "))));
+        }
+        let path = path.canonicalize().map_err(|e| Error::io(path, e))?;
+        Ok(BackboneChoice::Pretrained { model: read_config(&path)?.model, path })
+    }
+
     /// The run these flags choose. Flags with engine defaults pass them on unchanged.
     fn choices(&self) -> Result<RunChoices> {
         let absolute = |p: &Path| p.canonicalize().map_err(|e| Error::io(p, e));
@@ -113,7 +129,7 @@ impl TrainArgs {
         Ok(RunChoices {
             data,
             eval_fraction: Some(self.eval_fraction),
-            preset: Some(self.preset.clone()),
+            backbone: Some(self.backbone_choice()?),
             method: Some(self.mode),
             rm_ratio: self.rm_ratio,
             alpha: self.alpha,
@@ -167,7 +183,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         None => {
             let encoder = encoder(&args)?;
             let config = args.choices()?.into_config(encoder.vocab_size())?;
-            let name = args.tokenizer.as_ref().map_or("built in".to_string(), |p| p.display().to_string());
+            let name = match (&args.tokenizer, args.backbone_choice()?) {
+                (Some(path), _) => path.display().to_string(),
+                (None, BackboneChoice::Pretrained { path, .. }) => path.join("tokenizer.json").display().to_string(),
+                (None, BackboneChoice::Preset(_)) => "built in".to_string(),
+            };
             config.check_tokenizer(&encoder, &name)?;
             block_on(hafrm::run::create(config, encoder, &args.out, limits, &backend.device))?
         }
@@ -195,10 +215,24 @@ pub fn run(args: TrainArgs) -> Result<()> {
     train_loop(session, &out, args.json)
 }
 
+/// The tokenizer: --tokenizer's, a model folder's own (its EOS from config.json), or the bundled one.
 fn encoder(args: &TrainArgs) -> Result<TextEncoder> {
-    match &args.tokenizer {
-        Some(path) => TextEncoder::from_file(path),
-        None => Ok(TextEncoder::builtin()),
+    if let Some(path) = &args.tokenizer {
+        return TextEncoder::from_file(path);
+    }
+    match args.backbone_choice()? {
+        BackboneChoice::Preset(_) => Ok(TextEncoder::builtin()),
+        BackboneChoice::Pretrained { path, .. } => {
+            let file = path.join("tokenizer.json");
+            if !file.is_file() {
+                return Err(Error::checkpoint(&path, "has no tokenizer.json: give one with --tokenizer"));
+            }
+            let encoder = TextEncoder::from_file(&file)?;
+            match read_config(&path)?.eos_token_id {
+                Some(id) => encoder.with_eos_id(id),
+                None => Ok(encoder),
+            }
+        }
     }
 }
 

@@ -10,44 +10,52 @@
 
 pub mod gpt;
 pub mod init;
+pub mod llama;
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::batch::TokenBatch;
 use crate::config::{Architecture, ModelConfig};
+use crate::error::{Error, Result};
+use crate::hf::{HfConfig, HfTensors};
 use init::Initializer;
 
 /// The backbone architectures, one file each.
 #[derive(Module, Debug)]
 pub enum Backbone {
     Gpt(gpt::Gpt),
+    Llama(llama::Llama),
 }
 
 impl Backbone {
     fn embed(&self, input_ids: Tensor<2, Int>) -> Tensor<3> {
         match self {
             Backbone::Gpt(gpt) => gpt.embed(input_ids),
+            Backbone::Llama(llama) => llama.embed(input_ids),
         }
     }
 
     fn encode(&self, token_embeddings: Tensor<3>, attention_bias: Tensor<4>) -> Tensor<3> {
         match self {
             Backbone::Gpt(gpt) => gpt.encode(token_embeddings, attention_bias),
+            Backbone::Llama(llama) => llama.encode(token_embeddings, attention_bias),
         }
     }
 
     fn encode_at(&self, token_embeddings: Tensor<3>, positions: Tensor<2, Int>, attention_bias: Tensor<4>) -> Tensor<3> {
         match self {
             Backbone::Gpt(gpt) => gpt.encode_at(token_embeddings, positions, attention_bias),
+            Backbone::Llama(llama) => llama.encode_at(token_embeddings, positions, attention_bias),
         }
     }
 
     fn max_len(&self) -> usize {
         match self {
             Backbone::Gpt(gpt) => gpt.max_len(),
+            Backbone::Llama(llama) => llama.max_len(),
         }
     }
 }
@@ -75,10 +83,30 @@ impl RewardModel {
         let mut init = Initializer::new(seed, device);
         let backbone = match config.architecture {
             Architecture::Gpt => Backbone::Gpt(gpt::Gpt::init(config, &mut init)),
+            Architecture::Llama => Backbone::Llama(llama::Llama::init(config, &mut init)),
         };
         let policy_head = init.linear(config.d_model, config.vocab_size, 0.02, false);
         let reward_head = init.zero_linear(config.d_model, 1);
         crate::params::number_params(Self { backbone, policy_head, reward_head })
+    }
+
+    /// A pretrained checkpoint's backbone and LM head (the policy head; the token embedding
+    /// when the checkpoint ties them), with a zero reward head: at first every response
+    /// scores 0, as transformers' `AutoModelForSequenceClassification` starts.
+    pub fn from_hf(checkpoint: &HfConfig, tensors: &HfTensors, device: &Device) -> Result<Self> {
+        let config = &checkpoint.model;
+        let backbone = match config.architecture {
+            Architecture::Llama => Backbone::Llama(llama::Llama::from_hf(config, tensors, device)?),
+            Architecture::Gpt => return Err(Error::Config("the built-in GPT presets have no Hugging Face checkpoint".into())),
+        };
+        let (vocab, d) = (config.vocab_size, config.d_model);
+        let head = match (tensors.contains("lm_head.weight"), checkpoint.tied_embeddings) {
+            (false, true) => "model.embed_tokens.weight",
+            _ => "lm_head.weight",
+        };
+        let policy_head = Linear { weight: Param::from_data(tensors.transposed(head, vocab, d)?, device), bias: None };
+        let reward_head = Initializer::new(0, device).zero_linear(d, 1);
+        Ok(crate::params::number_params(Self { backbone, policy_head, reward_head }))
     }
 
     pub fn max_len(&self) -> usize {

@@ -30,7 +30,7 @@ pub use archive::run_archive;
 pub use dir::{RunDir, write_atomic};
 pub use prepare::Preparation;
 pub use session::Session;
-pub use settings::{DEFAULT_DEMO, DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, RunChoices, RunConfig, default_run};
+pub use settings::{BackboneChoice, DEFAULT_DEMO, DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, RunChoices, RunConfig, default_run};
 pub use source::{RunPairs, read_file, read_pairs};
 #[cfg(not(target_family = "wasm"))]
 pub use trained::TrainedRun;

@@ -50,7 +50,7 @@ impl Preparation {
     /// initialised from the config's seed; its initial weights are the reference policy.
     pub async fn new(config: RunConfig, encoder: TextEncoder, pairs: RunPairs, device: &Device) -> Result<Self> {
         config.validate()?;
-        let model = RewardModel::new(&config.model, config.train.seed, &device.clone().autodiff());
+        let model = initial_model(&config, &device.clone().autodiff())?;
         let reference_weights = model_to_safetensors(&model).await?;
         let reference = model.valid();
         Self::with_models(config, encoder, pairs, model, (reference, reference_weights), Start::Fresh, device)
@@ -179,4 +179,21 @@ impl Preparation {
         }
         Ok(Session::new(self.config, self.encoder, self.eval_texts, trainer, self.reference, self.reference_weights, self.store))
     }
+}
+
+/// A new run's initial weights: a pretrained folder's, or drawn from the seed.
+fn initial_model(config: &RunConfig, device: &Device) -> Result<RewardModel> {
+    let Some(path) = &config.pretrained else {
+        return Ok(RewardModel::new(&config.model, config.train.seed, device));
+    };
+    #[cfg(not(target_family = "wasm"))]
+    {
+        let folder = crate::hf::read_folder(path)?;
+        if folder.config.model != config.model {
+            return Err(Error::checkpoint(path, "its config.json is not the one this run was set up with"));
+        }
+        RewardModel::from_hf(&folder.config, &folder.tensors, device)
+    }
+    #[cfg(target_family = "wasm")]
+    Err(Error::Config(format!("{}: a page reads no folders by path", path.display())))
 }

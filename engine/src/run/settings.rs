@@ -40,6 +40,10 @@ pub struct RunConfig {
     pub data: DataSource,
     /// The held-out fraction when there is no separate eval file.
     pub eval_fraction: f64,
+    /// The Hugging Face model folder the backbone's initial weights come from; none: they are
+    /// drawn from the seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrained: Option<PathBuf>,
     pub hafrm_version: String,
 }
 
@@ -87,6 +91,15 @@ impl Default for DataChoice {
     }
 }
 
+/// The backbone a person chose.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BackboneChoice {
+    /// A built-in shape trained from scratch: `tiny` or `small`.
+    Preset(String),
+    /// A Hugging Face model folder and its shape (`hf::read_config`).
+    Pretrained { path: PathBuf, model: ModelConfig },
+}
+
 /// What a person chose for a new run; whatever is left unset takes its default. The command
 /// line's flags and the page's settings both fill one of these, so a setting means the same
 /// and defaults to the same in both.
@@ -94,8 +107,8 @@ impl Default for DataChoice {
 pub struct RunChoices {
     pub data: DataChoice,
     pub eval_fraction: Option<f64>,
-    /// A built-in backbone: `tiny` or `small`.
-    pub preset: Option<String>,
+    /// Unset: the `DEFAULT_PRESET`.
+    pub backbone: Option<BackboneChoice>,
     pub method: Option<Method>,
     /// Loss weights; unset, the method's own (`Method::default_weights`).
     pub rm_ratio: Option<f64>,
@@ -149,7 +162,11 @@ impl RunChoices {
             .with_warmup_steps(warmup_steps)
             .with_eval_every(self.eval_every.unwrap_or(defaults.eval_every))
             .with_seed(seed);
-        let model = ModelConfig::preset(self.preset.as_deref().unwrap_or(DEFAULT_PRESET), vocab_size)?;
+        let (model, pretrained) = match self.backbone {
+            None => (ModelConfig::preset(DEFAULT_PRESET, vocab_size)?, None),
+            Some(BackboneChoice::Preset(name)) => (ModelConfig::preset(&name, vocab_size)?, None),
+            Some(BackboneChoice::Pretrained { path, model }) => (model, Some(path)),
+        };
         // Unset lengths take the paper's, shortened to what the model and the longest length allow.
         let max_length = self.max_length.unwrap_or(EncodeOptions::for_model(model.max_len).max_length);
         let encode = EncodeOptions {
@@ -170,6 +187,7 @@ impl RunChoices {
             encode,
             data,
             eval_fraction: self.eval_fraction.unwrap_or(DEFAULT_EVAL_FRACTION),
+            pretrained,
             hafrm_version: env!("CARGO_PKG_VERSION").to_string(),
         };
         config.validate()?;

@@ -55,3 +55,28 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
 }
+
+/// An empty directory of the test's own under the system's temporary directory.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("hafrm-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The wgpu device (lavapipe where there is no GPU), or `None` when no adapter exists and
+/// `HAFRM_REQUIRE_WGPU` is unset (CI sets it, making a missing adapter a failure).
+pub fn wgpu_device() -> Option<Device> {
+    use hafrm::device::{BackendChoice, select_backend};
+    match select_backend(BackendChoice::Wgpu) {
+        Ok(backend) => {
+            eprintln!("wgpu adapter: {}", backend.describe());
+            Some(backend.device)
+        }
+        Err(e) if std::env::var_os("HAFRM_REQUIRE_WGPU").is_none() => {
+            eprintln!("NOT RUN: no wgpu adapter ({e}); set HAFRM_REQUIRE_WGPU=1 to make this a failure");
+            None
+        }
+        Err(e) => panic!("HAFRM_REQUIRE_WGPU is set but there is no wgpu adapter: {e}"),
+    }
+}

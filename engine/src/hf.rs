@@ -1,0 +1,320 @@
+//! Hugging Face model folders: `config.json`, the weights (`model.safetensors`, or shards
+//! listed in `model.safetensors.index.json`) and `tokenizer.json`. Everything is read from
+//! bytes, so a page can hand over files it was given; `read_folder` reads them from disk.
+//! F32, F16 and BF16 tensors are widened to f32.
+
+use std::collections::HashMap;
+
+use burn::module::Param;
+use burn::nn::Linear;
+use burn::tensor::{Device, TensorData};
+use serde_json::Value;
+
+use crate::config::{Architecture, ModelConfig, RopeScaling};
+use crate::error::{Error, Result};
+
+/// The architectures (`config.json`'s `architectures`) hafrm reads.
+pub const SUPPORTED: [&str; 2] = ["LlamaForCausalLM", "Qwen2ForCausalLM"];
+
+/// What a checkpoint's `config.json` says about its backbone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HfConfig {
+    /// The Hugging Face class, e.g. `LlamaForCausalLM`.
+    pub class: String,
+    pub model: ModelConfig,
+    /// The LM head is the token embedding (no `lm_head.weight` is stored).
+    pub tied_embeddings: bool,
+    pub eos_token_id: Option<u32>,
+}
+
+/// Parses `config.json` (`source` names it in errors).
+pub fn parse_config(json: &str, source: &str) -> Result<HfConfig> {
+    let value: Value = serde_json::from_str(json)
+        .map_err(|e| Error::checkpoint(source, format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column())))?;
+    let field = |name: &str| value.get(name).filter(|v| !v.is_null());
+    let bad = |name: &str, what: &str| Error::checkpoint(source, format!("field `{name}`: {what}"));
+    let count = |name: &str| -> Result<usize> {
+        field(name).and_then(Value::as_u64).map(|n| n as usize).ok_or_else(|| bad(name, "missing or not a whole number"))
+    };
+    let number = |name: &str| field(name).and_then(Value::as_f64);
+    let class = field("architectures")
+        .and_then(|a| a.get(0))
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("architectures", "missing (a list such as [\"LlamaForCausalLM\"])"))?
+        .to_string();
+    if !SUPPORTED.contains(&class.as_str()) {
+        return Err(bad("architectures", &format!("`{class}` is not supported (supported: {})", SUPPORTED.join(", "))));
+    }
+    if let Some(act) = field("hidden_act").and_then(Value::as_str).filter(|a| *a != "silu") {
+        return Err(bad("hidden_act", &format!("`{act}` is not supported (only silu)")));
+    }
+    // transformers 5 keeps the rotary settings in `rope_parameters`, earlier versions in
+    // `rope_theta` and `rope_scaling`.
+    let rope = field("rope_parameters").or_else(|| field("rope_scaling"));
+    let rope_theta = number("rope_theta").or_else(|| rope.and_then(|r| r.get("rope_theta")).and_then(Value::as_f64)).unwrap_or(10000.0);
+    let rope_type = rope.and_then(|r| r.get("rope_type").or_else(|| r.get("type"))).and_then(Value::as_str).unwrap_or("default");
+    let rope_scaling = match rope_type {
+        "default" => None,
+        "llama3" => {
+            let r = rope.expect("a rope type comes from it");
+            let get = |name: &str| r.get(name).and_then(Value::as_f64).ok_or_else(|| bad("rope_scaling", &format!("llama3 scaling lacks `{name}`")));
+            Some(RopeScaling {
+                factor: get("factor")?,
+                low_freq_factor: get("low_freq_factor")?,
+                high_freq_factor: get("high_freq_factor")?,
+                original_max_position_embeddings: get("original_max_position_embeddings")? as usize,
+            })
+        }
+        other => return Err(bad("rope_scaling", &format!("rope type `{other}` is not supported (supported: default, llama3)"))),
+    };
+    let heads = count("num_attention_heads")?;
+    let mut model = ModelConfig::new(count("vocab_size")?, count("hidden_size")?, count("num_hidden_layers")?, heads, count("max_position_embeddings")?)
+        .with_architecture(Architecture::Llama)
+        .with_layer_norm_eps(number("rms_norm_eps").unwrap_or(1e-6))
+        .with_n_kv_heads(Some(field("num_key_value_heads").map_or(Ok(heads), |_| count("num_key_value_heads"))?))
+        .with_ffn_size(Some(count("intermediate_size")?))
+        .with_head_dim(field("head_dim").map(|_| count("head_dim")).transpose()?)
+        .with_rope_theta(rope_theta)
+        .with_rope_scaling(rope_scaling)
+        .with_qkv_bias(class == "Qwen2ForCausalLM" || field("attention_bias").and_then(Value::as_bool).unwrap_or(false));
+    model.validate().map_err(|e| Error::checkpoint(source, e))?;
+    if model.head_dim.is_some_and(|h| h * heads == model.d_model) {
+        model.head_dim = None;
+    }
+    let eos_token_id = match field("eos_token_id") {
+        Some(Value::Array(ids)) => ids.first().and_then(Value::as_u64),
+        Some(id) => id.as_u64(),
+        None => None,
+    }
+    .map(|id| id as u32);
+    Ok(HfConfig { class, model, tied_embeddings: field("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false), eos_token_id })
+}
+
+/// Where one tensor's bytes are.
+#[derive(Clone, Debug)]
+struct TensorEntry {
+    file: usize,
+    dtype: String,
+    shape: Vec<usize>,
+    start: usize,
+    end: usize,
+}
+
+/// The tensors of one or more safetensors files, by name.
+pub struct HfTensors {
+    /// Each file's name and bytes (the data after the header).
+    files: Vec<(String, Vec<u8>)>,
+    entries: HashMap<String, TensorEntry>,
+}
+
+impl HfTensors {
+    /// Indexes safetensors files given as `(name, bytes)`; a bad header names its file.
+    pub fn from_files(files: Vec<(String, Vec<u8>)>) -> Result<Self> {
+        let mut entries = HashMap::new();
+        let mut data_files = Vec::with_capacity(files.len());
+        for (index, (name, mut bytes)) in files.into_iter().enumerate() {
+            let corrupt = |what: String| Error::checkpoint(&name, format!("not a safetensors file: {what}"));
+            let header_len = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).ok_or_else(|| corrupt("shorter than its 8-byte header size".into()))?;
+            let header_end = usize::try_from(header_len).ok().and_then(|n| n.checked_add(8)).filter(|&end| end <= bytes.len()).ok_or_else(|| {
+                corrupt(format!("its header claims {header_len} bytes but the file has {}", bytes.len()))
+            })?;
+            let header: serde_json::Map<String, Value> = serde_json::from_slice(&bytes[8..header_end]).map_err(|e| corrupt(format!("header: {e}")))?;
+            let data_len = bytes.len() - header_end;
+            for (tensor, info) in header {
+                if tensor == "__metadata__" {
+                    continue;
+                }
+                let dtype = info.get("dtype").and_then(Value::as_str).unwrap_or("?").to_string();
+                let shape: Option<Vec<usize>> = info.get("shape").and_then(Value::as_array).map(|s| s.iter().filter_map(|d| d.as_u64().map(|d| d as usize)).collect());
+                let offsets: Option<Vec<usize>> = info.get("data_offsets").and_then(Value::as_array).map(|s| s.iter().filter_map(|d| d.as_u64().map(|d| d as usize)).collect());
+                let (Some(shape), Some([start, end])) = (shape, offsets.as_deref().map(|o| <[usize; 2]>::try_from(o).ok()).flatten()) else {
+                    return Err(corrupt(format!("tensor `{tensor}` has no valid shape or data_offsets")));
+                };
+                if start > end || end > data_len {
+                    return Err(corrupt(format!("tensor `{tensor}` lies outside the file (bytes {start}..{end} of {data_len}); is it truncated?")));
+                }
+                entries.insert(tensor, TensorEntry { file: index, dtype, shape, start, end });
+            }
+            bytes.drain(..header_end);
+            data_files.push((name, bytes));
+        }
+        Ok(Self { files: data_files, entries })
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    /// Tensor `name` as f32 values of shape `shape`.
+    pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<TensorData> {
+        Ok(TensorData::new(self.values(name, shape)?, shape.to_vec()))
+    }
+
+    /// Tensor `name`'s values, widened to f32, checked to have shape `shape`.
+    fn values(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let sources = || self.files.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
+        let entry = self.entries.get(name).ok_or_else(|| Error::checkpoint(sources(), format!("tensor `{name}` is missing")))?;
+        let file = &self.files[entry.file].0;
+        if entry.shape != shape {
+            return Err(Error::checkpoint(file, format!("tensor `{name}` has shape {:?}, but config.json makes it {shape:?}", entry.shape)));
+        }
+        let raw = &self.files[entry.file].1[entry.start..entry.end];
+        let n: usize = shape.iter().product();
+        let width = match entry.dtype.as_str() {
+            "F32" => 4,
+            "F16" | "BF16" => 2,
+            other => return Err(Error::checkpoint(file, format!("tensor `{name}` has dtype {other}; supported: F32, F16, BF16"))),
+        };
+        if raw.len() != n * width {
+            return Err(Error::checkpoint(file, format!("tensor `{name}` holds {} bytes, but {n} {} values take {}", raw.len(), entry.dtype, n * width)));
+        }
+        Ok(match entry.dtype.as_str() {
+            "F32" => raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect(),
+            "F16" => raw.chunks_exact(2).map(|b| half_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
+            _ => raw.chunks_exact(2).map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16)).collect(),
+        })
+    }
+
+    /// Tensor `name` (`[rows, columns]` as stored) transposed, `[columns, rows]`: PyTorch's
+    /// `Linear` stores `[out, in]`, Burn's `[in, out]`.
+    pub fn transposed(&self, name: &str, rows: usize, columns: usize) -> Result<TensorData> {
+        let values = self.values(name, &[rows, columns])?;
+        let mut out = vec![0f32; values.len()];
+        for r in 0..rows {
+            for c in 0..columns {
+                out[c * rows + r] = values[r * columns + c];
+            }
+        }
+        Ok(TensorData::new(out, [columns, rows]))
+    }
+
+    /// The linear layer `{prefix}.weight` (and `{prefix}.bias` when `bias`), `d_in -> d_out`.
+    pub fn linear(&self, prefix: &str, d_in: usize, d_out: usize, bias: bool, device: &Device) -> Result<Linear> {
+        let weight = self.transposed(&format!("{prefix}.weight"), d_out, d_in)?;
+        let bias = bias.then(|| self.tensor(&format!("{prefix}.bias"), &[d_out])).transpose()?;
+        Ok(Linear { weight: Param::from_data(weight, device), bias: bias.map(|b| Param::from_data(b, device)) })
+    }
+}
+
+/// IEEE half precision to single.
+fn half_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exponent = u32::from((h >> 10) & 0x1f);
+    let mantissa = u32::from(h & 0x3ff);
+    let bits = match (exponent, mantissa) {
+        (0, 0) => sign,
+        (0, m) => {
+            // Subnormal: normalise it.
+            let shift = m.leading_zeros() - 21;
+            sign | ((113 - shift) << 23) | (((m << shift) & 0x3ff) << 13)
+        }
+        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
+        (e, m) => sign | ((e + 112) << 23) | (m << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// A model folder's files, as bytes.
+pub struct HfFolder {
+    pub config: HfConfig,
+    pub tensors: HfTensors,
+    /// `tokenizer.json`'s text, when the folder has one.
+    pub tokenizer_json: Option<String>,
+}
+
+#[cfg(not(target_family = "wasm"))]
+mod folder {
+    use std::path::Path;
+
+    use super::*;
+
+    fn read(path: &Path) -> Result<Vec<u8>> {
+        std::fs::read(path).map_err(|e| Error::io(path, e))
+    }
+
+    /// The backbone's settings alone (`config.json`).
+    pub fn read_config(dir: &Path) -> Result<HfConfig> {
+        let path = dir.join("config.json");
+        if !dir.is_dir() {
+            return Err(Error::checkpoint(dir, "not a folder (a Hugging Face model folder holds config.json and *.safetensors)"));
+        }
+        let text = String::from_utf8(read(&path)?).map_err(|_| Error::checkpoint(&path, "not UTF-8 text"))?;
+        parse_config(&text, &path.display().to_string())
+    }
+
+    /// The weight files: `model.safetensors`, or the shards `model.safetensors.index.json` lists.
+    fn weight_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+        let single = dir.join("model.safetensors");
+        if single.is_file() {
+            return Ok(vec![single]);
+        }
+        let index = dir.join("model.safetensors.index.json");
+        if !index.is_file() {
+            return Err(Error::checkpoint(dir, "has neither model.safetensors nor model.safetensors.index.json"));
+        }
+        let value: Value = serde_json::from_slice(&read(&index)?).map_err(|e| Error::checkpoint(&index, format!("invalid JSON: {e}")))?;
+        let map = value.get("weight_map").and_then(Value::as_object).ok_or_else(|| Error::checkpoint(&index, "field `weight_map`: missing"))?;
+        let mut files: Vec<String> = map.values().filter_map(|f| f.as_str().map(String::from)).collect();
+        files.sort();
+        files.dedup();
+        Ok(files.into_iter().map(|f| dir.join(f)).collect())
+    }
+
+    /// A Hugging Face model folder.
+    pub fn read_folder(dir: &Path) -> Result<HfFolder> {
+        let config = read_config(dir)?;
+        let files = weight_files(dir)?.into_iter().map(|path| Ok((path.display().to_string(), read(&path)?))).collect::<Result<Vec<_>>>()?;
+        let tensors = HfTensors::from_files(files)?;
+        let tokenizer = dir.join("tokenizer.json");
+        let tokenizer_json = tokenizer.is_file().then(|| std::fs::read_to_string(&tokenizer).map_err(|e| Error::io(&tokenizer, e))).transpose()?;
+        Ok(HfFolder { config, tensors, tokenizer_json })
+    }
+}
+
+#[cfg(not(target_family = "wasm"))]
+pub use folder::{read_config, read_folder};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_precision_widens_exactly() {
+        for (bits, value) in [(0x3c00u16, 1.0f32), (0xc000, -2.0), (0x3555, 0.333_251_95), (0x0001, 5.960_464_5e-8), (0x7bff, 65504.0), (0x0000, 0.0)] {
+            assert_eq!(half_to_f32(bits), value, "{bits:#06x}");
+        }
+        assert!(half_to_f32(0x7e00).is_nan() && half_to_f32(0x7c00) == f32::INFINITY);
+    }
+
+    #[test]
+    fn unsupported_architectures_and_rope_types_are_named() {
+        let error = parse_config(r#"{"architectures": ["BertModel"]}"#, "config.json").unwrap_err().to_string();
+        assert!(error.contains("`BertModel` is not supported") && error.contains("LlamaForCausalLM"), "{error}");
+        let json = r#"{"architectures": ["LlamaForCausalLM"], "vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "max_position_embeddings": 16, "intermediate_size": 16, "rope_scaling": {"rope_type": "yarn"}}"#;
+        let error = parse_config(json, "config.json").unwrap_err().to_string();
+        assert!(error.contains("rope type `yarn` is not supported"), "{error}");
+        let error = parse_config(&json.replace("\"hidden_size\": 8,", "").replace(", \"rope_scaling\": {\"rope_type\": \"yarn\"}", ""), "config.json").unwrap_err().to_string();
+        assert!(error.contains("config.json: field `hidden_size`: missing"), "{error}");
+    }
+
+    #[test]
+    fn truncated_and_mismatched_tensors_are_named_and_linear_weights_transpose() {
+        let header = br#"{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}}"#;
+        let mut file = (header.len() as u64).to_le_bytes().to_vec();
+        file.extend_from_slice(header);
+        let values: Vec<u8> = (0..6).flat_map(|v| (v as f32).to_le_bytes()).collect();
+        file.extend_from_slice(&values[..16]);
+        let error = HfTensors::from_files(vec![("a.safetensors".into(), file.clone())]).err().unwrap().to_string();
+        assert!(error.contains("a.safetensors") && error.contains("truncated"), "{error}");
+        file.extend_from_slice(&values[16..]);
+        let tensors = HfTensors::from_files(vec![("a.safetensors".into(), file)]).unwrap();
+        let error = tensors.tensor("w", &[3, 2]).unwrap_err().to_string();
+        assert!(error.contains("tensor `w` has shape [2, 3], but config.json makes it [3, 2]"), "{error}");
+        assert!(tensors.tensor("v", &[1]).unwrap_err().to_string().contains("tensor `v` is missing"));
+        // PyTorch's [out 2, in 3] becomes Burn's [in 3, out 2].
+        let transposed = tensors.transposed("w", 2, 3).unwrap();
+        assert_eq!(transposed.shape().as_slice(), &[3, 2]);
+        assert_eq!(transposed.try_into_vec::<f32>().unwrap(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    }
+}

@@ -1,0 +1,96 @@
+//! Hugging Face checkpoints against transformers: the tiny random Llama (grouped-query
+//! attention, tied embeddings, Llama 3 rotary scaling, BF16) and Qwen2 (q/k/v biases, untied,
+//! F16 in shards) folders of `fixtures/hf/make.py` give transformers' logits to 1e-4, on the
+//! CPU and on wgpu (lavapipe without a GPU).
+
+mod common;
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use hafrm::batch::{EncodedResponse, SequenceRef, TokenBatch};
+use hafrm::hf::read_folder;
+use hafrm::model::RewardModel;
+use serde_json::Value;
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf").join(name)
+}
+
+/// Logits of the fixture's sequences, padded together into one batch, against transformers'.
+fn check_logits(name: &str, device: &Device) {
+    let dir = fixture(name);
+    let folder = read_folder(&dir).unwrap();
+    let model = RewardModel::from_hf(&folder.config, &folder.tensors, device).unwrap();
+    let expected: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let columns = expected["columns"].as_u64().unwrap() as usize;
+    let sequences: Vec<Vec<u32>> =
+        expected["sequences"].as_array().unwrap().iter().map(|s| s["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()).collect();
+    let responses: Vec<EncodedResponse> =
+        sequences.iter().map(|ids| EncodedResponse { ids: ids[1..].to_vec(), offsets: vec![(0, 0); ids.len() - 1], ref_logps: None }).collect();
+    let refs: Vec<SequenceRef> = sequences.iter().zip(&responses).map(|(ids, response)| SequenceRef { prompt: &ids[..1], response }).collect();
+    let batch = TokenBatch::from_sequences(&refs, 0, device);
+    let logits = model.policy_head.forward(model.hidden(&batch));
+    let [rows, seq, vocab] = logits.dims();
+    assert_eq!((rows, vocab), (sequences.len(), folder.config.model.vocab_size));
+    let values = logits.into_data().try_into_vec::<f32>().unwrap();
+    let mut worst = 0f64;
+    for (row, want) in expected["sequences"].as_array().unwrap().iter().enumerate() {
+        for (t, want_row) in want["logits"].as_array().unwrap().iter().enumerate() {
+            let at = |v: usize| f64::from(values[(row * seq + t) * vocab + v]);
+            for (v, want) in want_row.as_array().unwrap().iter().enumerate().take(columns) {
+                worst = worst.max((at(v) - want.as_f64().unwrap()).abs());
+            }
+            let max = (0..vocab).map(at).fold(f64::MIN, f64::max);
+            let logsumexp = max + (0..vocab).map(|v| (at(v) - max).exp()).sum::<f64>().ln();
+            worst = worst.max((logsumexp - want["logsumexp"][t].as_f64().unwrap()).abs());
+        }
+    }
+    assert!(worst < 1e-4, "{name}: logits differ from transformers' by up to {worst}");
+}
+
+#[test]
+fn llama_logits_match_transformers() {
+    check_logits("llama", &Device::flex());
+}
+
+#[test]
+fn qwen2_logits_match_transformers() {
+    check_logits("qwen2", &Device::flex());
+}
+
+#[test]
+fn logits_match_transformers_on_wgpu() {
+    let Some(device) = common::wgpu_device() else { return };
+    check_logits("llama", &device);
+    check_logits("qwen2", &device);
+}
+
+#[test]
+fn a_fresh_reward_head_scores_zero_and_the_tied_head_is_the_embedding() {
+    let folder = read_folder(&fixture("llama")).unwrap();
+    assert!(folder.config.tied_embeddings && !folder.tensors.contains("lm_head.weight"));
+    assert_eq!(folder.config.model.kv_heads(), 2);
+    assert!(folder.config.model.rope_scaling.is_some());
+    let qwen = read_folder(&fixture("qwen2")).unwrap();
+    assert!(qwen.config.model.qkv_bias && !qwen.config.tied_embeddings);
+    let device = Device::flex();
+    let model = RewardModel::from_hf(&folder.config, &folder.tensors, &device).unwrap();
+    let reward: Vec<f32> = model.reward_head.weight.val().into_data().try_into_vec().unwrap();
+    assert!(reward.iter().all(|&w| w == 0.0));
+}
+
+#[test]
+fn a_folder_missing_a_tensor_or_its_config_is_refused_by_name() {
+    let dir = common::temp_dir("hf-missing");
+    let error = read_folder(&dir).err().unwrap().to_string();
+    assert!(error.contains("config.json"), "{error}");
+    std::fs::copy(fixture("llama/config.json"), dir.join("config.json")).unwrap();
+    let error = read_folder(&dir).err().unwrap().to_string();
+    assert!(error.contains("neither model.safetensors nor model.safetensors.index.json"), "{error}");
+    // Qwen2's weights under Llama's config: the shapes disagree, and the error says where.
+    let qwen = read_folder(&fixture("qwen2")).unwrap();
+    let llama = read_folder(&fixture("llama")).unwrap();
+    let error = RewardModel::from_hf(&llama.config, &qwen.tensors, &Device::flex()).err().unwrap().to_string();
+    assert!(error.contains("has shape") && error.contains("config.json makes it"), "{error}");
+}
