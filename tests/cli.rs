@@ -476,6 +476,16 @@ fn a_hugging_face_folder_trains_as_a_backbone_and_its_run_scores() {
     assert_eq!(saved["model"], config["model"]);
     let score: Value = serde_json::from_str(ok(&["score", "--model", s(&run), "--backend", "cpu", "--prompt", "Hi", "--response", "Hello.", "--json"]).trim()).unwrap();
     assert!(score["reward"].as_f64().unwrap().is_finite());
+    // The folder's EOS (config.json's eos_token_id, 1 for this Qwen2) ends every response.
+    let qwen = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/hf/qwen2");
+    let qwen_run = dir.join("qwen");
+    train_small(&qwen_run, &["--backbone", s(&qwen)]);
+    let score: Value = serde_json::from_str(ok(&["score", "--model", s(&qwen_run), "--backend", "cpu", "--prompt", "Hi", "--response", "Hello.", "--json"]).trim()).unwrap();
+    let response: Vec<u64> = score["response_tokens"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(response.last(), Some(&1), "{score}");
+    assert_eq!(response.len() as u64, score["tokens"].as_u64().unwrap());
+    assert!(!score["prompt_tokens"].as_array().unwrap().is_empty());
+    assert!(score["logp"].as_f64().unwrap() < 0.0 && score["ref_logp"].as_f64().unwrap() < 0.0, "{score}");
     let error = fails(&["train", "--backbone", s(&dir.join("nowhere")), "--print-config"]);
     assert!(error.contains("neither a preset (tiny, small) nor a model folder"), "{error}");
     let error = fails(&["train", "--backbone", s(&dir), "--print-config"]);

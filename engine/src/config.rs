@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Architecture {
-    /// A GPT-style causal transformer with learned positions and pre-norm blocks (the
-    /// built-in presets, trained from scratch).
+    /// A GPT-style causal transformer with learned positions and pre-norm blocks: the
+    /// built-in presets, trained from scratch, and GPT-2 (`GPT2LMHeadModel`).
     #[default]
     Gpt,
     /// The Llama family (`LlamaForCausalLM`: SmolLM2, TinyLlama, Llama 3.2) and Qwen2
@@ -29,11 +29,12 @@ pub struct RopeScaling {
     pub original_max_position_embeddings: usize,
 }
 
-/// The backbone's shape. The fields after `layer_norm_eps` are the Llama family's (unset for
-/// the GPT presets).
-#[derive(Config, Debug, PartialEq)]
+/// The backbone's shape. The fields after `layer_norm_eps` are the pretrained architectures'
+/// (unset for the presets); each has a default, so run directories saved before a field
+/// existed still open.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
-    #[config(default = "Architecture::Gpt")]
+    #[serde(default)]
     pub architecture: Architecture,
     pub vocab_size: usize,
     pub d_model: usize,
@@ -42,30 +43,76 @@ pub struct ModelConfig {
     /// The longest sequence (prompt + response + EOS) the positions cover.
     pub max_len: usize,
     /// Layer norm's epsilon (RMSNorm's for the Llama family).
-    #[config(default = 1e-5)]
+    #[serde(default = "default_norm_eps")]
     pub layer_norm_eps: f64,
     /// Key/value heads of grouped-query attention; unset: as many as query heads.
-    #[config(default = "None")]
+    #[serde(default)]
     pub n_kv_heads: Option<usize>,
     /// Width of the SwiGLU feed-forward layer.
-    #[config(default = "None")]
+    #[serde(default)]
     pub ffn_size: Option<usize>,
     /// Width of one attention head; unset: `d_model / n_heads`.
-    #[config(default = "None")]
+    #[serde(default)]
     pub head_dim: Option<usize>,
-    #[config(default = 10000.0)]
+    #[serde(default = "default_rope_theta")]
     pub rope_theta: f64,
-    #[config(default = "None")]
+    #[serde(default)]
     pub rope_scaling: Option<RopeScaling>,
     /// Biases on the query, key and value projections (Qwen2).
-    #[config(default = false)]
+    #[serde(default)]
     pub qkv_bias: bool,
+    /// GPT-2's tanh-approximated GELU (the presets use the exact one).
+    #[serde(default)]
+    pub tanh_gelu: bool,
+}
+
+fn default_norm_eps() -> f64 {
+    1e-5
+}
+
+fn default_rope_theta() -> f64 {
+    10000.0
+}
+
+/// What training a model needs, in bytes (see `ModelConfig::training_memory`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrainingMemory {
+    /// Weights, gradients and optimizer state.
+    pub parameters: u64,
+    /// Activations of one micro-batch.
+    pub activations: u64,
+}
+
+impl TrainingMemory {
+    pub fn total(&self) -> u64 {
+        self.parameters + self.activations
+    }
 }
 
 /// The built-in backbones, trained from scratch.
 pub const PRESETS: [&str; 2] = ["tiny", "small"];
 
 impl ModelConfig {
+    /// A GPT-style shape with every other setting at its default.
+    pub fn new(vocab_size: usize, d_model: usize, n_layers: usize, n_heads: usize, max_len: usize) -> Self {
+        Self {
+            architecture: Architecture::Gpt,
+            vocab_size,
+            d_model,
+            n_layers,
+            n_heads,
+            max_len,
+            layer_norm_eps: default_norm_eps(),
+            n_kv_heads: None,
+            ffn_size: None,
+            head_dim: None,
+            rope_theta: default_rope_theta(),
+            rope_scaling: None,
+            qkv_bias: false,
+            tanh_gelu: false,
+        }
+    }
+
     /// A named preset; the vocabulary size comes from the tokenizer.
     pub fn preset(name: &str, vocab_size: usize) -> Result<Self> {
         let (d_model, n_layers, n_heads, max_len) = match name {
@@ -78,6 +125,43 @@ impl ModelConfig {
             }
         };
         Ok(Self::new(vocab_size, d_model, n_layers, n_heads, max_len))
+    }
+
+    /// Parameters of a reward model of this shape: backbone, policy head (`d x vocab`) and
+    /// reward head (`d + 1`), counted from the shape alone (before any weight is read).
+    pub fn parameter_count(&self) -> usize {
+        let (v, d, layers) = (self.vocab_size, self.d_model, self.n_layers);
+        let heads_and_embedding = v * d + d * v + d + 1;
+        let per_layer = match self.architecture {
+            // Two layer norms, fused q/k/v, the output projection and a 4d MLP, all with biases.
+            Architecture::Gpt => 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d),
+            Architecture::Llama => {
+                let (q, kv, ffn) = (self.n_heads * self.head_dim(), self.kv_heads() * self.head_dim(), self.ffn_size.unwrap_or(4 * d));
+                let bias = if self.qkv_bias { q + 2 * kv } else { 0 };
+                2 * d + d * q + 2 * d * kv + bias + q * d + 3 * d * ffn
+            }
+        };
+        let rest = match self.architecture {
+            Architecture::Gpt => self.max_len * d + 2 * d,
+            Architecture::Llama => d,
+        };
+        heads_and_embedding + layers * per_layer + rest
+    }
+
+    /// Bytes that training needs, roughly: the weights, their gradients and AdamW's two
+    /// moments (16 bytes a parameter, all f32), and the activations kept for the backward pass
+    /// of one micro-batch of `pairs` pairs (chosen and rejected rows) of `length` tokens.
+    pub fn training_memory(&self, pairs: usize, length: usize) -> TrainingMemory {
+        let parameters = 16 * self.parameter_count() as u64;
+        let (rows, seq, d) = ((2 * pairs) as u64, length as u64, self.d_model as u64);
+        let heads = self.n_heads as u64;
+        let ffn = self.ffn_size.unwrap_or(4 * self.d_model) as u64;
+        // Per layer: the block's inputs, normed inputs, q/k/v, context, feed-forward hidden
+        // states and the attention probabilities; then the logits and their log-softmax.
+        let per_layer = rows * seq * (6 * d + 3 * ffn) + rows * heads * seq * seq * 2;
+        let logits = 2 * rows * seq * self.vocab_size as u64;
+        let activations = 4 * (self.n_layers as u64 * per_layer + logits);
+        TrainingMemory { parameters, activations }
     }
 
     /// Width of one attention head.
@@ -294,5 +378,39 @@ impl TrainConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RewardModel;
+    use burn::module::Module;
+
+    #[test]
+    fn parameter_counts_from_the_shape_are_the_models() {
+        for name in PRESETS {
+            let config = ModelConfig::preset(name, 748).unwrap();
+            let model = RewardModel::new(&config, 0, &burn::tensor::Device::flex());
+            assert_eq!(config.parameter_count(), model.num_params(), "{name}");
+        }
+    }
+
+    /// Runs saved before the pretrained architectures' fields existed still open.
+    #[test]
+    fn a_model_config_without_the_newer_fields_reads_as_before() {
+        let old = r#"{"vocab_size": 748, "d_model": 128, "n_layers": 4, "n_heads": 4, "max_len": 256, "architecture": "gpt", "layer_norm_eps": 1e-5}"#;
+        let config: ModelConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(config, ModelConfig::preset("tiny", 748).unwrap());
+    }
+
+    #[test]
+    fn training_memory_is_sixteen_bytes_a_parameter_plus_activations() {
+        let config = ModelConfig::new(10, 4, 1, 2, 8);
+        let memory = config.training_memory(1, 8);
+        assert_eq!(memory.parameters, 16 * config.parameter_count() as u64);
+        // 2 rows x 8 tokens: (6 x 4 + 3 x 16) per token, 2 heads x 8 x 8 x 2 attention values,
+        // 2 x 2 x 8 x 10 logits; 4 bytes each.
+        assert_eq!(memory.activations, 4 * (2 * 8 * (24 + 48) + 2 * 2 * 8 * 8 * 2 + 2 * 2 * 8 * 10));
     }
 }

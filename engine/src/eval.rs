@@ -44,15 +44,21 @@ pub async fn evaluate(
 }
 
 /// The scores of one response to one prompt.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResponseScore {
     /// The reward head's score.
     pub reward: f32,
     /// The DPO implicit reward `beta * (log pi - log pi_ref)`.
     pub implicit_reward: f32,
-    pub policy_logp: f32,
+    /// The policy's summed log-probability of the response tokens (EOS included).
+    pub logp: f32,
+    /// The reference policy's.
     pub ref_logp: f32,
+    /// Response tokens, EOS included.
     pub tokens: usize,
+    /// The token ids the model read: the prompt as templated, and the response with EOS.
+    pub prompt_tokens: Vec<u32>,
+    pub response_tokens: Vec<u32>,
 }
 
 /// Scores a tokenised response with a trained model and its reference.
@@ -74,8 +80,10 @@ pub async fn score_response(
     Ok(ResponseScore {
         reward,
         implicit_reward: (beta * f64::from(policy_logp - ref_logp)) as f32,
-        policy_logp,
+        logp: policy_logp,
         ref_logp,
         tokens: response.ids.len(),
+        prompt_tokens: prompt.to_vec(),
+        response_tokens: response.ids.clone(),
     })
 }

@@ -14,7 +14,7 @@ use crate::config::{Architecture, ModelConfig, RopeScaling};
 use crate::error::{Error, Result};
 
 /// The architectures (`config.json`'s `architectures`) hafrm reads.
-pub const SUPPORTED: [&str; 2] = ["LlamaForCausalLM", "Qwen2ForCausalLM"];
+pub const SUPPORTED: [&str; 3] = ["GPT2LMHeadModel", "LlamaForCausalLM", "Qwen2ForCausalLM"];
 
 /// What a checkpoint's `config.json` says about its backbone.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,33 +31,61 @@ pub struct HfConfig {
 pub fn parse_config(json: &str, source: &str) -> Result<HfConfig> {
     let value: Value = serde_json::from_str(json)
         .map_err(|e| Error::checkpoint(source, format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column())))?;
-    let field = |name: &str| value.get(name).filter(|v| !v.is_null());
-    let bad = |name: &str, what: &str| Error::checkpoint(source, format!("field `{name}`: {what}"));
-    let count = |name: &str| -> Result<usize> {
-        field(name).and_then(Value::as_u64).map(|n| n as usize).ok_or_else(|| bad(name, "missing or not a whole number"))
-    };
-    let number = |name: &str| field(name).and_then(Value::as_f64);
-    let class = field("architectures")
+    let fields = Fields { value: &value, source };
+    let class = fields.field("architectures")
         .and_then(|a| a.get(0))
         .and_then(Value::as_str)
-        .ok_or_else(|| bad("architectures", "missing (a list such as [\"LlamaForCausalLM\"])"))?
+        .ok_or_else(|| fields.bad("architectures", "missing (a list such as [\"LlamaForCausalLM\"])"))?
         .to_string();
     if !SUPPORTED.contains(&class.as_str()) {
-        return Err(bad("architectures", &format!("`{class}` is not supported (supported: {})", SUPPORTED.join(", "))));
+        return Err(fields.bad("architectures", &format!("`{class}` is not supported (supported: {})", SUPPORTED.join(", "))));
     }
-    if let Some(act) = field("hidden_act").and_then(Value::as_str).filter(|a| *a != "silu") {
-        return Err(bad("hidden_act", &format!("`{act}` is not supported (only silu)")));
+    let model = if class == "GPT2LMHeadModel" {
+        let d = fields.count("n_embd")?;
+        if fields.field("n_inner").is_some() && fields.count("n_inner")? != 4 * d {
+            return Err(fields.bad("n_inner", "only 4 x n_embd is supported"));
+        }
+        let tanh_gelu = match fields.field("activation_function").and_then(Value::as_str).unwrap_or("gelu_new") {
+            "gelu_new" | "gelu_pytorch_tanh" => true,
+            "gelu" => false,
+            other => return Err(fields.bad("activation_function", &format!("`{other}` is not supported (gelu_new, gelu_pytorch_tanh, gelu)"))),
+        };
+        ModelConfig {
+            layer_norm_eps: fields.number("layer_norm_epsilon").unwrap_or(1e-5),
+            tanh_gelu,
+            ..ModelConfig::new(fields.count("vocab_size")?, d, fields.count("n_layer")?, fields.count("n_head")?, fields.count("n_positions")?)
+        }
+    } else {
+        llama_shape(&class, &fields)?
+    };
+    model.validate().map_err(|e| Error::checkpoint(source, e))?;
+    let eos_token_id = match fields.field("eos_token_id") {
+        Some(Value::Array(ids)) => ids.first().and_then(Value::as_u64),
+        Some(id) => id.as_u64(),
+        None => None,
+    }
+    .map(|id| id as u32);
+    // GPT-2 ties its LM head to the token embedding unless told otherwise; the others do not.
+    let tied_default = class == "GPT2LMHeadModel";
+    let tied_embeddings = fields.field("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(tied_default);
+    Ok(HfConfig { class, model, tied_embeddings, eos_token_id })
+}
+
+/// The Llama family's (and Qwen2's) shape from their `config.json` fields.
+fn llama_shape(class: &str, fields: &Fields) -> Result<ModelConfig> {
+    if let Some(act) = fields.field("hidden_act").and_then(Value::as_str).filter(|a| *a != "silu") {
+        return Err(fields.bad("hidden_act", &format!("`{act}` is not supported (only silu)")));
     }
     // transformers 5 keeps the rotary settings in `rope_parameters`, earlier versions in
     // `rope_theta` and `rope_scaling`.
-    let rope = field("rope_parameters").or_else(|| field("rope_scaling"));
-    let rope_theta = number("rope_theta").or_else(|| rope.and_then(|r| r.get("rope_theta")).and_then(Value::as_f64)).unwrap_or(10000.0);
+    let rope = fields.field("rope_parameters").or_else(|| fields.field("rope_scaling"));
+    let rope_theta = fields.number("rope_theta").or_else(|| rope.and_then(|r| r.get("rope_theta")).and_then(Value::as_f64)).unwrap_or(10000.0);
     let rope_type = rope.and_then(|r| r.get("rope_type").or_else(|| r.get("type"))).and_then(Value::as_str).unwrap_or("default");
     let rope_scaling = match rope_type {
         "default" => None,
         "llama3" => {
             let r = rope.expect("a rope type comes from it");
-            let get = |name: &str| r.get(name).and_then(Value::as_f64).ok_or_else(|| bad("rope_scaling", &format!("llama3 scaling lacks `{name}`")));
+            let get = |name: &str| r.get(name).and_then(Value::as_f64).ok_or_else(|| fields.bad("rope_scaling", &format!("llama3 scaling lacks `{name}`")));
             Some(RopeScaling {
                 factor: get("factor")?,
                 low_freq_factor: get("low_freq_factor")?,
@@ -65,29 +93,55 @@ pub fn parse_config(json: &str, source: &str) -> Result<HfConfig> {
                 original_max_position_embeddings: get("original_max_position_embeddings")? as usize,
             })
         }
-        other => return Err(bad("rope_scaling", &format!("rope type `{other}` is not supported (supported: default, llama3)"))),
+        other => return Err(fields.bad("rope_scaling", &format!("rope type `{other}` is not supported (supported: default, llama3)"))),
     };
-    let heads = count("num_attention_heads")?;
-    let mut model = ModelConfig::new(count("vocab_size")?, count("hidden_size")?, count("num_hidden_layers")?, heads, count("max_position_embeddings")?)
-        .with_architecture(Architecture::Llama)
-        .with_layer_norm_eps(number("rms_norm_eps").unwrap_or(1e-6))
-        .with_n_kv_heads(Some(field("num_key_value_heads").map_or(Ok(heads), |_| count("num_key_value_heads"))?))
-        .with_ffn_size(Some(count("intermediate_size")?))
-        .with_head_dim(field("head_dim").map(|_| count("head_dim")).transpose()?)
-        .with_rope_theta(rope_theta)
-        .with_rope_scaling(rope_scaling)
-        .with_qkv_bias(class == "Qwen2ForCausalLM" || field("attention_bias").and_then(Value::as_bool).unwrap_or(false));
-    model.validate().map_err(|e| Error::checkpoint(source, e))?;
+    let heads = fields.count("num_attention_heads")?;
+    let shape = ModelConfig::new(
+        fields.count("vocab_size")?,
+        fields.count("hidden_size")?,
+        fields.count("num_hidden_layers")?,
+        heads,
+        fields.count("max_position_embeddings")?,
+    );
+    let mut model = ModelConfig {
+        architecture: Architecture::Llama,
+        layer_norm_eps: fields.number("rms_norm_eps").unwrap_or(1e-6),
+        n_kv_heads: Some(fields.field("num_key_value_heads").map_or(Ok(heads), |_| fields.count("num_key_value_heads"))?),
+        ffn_size: Some(fields.count("intermediate_size")?),
+        head_dim: fields.field("head_dim").map(|_| fields.count("head_dim")).transpose()?,
+        rope_theta,
+        rope_scaling,
+        qkv_bias: class == "Qwen2ForCausalLM" || fields.field("attention_bias").and_then(Value::as_bool).unwrap_or(false),
+        ..shape
+    };
     if model.head_dim.is_some_and(|h| h * heads == model.d_model) {
         model.head_dim = None;
     }
-    let eos_token_id = match field("eos_token_id") {
-        Some(Value::Array(ids)) => ids.first().and_then(Value::as_u64),
-        Some(id) => id.as_u64(),
-        None => None,
+    Ok(model)
+}
+
+/// `config.json`'s fields, read with errors that name the file and the field.
+struct Fields<'a> {
+    value: &'a Value,
+    source: &'a str,
+}
+
+impl<'a> Fields<'a> {
+    fn field(&self, name: &str) -> Option<&'a Value> {
+        self.value.get(name).filter(|v| !v.is_null())
     }
-    .map(|id| id as u32);
-    Ok(HfConfig { class, model, tied_embeddings: field("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false), eos_token_id })
+
+    fn bad(&self, name: &str, what: &str) -> Error {
+        Error::checkpoint(self.source, format!("field `{name}`: {what}"))
+    }
+
+    fn count(&self, name: &str) -> Result<usize> {
+        self.field(name).and_then(Value::as_u64).map(|n| n as usize).ok_or_else(|| self.bad(name, "missing or not a whole number"))
+    }
+
+    fn number(&self, name: &str) -> Option<f64> {
+        self.field(name).and_then(Value::as_f64)
+    }
 }
 
 /// Where one tensor's bytes are.

@@ -166,6 +166,7 @@ fn the_readers_never_panic_and_say_where_an_input_is_bad() {
         data: hafrm::run::DataSource::Demo { set: DemoSet::Polite, pairs: 20, seed: 1 },
         eval_fraction: 0.1,
         pretrained: None,
+        eos_token_id: None,
         hafrm_version: "fuzz".into(),
     };
     let config_json = serde_json::to_vec_pretty(&config).unwrap();

@@ -1,12 +1,13 @@
 //! Hugging Face checkpoints against transformers: the tiny random Llama (grouped-query
-//! attention, tied embeddings, Llama 3 rotary scaling, BF16) and Qwen2 (q/k/v biases, untied,
-//! F16 in shards) folders of `fixtures/hf/make.py` give transformers' logits to 1e-4, on the
+//! attention, tied embeddings, Llama 3 rotary scaling, BF16), Qwen2 (q/k/v biases, untied,
+//! F16 in shards) and GPT-2 (fused attention, Conv1D weights, tanh GELU, F32) folders of `fixtures/hf/make.py` give transformers' logits to 1e-4, on the
 //! CPU and on wgpu (lavapipe without a GPU).
 
 mod common;
 
 use std::path::Path;
 
+use burn::module::Module;
 use burn::tensor::Device;
 use hafrm::batch::{EncodedResponse, SequenceRef, TokenBatch};
 use hafrm::hf::read_folder;
@@ -22,6 +23,7 @@ fn check_logits(name: &str, device: &Device) {
     let dir = fixture(name);
     let folder = read_folder(&dir).unwrap();
     let model = RewardModel::from_hf(&folder.config, &folder.tensors, device).unwrap();
+    assert_eq!(model.num_params(), folder.config.model.parameter_count(), "{name}: the count from the shape");
     let expected: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     let columns = expected["columns"].as_u64().unwrap() as usize;
     let sequences: Vec<Vec<u32>> =
@@ -46,6 +48,7 @@ fn check_logits(name: &str, device: &Device) {
             worst = worst.max((logsumexp - want["logsumexp"][t].as_f64().unwrap()).abs());
         }
     }
+    eprintln!("{name}: logits within {worst:.1e} of transformers'");
     assert!(worst < 1e-4, "{name}: logits differ from transformers' by up to {worst}");
 }
 
@@ -60,10 +63,16 @@ fn qwen2_logits_match_transformers() {
 }
 
 #[test]
+fn gpt2_logits_match_transformers() {
+    check_logits("gpt2", &Device::flex());
+}
+
+#[test]
 fn logits_match_transformers_on_wgpu() {
     let Some(device) = common::wgpu_device() else { return };
-    check_logits("llama", &device);
-    check_logits("qwen2", &device);
+    for name in ["llama", "qwen2", "gpt2"] {
+        check_logits(name, &device);
+    }
 }
 
 #[test]

@@ -95,7 +95,7 @@ pub fn score(args: ScoreArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&score).expect("serialises"));
     } else {
         println!("reward          {:+.4}", score.reward);
-        println!("implicit reward {:+.4}  (beta {} x (log pi {:.3} - log pi_ref {:.3}), {} tokens)", score.implicit_reward, t.config.train.beta, score.policy_logp, score.ref_logp, score.tokens);
+        println!("implicit reward {:+.4}  (beta {} x (log pi {:.3} - log pi_ref {:.3}), {} tokens)", score.implicit_reward, t.config.train.beta, score.logp, score.ref_logp, score.tokens);
     }
     Ok(())
 }

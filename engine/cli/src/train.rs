@@ -8,6 +8,7 @@ use hafrm::config::{Method, TrainConfig};
 use hafrm::device::{BackendChoice, select_backend};
 use hafrm::metrics::MetricsRecord;
 use hafrm::config::PRESETS;
+use hafrm::data::formats::human_bytes;
 use hafrm::hf::read_config;
 use hafrm::run::{BackboneChoice, DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, LAST, MODEL, Preparation, RunChoices, Session};
 use hafrm::tokenizer::TextEncoder;
@@ -111,7 +112,8 @@ impl TrainArgs {
             return Err(Error::Config(format!("--backbone `{}` is neither a preset ({}) nor a model folder", self.backbone, PRESETS.join(", "))));
         }
         let path = path.canonicalize().map_err(|e| Error::io(path, e))?;
-        Ok(BackboneChoice::Pretrained { model: read_config(&path)?.model, path })
+        let checkpoint = read_config(&path)?;
+        Ok(BackboneChoice::Pretrained { model: checkpoint.model, eos_token_id: checkpoint.eos_token_id, path })
     }
 
     /// The run these flags choose. Flags with engine defaults pass them on unchanged.
@@ -183,12 +185,26 @@ pub fn run(args: TrainArgs) -> Result<()> {
         None => {
             let encoder = encoder(&args)?;
             let config = args.choices()?.into_config(encoder.vocab_size())?;
+            let encoder = config.with_eos(encoder)?;
             let name = match (&args.tokenizer, args.backbone_choice()?) {
                 (Some(path), _) => path.display().to_string(),
                 (None, BackboneChoice::Pretrained { path, .. }) => path.join("tokenizer.json").display().to_string(),
                 (None, BackboneChoice::Preset(_)) => "built in".to_string(),
             };
             config.check_tokenizer(&encoder, &name)?;
+            let memory = config.model.training_memory(config.train.batch_size, config.encode.max_length);
+            status(
+                args.json,
+                format!(
+                    "model: {} parameters; training needs about {} (weights, gradients and AdamW state {}; activations of {} pairs of up to {} tokens {})",
+                    parameter_count(config.model.parameter_count()),
+                    human_bytes(memory.total()),
+                    human_bytes(memory.parameters),
+                    config.train.batch_size,
+                    config.encode.max_length,
+                    human_bytes(memory.activations)
+                ),
+            );
             block_on(hafrm::run::create(config, encoder, &args.out, limits, &backend.device))?
         }
     };
@@ -215,7 +231,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     train_loop(session, &out, args.json)
 }
 
-/// The tokenizer: --tokenizer's, a model folder's own (its EOS from config.json), or the bundled one.
+/// The tokenizer: --tokenizer's, a model folder's own, or the bundled one (the run's EOS is
+/// applied by `RunConfig::with_eos`).
 fn encoder(args: &TrainArgs) -> Result<TextEncoder> {
     if let Some(path) = &args.tokenizer {
         return TextEncoder::from_file(path);
@@ -227,11 +244,7 @@ fn encoder(args: &TrainArgs) -> Result<TextEncoder> {
             if !file.is_file() {
                 return Err(Error::checkpoint(&path, "has no tokenizer.json: give one with --tokenizer"));
             }
-            let encoder = TextEncoder::from_file(&file)?;
-            match read_config(&path)?.eos_token_id {
-                Some(id) => encoder.with_eos_id(id),
-                None => Ok(encoder),
-            }
+            TextEncoder::from_file(&file)
         }
     }
 }

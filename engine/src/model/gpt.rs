@@ -1,13 +1,17 @@
 //! A GPT-style causal transformer: token and learned position embeddings, pre-norm blocks
-//! (multi-head causal self-attention, GELU MLP), and a final layer norm.
+//! (multi-head causal self-attention, GELU MLP), and a final layer norm. The built-in presets
+//! and GPT-2 (`GPT2LMHeadModel`, with tanh-approximated GELU) share it; `from_hf` maps GPT-2's
+//! tensor names, all in one place.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::{Embedding, LayerNorm, Linear};
 use burn::tensor::activation::{gelu, softmax};
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 
 use super::init::Initializer;
 use crate::config::ModelConfig;
+use crate::error::Result;
+use crate::hf::HfTensors;
 
 #[derive(Module, Debug)]
 pub struct SelfAttention {
@@ -40,12 +44,21 @@ impl SelfAttention {
 pub struct Mlp {
     up: Linear,
     down: Linear,
+    /// GPT-2's `gelu_new`, the tanh approximation, instead of the exact GELU.
+    tanh_gelu: bool,
 }
 
 impl Mlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.down.forward(gelu(self.up.forward(x)))
+        let x = self.up.forward(x);
+        self.down.forward(if self.tanh_gelu { tanh_gelu(x) } else { gelu(x) })
     }
+}
+
+/// `0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))`.
+fn tanh_gelu(x: Tensor<3>) -> Tensor<3> {
+    let inner = (x.clone() + x.clone().powi_scalar(3).mul_scalar(0.044715)).mul_scalar((2.0 / std::f64::consts::PI).sqrt());
+    x.mul_scalar(0.5) * inner.tanh().add_scalar(1.0)
 }
 
 #[derive(Module, Debug)]
@@ -92,6 +105,7 @@ impl Gpt {
                 mlp: Mlp {
                     up: init.linear(d, 4 * d, std, true),
                     down: init.linear(4 * d, d, residual_std, true),
+                    tanh_gelu: config.tanh_gelu,
                 },
             })
             .collect();
@@ -101,6 +115,44 @@ impl Gpt {
             blocks,
             ln_final: init.layer_norm(d, config.layer_norm_eps),
         }
+    }
+
+    /// GPT-2's weights (names with or without the `transformer.` prefix, as `hf_prefix`
+    /// finds them). Its `Conv1D` layers store `[in, out]`, as Burn's `Linear` does.
+    pub fn from_hf(config: &ModelConfig, tensors: &HfTensors, device: &Device) -> Result<Self> {
+        let (d, p) = (config.d_model, hf_prefix(tensors));
+        let conv = |name: &str, d_in: usize, d_out: usize| -> Result<Linear> {
+            Ok(Linear {
+                weight: Param::from_data(tensors.tensor(&format!("{name}.weight"), &[d_in, d_out])?, device),
+                bias: Some(Param::from_data(tensors.tensor(&format!("{name}.bias"), &[d_out])?, device)),
+            })
+        };
+        let norm = |name: &str| -> Result<LayerNorm> {
+            let mut norm = Initializer::new(0, device).layer_norm(d, config.layer_norm_eps);
+            norm.gamma = Param::from_data(tensors.tensor(&format!("{name}.weight"), &[d])?, device);
+            norm.beta = Some(Param::from_data(tensors.tensor(&format!("{name}.bias"), &[d])?, device));
+            Ok(norm)
+        };
+        let embedding = |name: &str, rows: usize| -> Result<Embedding> {
+            Ok(Embedding { weight: Param::from_data(tensors.tensor(&format!("{p}{name}.weight"), &[rows, d])?, device) })
+        };
+        let blocks = (0..config.n_layers)
+            .map(|i| {
+                let h = format!("{p}h.{i}");
+                Ok(Block {
+                    ln_attn: norm(&format!("{h}.ln_1"))?,
+                    attn: SelfAttention { qkv: conv(&format!("{h}.attn.c_attn"), d, 3 * d)?, out: conv(&format!("{h}.attn.c_proj"), d, d)?, n_heads: config.n_heads },
+                    ln_mlp: norm(&format!("{h}.ln_2"))?,
+                    mlp: Mlp { up: conv(&format!("{h}.mlp.c_fc"), d, 4 * d)?, down: conv(&format!("{h}.mlp.c_proj"), 4 * d, d)?, tanh_gelu: config.tanh_gelu },
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            token_embedding: embedding("wte", config.vocab_size)?,
+            position_embedding: embedding("wpe", config.max_len)?,
+            blocks,
+            ln_final: norm(&format!("{p}ln_f"))?,
+        })
     }
 
     /// Token embeddings, `[batch, seq, d_model]`.
@@ -131,4 +183,10 @@ impl Gpt {
     pub fn max_len(&self) -> usize {
         self.position_embedding.weight.dims()[0]
     }
+}
+
+/// The prefix of GPT-2's backbone tensors: `transformer.` as `GPT2LMHeadModel` saves them, none
+/// in checkpoints of the bare `GPT2Model`.
+pub fn hf_prefix(tensors: &HfTensors) -> &'static str {
+    if tensors.contains("transformer.wte.weight") { "transformer." } else { "" }
 }

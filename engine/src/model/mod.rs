@@ -19,7 +19,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use crate::batch::TokenBatch;
 use crate::config::{Architecture, ModelConfig};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::hf::{HfConfig, HfTensors};
 use init::Initializer;
 
@@ -95,13 +95,13 @@ impl RewardModel {
     /// scores 0, as transformers' `AutoModelForSequenceClassification` starts.
     pub fn from_hf(checkpoint: &HfConfig, tensors: &HfTensors, device: &Device) -> Result<Self> {
         let config = &checkpoint.model;
-        let backbone = match config.architecture {
-            Architecture::Llama => Backbone::Llama(llama::Llama::from_hf(config, tensors, device)?),
-            Architecture::Gpt => return Err(Error::Config("the built-in GPT presets have no Hugging Face checkpoint".into())),
+        let (backbone, embedding) = match config.architecture {
+            Architecture::Llama => (Backbone::Llama(llama::Llama::from_hf(config, tensors, device)?), "model.embed_tokens.weight".to_string()),
+            Architecture::Gpt => (Backbone::Gpt(gpt::Gpt::from_hf(config, tensors, device)?), format!("{}wte.weight", gpt::hf_prefix(tensors))),
         };
         let (vocab, d) = (config.vocab_size, config.d_model);
         let head = match (tensors.contains("lm_head.weight"), checkpoint.tied_embeddings) {
-            (false, true) => "model.embed_tokens.weight",
+            (false, true) => embedding.as_str(),
             _ => "lm_head.weight",
         };
         let policy_head = Linear { weight: Param::from_data(tensors.transposed(head, vocab, d)?, device), bias: None };

@@ -73,6 +73,12 @@ impl RunDir {
         read(&self.file(name))
     }
 
+    /// A text file of the run.
+    pub fn read_text(&self, name: &str) -> Result<String> {
+        let path = self.file(name);
+        String::from_utf8(self.read(name)?).map_err(|_| Error::checkpoint(&path, "not UTF-8 text"))
+    }
+
     pub fn save_config(&self, config: &RunConfig) -> Result<()> {
         let json = serde_json::to_string_pretty(config).expect("configs serialise");
         self.write(CONFIG, json.as_bytes())

@@ -80,7 +80,7 @@ mod native {
         }
         config.validate()?;
         let tokenizer = dir.file(TOKENIZER);
-        let encoder = TextEncoder::from_file(&tokenizer)?;
+        let encoder = config.encoder(&dir.read_text(TOKENIZER)?).map_err(|e| crate::error::Error::Tokenizer(format!("{}: {e}", tokenizer.display())))?;
         config.check_tokenizer(&encoder, &tokenizer.display().to_string())?;
         let pairs = read_pairs(&config, None, limits)?;
         let reference = dir.read(REFERENCE)?;

@@ -44,6 +44,10 @@ pub struct RunConfig {
     /// drawn from the seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pretrained: Option<PathBuf>,
+    /// The end-of-sequence token when it is not the tokenizer's own guess (a checkpoint's
+    /// `eos_token_id`); every tokenizer of the run is given it (`RunConfig::encoder`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eos_token_id: Option<u32>,
     pub hafrm_version: String,
 }
 
@@ -60,6 +64,19 @@ impl RunConfig {
             )));
         }
         Ok(())
+    }
+
+    /// The run's tokenizer from `tokenizer.json`'s text, with the run's EOS.
+    pub fn encoder(&self, tokenizer_json: &str) -> Result<TextEncoder> {
+        self.with_eos(TextEncoder::from_json(tokenizer_json)?)
+    }
+
+    /// `encoder` ending sequences with the run's EOS.
+    pub fn with_eos(&self, encoder: TextEncoder) -> Result<TextEncoder> {
+        match self.eos_token_id {
+            Some(id) => encoder.with_eos_id(id),
+            None => Ok(encoder),
+        }
     }
 
     /// Refuses a tokenizer that can emit an id the model has no embedding for.
@@ -96,8 +113,8 @@ impl Default for DataChoice {
 pub enum BackboneChoice {
     /// A built-in shape trained from scratch: `tiny` or `small`.
     Preset(String),
-    /// A Hugging Face model folder and its shape (`hf::read_config`).
-    Pretrained { path: PathBuf, model: ModelConfig },
+    /// A Hugging Face model folder, its shape and EOS (`hf::read_config`).
+    Pretrained { path: PathBuf, model: ModelConfig, eos_token_id: Option<u32> },
 }
 
 /// What a person chose for a new run; whatever is left unset takes its default. The command
@@ -162,10 +179,10 @@ impl RunChoices {
             .with_warmup_steps(warmup_steps)
             .with_eval_every(self.eval_every.unwrap_or(defaults.eval_every))
             .with_seed(seed);
-        let (model, pretrained) = match self.backbone {
-            None => (ModelConfig::preset(DEFAULT_PRESET, vocab_size)?, None),
-            Some(BackboneChoice::Preset(name)) => (ModelConfig::preset(&name, vocab_size)?, None),
-            Some(BackboneChoice::Pretrained { path, model }) => (model, Some(path)),
+        let (model, pretrained, eos_token_id) = match self.backbone {
+            None => (ModelConfig::preset(DEFAULT_PRESET, vocab_size)?, None, None),
+            Some(BackboneChoice::Preset(name)) => (ModelConfig::preset(&name, vocab_size)?, None, None),
+            Some(BackboneChoice::Pretrained { path, model, eos_token_id }) => (model, Some(path), eos_token_id),
         };
         // Unset lengths take the paper's, shortened to what the model and the longest length allow.
         let max_length = self.max_length.unwrap_or(EncodeOptions::for_model(model.max_len).max_length);
@@ -188,6 +205,7 @@ impl RunChoices {
             data,
             eval_fraction: self.eval_fraction.unwrap_or(DEFAULT_EVAL_FRACTION),
             pretrained,
+            eos_token_id,
             hafrm_version: env!("CARGO_PKG_VERSION").to_string(),
         };
         config.validate()?;

@@ -7,7 +7,7 @@ use crate::batch::EncodedPair;
 use crate::checkpoint::model_from_safetensors;
 use crate::data::PreferencePair;
 use crate::device::Device;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::eval::{ResponseScore, evaluate, score_response};
 use crate::metrics::EvalMetrics;
 use crate::model::RewardModel;
@@ -32,7 +32,7 @@ impl TrainedRun {
     pub fn open(path: &Path, device: &Device) -> Result<Self> {
         let run = RunDir::open(path)?;
         let config = run.load_config()?;
-        let encoder = TextEncoder::from_file(&run.file(TOKENIZER))?;
+        let encoder = config.encoder(&run.read_text(TOKENIZER)?).map_err(|e| Error::Tokenizer(format!("{}: {e}", run.file(TOKENIZER).display())))?;
         config.check_tokenizer(&encoder, &run.file(TOKENIZER).display().to_string())?;
         let device = device.clone().autodiff();
         let load = |name: &str| model_from_safetensors(&config.model, run.read(name)?, &device, &run.file(name).display().to_string());
