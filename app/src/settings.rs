@@ -64,6 +64,7 @@ impl Settings {
     pub fn from_query(query: &str) -> (Self, Vec<String>) {
         let mut s = Self::default();
         let mut problems = Vec::new();
+        let mut alpha_given = false;
         for part in query.trim_start_matches('?').split('&').filter(|p| !p.is_empty()) {
             let (key, value) = part.split_once('=').unwrap_or((part, ""));
             let value = js_sys::decode_uri_component(value).map(String::from).unwrap_or_else(|_| value.to_string());
@@ -71,7 +72,10 @@ impl Settings {
                 "data" => set_if(&mut s.data, Some(value.clone()).filter(|v| DATA_SETS.contains(&v.as_str()) || v == "upload")),
                 "pairs" => set_if(&mut s.pairs, value.parse().ok().filter(|&n: &usize| (20..=20_000).contains(&n))),
                 "mode" => set_if(&mut s.mode, value.parse().ok()),
-                "alpha" => set_if(&mut s.alpha, value.parse().ok().filter(|v: &f64| *v >= 0.0)),
+                "alpha" => {
+                    alpha_given = true;
+                    set_if(&mut s.alpha, value.parse().ok().filter(|v: &f64| *v >= 0.0))
+                }
                 "beta" => set_if(&mut s.beta, value.parse().ok().filter(|v: &f64| *v > 0.0)),
                 "lr" => set_if(&mut s.lr, value.parse().ok().filter(|v: &f64| *v > 0.0)),
                 "batch" => set_if(&mut s.batch, value.parse().ok().filter(|&n: &usize| (1..=256).contains(&n))),
@@ -93,6 +97,10 @@ impl Settings {
                 problems.push(format!("ignored `{key}={value}` in the address"));
             }
         }
+        // Unset, alpha is the mode's own weight, as `hafrm train` takes it without `--alpha`.
+        if !alpha_given {
+            s.alpha = s.mode.default_weights().1;
+        }
         (s, problems)
     }
 
@@ -108,7 +116,7 @@ impl Settings {
         add("data", self.data != d.data, self.data.clone());
         add("pairs", self.pairs != d.pairs, self.pairs.to_string());
         add("mode", self.mode != d.mode, self.mode.name().to_string());
-        add("alpha", self.alpha != d.alpha, self.alpha.to_string());
+        add("alpha", self.alpha != self.mode.default_weights().1, self.alpha.to_string());
         add("beta", self.beta != d.beta, self.beta.to_string());
         add("lr", self.lr != d.lr, self.lr.to_string());
         add("batch", self.batch != d.batch, self.batch.to_string());

@@ -202,6 +202,23 @@ test("the page's default run is the command line's", { timeout: 480_000 }, async
   }
 });
 
+// A mode in the address takes the mode's own loss weights, as `hafrm train --mode` does: the
+// baseline trains without the policy loss and is not refused for a policy weight it was not given.
+test("a baseline run from the address trains", { timeout: 300_000 }, async () => {
+  const session = await open(["--disable-gpu", "--disable-features=WebGPU"], "?data=polite&pairs=40&steps=3&batch=4&mode=baseline");
+  const { page } = session;
+  try {
+    await waitForPhase(page, ["ready"], 240_000);
+    await page.click("#train");
+    await waitForPhase(page, ["finished"], 240_000);
+    assert.match(page.url(), /mode=baseline/);
+    assert.doesNotMatch(page.url(), /alpha=/);
+    assert.deepEqual(session.errors, [], "no console errors");
+  } finally {
+    await session.close();
+  }
+});
+
 // When the engine's code stops for good (a panic: on WebGPU usually a lost device or an
 // out-of-memory error), the page must say so and offer the CPU backend, not go blank. The worker
 // is replaced by a stand-in that fails the way the real one does: it reports the panic
