@@ -175,7 +175,7 @@ impl ModelConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.d_model == 0 || self.n_heads == 0 || !self.d_model.is_multiple_of(self.n_heads) && self.head_dim.is_none() {
+        if self.d_model == 0 || self.n_heads == 0 || (!self.d_model.is_multiple_of(self.n_heads) && self.head_dim.is_none()) {
             return Err(Error::Config(format!(
                 "d_model ({}) must be a positive multiple of n_heads ({})",
                 self.d_model, self.n_heads

@@ -117,7 +117,7 @@ impl TrainArgs {
     }
 
     /// The run these flags choose. Flags with engine defaults pass them on unchanged.
-    fn choices(&self) -> Result<RunChoices> {
+    fn choices(&self, backbone: BackboneChoice) -> Result<RunChoices> {
         let absolute = |p: &Path| p.canonicalize().map_err(|e| Error::io(p, e));
         let data = match &self.data.data {
             Some(train) => DataChoice::Given(DataSource::File {
@@ -131,7 +131,7 @@ impl TrainArgs {
         Ok(RunChoices {
             data,
             eval_fraction: Some(self.eval_fraction),
-            backbone: Some(self.backbone_choice()?),
+            backbone: Some(backbone),
             method: Some(self.mode),
             rm_ratio: self.rm_ratio,
             alpha: self.alpha,
@@ -172,7 +172,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if args.print_config {
         let config = match &args.resume {
             Some(path) => hafrm::run::RunDir::open(path)?.load_config()?,
-            None => args.choices()?.into_config(encoder(&args)?.vocab_size())?,
+            None => {
+                let backbone = args.backbone_choice()?;
+                let (encoder, _) = encoder(&args, &backbone)?;
+                args.choices(backbone)?.into_config(encoder.vocab_size())?
+            }
         };
         println!("{}", serde_json::to_string_pretty(&config).expect("configs serialise"));
         return Ok(());
@@ -183,14 +187,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let preparation = match &args.resume {
         Some(path) => hafrm::run::resume(path, args.steps, limits, &backend.device)?,
         None => {
-            let encoder = encoder(&args)?;
-            let config = args.choices()?.into_config(encoder.vocab_size())?;
+            let backbone = args.backbone_choice()?;
+            let (encoder, name) = encoder(&args, &backbone)?;
+            let config = args.choices(backbone)?.into_config(encoder.vocab_size())?;
             let encoder = config.with_eos(encoder)?;
-            let name = match (&args.tokenizer, args.backbone_choice()?) {
-                (Some(path), _) => path.display().to_string(),
-                (None, BackboneChoice::Pretrained { path, .. }) => path.join("tokenizer.json").display().to_string(),
-                (None, BackboneChoice::Preset(_)) => "built in".to_string(),
-            };
             config.check_tokenizer(&encoder, &name)?;
             let memory = config.model.training_memory(config.train.batch_size, config.encode.max_length);
             status(
@@ -231,20 +231,20 @@ pub fn run(args: TrainArgs) -> Result<()> {
     train_loop(session, &out, args.json)
 }
 
-/// The tokenizer: --tokenizer's, a model folder's own, or the bundled one (the run's EOS is
-/// applied by `RunConfig::with_eos`).
-fn encoder(args: &TrainArgs) -> Result<TextEncoder> {
+/// The tokenizer and what to call it in errors: --tokenizer's, a model folder's own, or the
+/// bundled one (the run's EOS is applied by `RunConfig::with_eos`).
+fn encoder(args: &TrainArgs, backbone: &BackboneChoice) -> Result<(TextEncoder, String)> {
     if let Some(path) = &args.tokenizer {
-        return TextEncoder::from_file(path);
+        return Ok((TextEncoder::from_file(path)?, path.display().to_string()));
     }
-    match args.backbone_choice()? {
-        BackboneChoice::Preset(_) => Ok(TextEncoder::builtin()),
+    match backbone {
+        BackboneChoice::Preset(_) => Ok((TextEncoder::builtin(), "built in".to_string())),
         BackboneChoice::Pretrained { path, .. } => {
             let file = path.join("tokenizer.json");
             if !file.is_file() {
-                return Err(Error::checkpoint(&path, "has no tokenizer.json: give one with --tokenizer"));
+                return Err(Error::checkpoint(path, "has no tokenizer.json: give one with --tokenizer"));
             }
-            TextEncoder::from_file(&file)
+            Ok((TextEncoder::from_file(&file)?, file.display().to_string()))
         }
     }
 }

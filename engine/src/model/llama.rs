@@ -195,19 +195,7 @@ impl Llama {
                 },
             })
             .collect();
-        let scaling = config.rope_scaling;
-        Self {
-            embed_tokens: init.embedding(config.vocab_size, d, std),
-            layers,
-            norm: norm(init),
-            max_len: config.max_len,
-            head_dim,
-            rope_theta: config.rope_theta,
-            rope_factor: scaling.map_or(0.0, |s| s.factor),
-            rope_low_freq_factor: scaling.map_or(0.0, |s| s.low_freq_factor),
-            rope_high_freq_factor: scaling.map_or(0.0, |s| s.high_freq_factor),
-            rope_original_positions: scaling.map_or(0, |s| s.original_max_position_embeddings),
-        }
+        Self::assemble(config, init.embedding(config.vocab_size, d, std), layers, norm(init))
     }
 
     /// The backbone with a Hugging Face checkpoint's weights (`model.*` names); every tensor
@@ -243,24 +231,24 @@ impl Llama {
             });
         }
         let embed = tensors.tensor("model.embed_tokens.weight", &[config.vocab_size, d])?;
+        Ok(Self::assemble(config, Embedding { weight: Param::from_data(embed, device) }, layers, norm("model.norm.weight")?))
+    }
+
+    /// The backbone of `config`'s shape from its parts.
+    fn assemble(config: &ModelConfig, embed_tokens: Embedding, layers: Vec<Block>, norm: RmsNorm) -> Self {
         let scaling = config.rope_scaling;
-        Ok(Self {
-            embed_tokens: Embedding { weight: Param::from_data(embed, device) },
+        Self {
+            embed_tokens,
             layers,
-            norm: norm("model.norm.weight")?,
+            norm,
             max_len: config.max_len,
-            head_dim,
+            head_dim: config.head_dim(),
             rope_theta: config.rope_theta,
             rope_factor: scaling.map_or(0.0, |s| s.factor),
             rope_low_freq_factor: scaling.map_or(0.0, |s| s.low_freq_factor),
             rope_high_freq_factor: scaling.map_or(0.0, |s| s.high_freq_factor),
             rope_original_positions: scaling.map_or(0, |s| s.original_max_position_embeddings),
-        })
-    }
-
-    /// The token embedding matrix, `[vocab, d_model]` (a tied checkpoint's LM head).
-    pub fn embedding_weight(&self) -> Tensor<2> {
-        self.embed_tokens.weight.val()
+        }
     }
 
     /// Token embeddings, `[batch, seq, d_model]`.

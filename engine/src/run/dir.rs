@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 use crate::metrics::MetricsRecord;
 use crate::train::TrainerState;
 
-use super::{CONFIG, LAST, METRICS, MODEL, OPTIMIZER, RunConfig, STATE};
+use super::{CONFIG, LAST, METRICS, MODEL, OPTIMIZER, RunConfig, STATE, TOKENIZER};
+use crate::tokenizer::TextEncoder;
 
 const LAST_OLD: &str = "last.old";
 const LAST_NEW: &str = "last.new";
@@ -73,10 +74,14 @@ impl RunDir {
         read(&self.file(name))
     }
 
-    /// A text file of the run.
-    pub fn read_text(&self, name: &str) -> Result<String> {
-        let path = self.file(name);
-        String::from_utf8(self.read(name)?).map_err(|_| Error::checkpoint(&path, "not UTF-8 text"))
+    /// The run's tokenizer with the run's EOS, refused (naming the file) when it does not fit
+    /// the model.
+    pub fn load_encoder(&self, config: &RunConfig) -> Result<TextEncoder> {
+        let path = self.file(TOKENIZER);
+        let text = String::from_utf8(self.read(TOKENIZER)?).map_err(|_| Error::checkpoint(&path, "not UTF-8 text"))?;
+        let encoder = config.encoder(&text).map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        config.check_tokenizer(&encoder, &path.display().to_string())?;
+        Ok(encoder)
     }
 
     pub fn save_config(&self, config: &RunConfig) -> Result<()> {

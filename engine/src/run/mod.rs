@@ -79,9 +79,7 @@ mod native {
             config.train.steps = Some(steps);
         }
         config.validate()?;
-        let tokenizer = dir.file(TOKENIZER);
-        let encoder = config.encoder(&dir.read_text(TOKENIZER)?).map_err(|e| crate::error::Error::Tokenizer(format!("{}: {e}", tokenizer.display())))?;
-        config.check_tokenizer(&encoder, &tokenizer.display().to_string())?;
+        let encoder = dir.load_encoder(&config)?;
         let pairs = read_pairs(&config, None, limits)?;
         let reference = dir.read(REFERENCE)?;
         let (weights, optimizer, state) = dir.load_last()?;

@@ -7,14 +7,14 @@ use crate::batch::EncodedPair;
 use crate::checkpoint::model_from_safetensors;
 use crate::data::PreferencePair;
 use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::eval::{ResponseScore, evaluate, score_response};
 use crate::metrics::EvalMetrics;
 use crate::model::RewardModel;
 use crate::reference::attach_reference_logps;
 use crate::tokenizer::TextEncoder;
 
-use super::{MODEL, REFERENCE, RunConfig, RunDir, TOKENIZER};
+use super::{MODEL, REFERENCE, RunConfig, RunDir};
 
 /// A trained run: its settings, tokenizer, best model and reference, on an autodiff device
 /// (attribution differentiates; evaluation runs without autodiff).
@@ -32,8 +32,7 @@ impl TrainedRun {
     pub fn open(path: &Path, device: &Device) -> Result<Self> {
         let run = RunDir::open(path)?;
         let config = run.load_config()?;
-        let encoder = config.encoder(&run.read_text(TOKENIZER)?).map_err(|e| Error::Tokenizer(format!("{}: {e}", run.file(TOKENIZER).display())))?;
-        config.check_tokenizer(&encoder, &run.file(TOKENIZER).display().to_string())?;
+        let encoder = run.load_encoder(&config)?;
         let device = device.clone().autodiff();
         let load = |name: &str| model_from_safetensors(&config.model, run.read(name)?, &device, &run.file(name).display().to_string());
         let (model, reference) = (load(MODEL)?, load(REFERENCE)?);
