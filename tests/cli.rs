@@ -486,8 +486,58 @@ fn a_hugging_face_folder_trains_as_a_backbone_and_its_run_scores() {
     assert_eq!(response.len() as u64, score["tokens"].as_u64().unwrap());
     assert!(!score["prompt_tokens"].as_array().unwrap().is_empty());
     assert!(score["logp"].as_f64().unwrap() < 0.0 && score["ref_logp"].as_f64().unwrap() < 0.0, "{score}");
+    // The folder's own chat template (`--template chat`): the prompt is rendered with it, also
+    // when the run is opened again (the run keeps the template in backbone/).
+    let chat_run = dir.join("chat");
+    train_small(&chat_run, &["--backbone", s(&folder), "--template", "chat"]);
+    let prompt_tokens = |run: &Path| {
+        let score: Value = serde_json::from_str(ok(&["score", "--model", s(run), "--backend", "cpu", "--prompt", "Hi", "--response", "Hello.", "--json"]).trim()).unwrap();
+        score["prompt_tokens"].as_array().unwrap().len()
+    };
+    assert!(prompt_tokens(&chat_run) > prompt_tokens(&run) + 20, "SmolLM2's template adds a system turn and turn markers");
+    let error = fails(&["train", "--backbone", s(&qwen), "--template", "chat", "--out", s(&dir.join("no-template"))]);
+    assert!(error.contains("no chat template"), "{error}");
+    assert!(!dir.join("no-template").exists());
     let error = fails(&["train", "--backbone", s(&dir.join("nowhere")), "--print-config"]);
     assert!(error.contains("neither a preset (tiny, small) nor a model folder"), "{error}");
     let error = fails(&["train", "--backbone", s(&dir), "--print-config"]);
     assert!(error.contains("config.json"), "{error}");
+}
+
+/// `hafrm export`: the run leaves as a Hugging Face reward model (and policy) that scores as
+/// the run does when read back as a bare backbone; a bare backbone also evaluates and
+/// attributes; an export never writes over a folder that holds something.
+#[test]
+fn an_exported_run_scores_as_the_run_and_bare_backbones_score_eval_and_attribute() {
+    let dir = temp_dir("export");
+    let qwen = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/hf/qwen2");
+    let run = dir.join("run");
+    train_small(&run, &["--backbone", s(&qwen)]);
+    assert!(run.join("backbone/config.json").is_file(), "the run keeps its backbone's config");
+    let out = dir.join("reward-model");
+    let printed = ok(&["export", "--model", s(&run), "--out", s(&out), "--policy", "--backend", "cpu"]);
+    assert!(printed.contains("Qwen2ForSequenceClassification") && printed.contains("reward mean"), "{printed}");
+    for file in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "policy/config.json", "policy/model.safetensors"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert!(config["std"].as_f64().unwrap() > 0.0, "{config}");
+    let score = |flag: &str, path: &Path| -> Value {
+        serde_json::from_str(ok(&["score", flag, s(path), "--backend", "cpu", "--prompt", "Hi there", "--response", "Hello, how can I help?", "--json"]).trim()).unwrap()
+    };
+    let (trained, exported) = (score("--model", &run), score("--backbone", &out));
+    assert!((trained["reward"].as_f64().unwrap() - exported["reward"].as_f64().unwrap()).abs() < 1e-5, "{trained} vs {exported}");
+    assert!(trained["reward"].as_f64().unwrap().abs() > 1e-6, "the trained reward head is not zero: {trained}");
+    assert_eq!(trained["response_tokens"], exported["response_tokens"]);
+    // A bare backbone: its reward head is zero.
+    assert_eq!(score("--backbone", &qwen)["reward"].as_f64(), Some(0.0));
+    let eval: Value = serde_json::from_str(ok(&["eval", "--backbone", s(&out), "--backend", "cpu", "--demo-pairs", "40", "--json"]).lines().next().unwrap()).unwrap();
+    assert_eq!(eval["pairs"], 40);
+    let attributed: Value = serde_json::from_str(ok(&["attribute", "--backbone", s(&out), "--backend", "cpu", "--prompt", "Hi", "--response", "Hello.", "--json"]).trim()).unwrap();
+    assert_eq!(attributed[0]["tokens"].as_array().unwrap().len(), attributed[0]["scores"]["ids"].as_array().unwrap().len(), "{attributed}");
+    assert!(attributed[0]["scores"]["reward"].as_f64().unwrap().abs() > 1e-6, "the exported reward head scores: {attributed}");
+    let error = fails(&["export", "--model", s(&run), "--out", s(&out)]);
+    assert!(error.contains("already exists and is not empty"), "{error}");
+    let error = fails_with(2, &["score", "--model", s(&run), "--backbone", s(&qwen), "--prompt", "a", "--response", "b"]);
+    assert!(error.contains("cannot be used with"), "{error}");
 }

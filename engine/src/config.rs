@@ -128,10 +128,10 @@ impl ModelConfig {
     }
 
     /// Parameters of a reward model of this shape: backbone, policy head (`d x vocab`) and
-    /// reward head (`d + 1`), counted from the shape alone (before any weight is read).
+    /// reward head (`d`, no bias), counted from the shape alone (before any weight is read).
     pub fn parameter_count(&self) -> usize {
         let (v, d, layers) = (self.vocab_size, self.d_model, self.n_layers);
-        let heads_and_embedding = v * d + d * v + d + 1;
+        let heads_and_embedding = v * d + d * v + d;
         let per_layer = match self.architecture {
             // Two layer norms, fused q/k/v, the output projection and a 4d MLP, all with biases.
             Architecture::Gpt => 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d),

@@ -43,6 +43,13 @@ pub async fn evaluate(
     Ok(EvalMetrics { step, pairs: pairs.len(), pair })
 }
 
+/// The reward head's score of each sequence (read at its last token, the EOS).
+pub async fn sequence_rewards(model: &RewardModel, sequences: &[SequenceRef<'_>], pad_id: u32, device: &Device) -> Result<Vec<f32>> {
+    let model = model.valid();
+    let batch = TokenBatch::from_sequences(sequences, pad_id, &device.clone().without_autodiff());
+    read_floats(model.sequence_scores(model.hidden(&batch), &batch).reward, "rewards").await
+}
+
 /// The scores of one response to one prompt.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResponseScore {

@@ -13,14 +13,71 @@ use serde_json::Value;
 use crate::config::{Architecture, ModelConfig, RopeScaling};
 use crate::error::{Error, Result};
 
-/// The architectures (`config.json`'s `architectures`) hafrm reads.
-pub const SUPPORTED: [&str; 3] = ["GPT2LMHeadModel", "LlamaForCausalLM", "Qwen2ForCausalLM"];
+/// The architectures (`config.json`'s `architectures`) hafrm reads: language models, and the
+/// reward models (`*ForSequenceClassification`) `hafrm export` writes.
+pub const SUPPORTED: [&str; 6] = [
+    "GPT2LMHeadModel",
+    "LlamaForCausalLM",
+    "Qwen2ForCausalLM",
+    "GPT2ForSequenceClassification",
+    "LlamaForSequenceClassification",
+    "Qwen2ForSequenceClassification",
+];
+
+/// A Hugging Face architecture family: its classes share their backbone tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HfFamily {
+    Gpt2,
+    Llama,
+    Qwen2,
+}
+
+impl HfFamily {
+    /// The family of a class in `SUPPORTED`.
+    fn of(class: &str) -> Self {
+        match class {
+            c if c.starts_with("GPT2") => Self::Gpt2,
+            c if c.starts_with("Qwen2") => Self::Qwen2,
+            _ => Self::Llama,
+        }
+    }
+
+    /// The language-model class (`GPT2LMHeadModel`, …).
+    pub fn causal_lm(self) -> &'static str {
+        match self {
+            Self::Gpt2 => "GPT2LMHeadModel",
+            Self::Llama => "LlamaForCausalLM",
+            Self::Qwen2 => "Qwen2ForCausalLM",
+        }
+    }
+
+    /// The reward-model class (`GPT2ForSequenceClassification`, …).
+    pub fn sequence_classifier(self) -> &'static str {
+        match self {
+            Self::Gpt2 => "GPT2ForSequenceClassification",
+            Self::Llama => "LlamaForSequenceClassification",
+            Self::Qwen2 => "Qwen2ForSequenceClassification",
+        }
+    }
+
+    /// `config.json`'s `model_type`.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Self::Gpt2 => "gpt2",
+            Self::Llama => "llama",
+            Self::Qwen2 => "qwen2",
+        }
+    }
+}
 
 /// What a checkpoint's `config.json` says about its backbone.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HfConfig {
     /// The Hugging Face class, e.g. `LlamaForCausalLM`.
     pub class: String,
+    pub family: HfFamily,
+    /// A reward model (`*ForSequenceClassification`, one label): its `score` is the reward head.
+    pub sequence_classifier: bool,
     pub model: ModelConfig,
     /// The LM head is the token embedding (no `lm_head.weight` is stored).
     pub tied_embeddings: bool,
@@ -40,7 +97,18 @@ pub fn parse_config(json: &str, source: &str) -> Result<HfConfig> {
     if !SUPPORTED.contains(&class.as_str()) {
         return Err(fields.bad("architectures", &format!("`{class}` is not supported (supported: {})", SUPPORTED.join(", "))));
     }
-    let model = if class == "GPT2LMHeadModel" {
+    let family = HfFamily::of(&class);
+    let sequence_classifier = class.ends_with("ForSequenceClassification");
+    if sequence_classifier && fields.field("num_labels").or_else(|| fields.field("id2label")).is_some() {
+        let labels = match fields.field("id2label") {
+            Some(Value::Object(labels)) => labels.len(),
+            _ => fields.count("num_labels")?,
+        };
+        if labels != 1 {
+            return Err(fields.bad("id2label", &format!("a reward model has one label, this classifier has {labels}")));
+        }
+    }
+    let model = if family == HfFamily::Gpt2 {
         let d = fields.count("n_embd")?;
         if fields.field("n_inner").is_some() && fields.count("n_inner")? != 4 * d {
             return Err(fields.bad("n_inner", "only 4 x n_embd is supported"));
@@ -56,7 +124,7 @@ pub fn parse_config(json: &str, source: &str) -> Result<HfConfig> {
             ..ModelConfig::new(fields.count("vocab_size")?, d, fields.count("n_layer")?, fields.count("n_head")?, fields.count("n_positions")?)
         }
     } else {
-        llama_shape(&class, &fields)?
+        llama_shape(family, &fields)?
     };
     model.validate().map_err(|e| Error::checkpoint(source, e))?;
     let eos_token_id = match fields.field("eos_token_id") {
@@ -66,13 +134,13 @@ pub fn parse_config(json: &str, source: &str) -> Result<HfConfig> {
     }
     .map(|id| id as u32);
     // GPT-2 ties its LM head to the token embedding unless told otherwise; the others do not.
-    let tied_default = class == "GPT2LMHeadModel";
+    let tied_default = family == HfFamily::Gpt2;
     let tied_embeddings = fields.field("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(tied_default);
-    Ok(HfConfig { class, model, tied_embeddings, eos_token_id })
+    Ok(HfConfig { class, family, sequence_classifier, model, tied_embeddings, eos_token_id })
 }
 
 /// The Llama family's (and Qwen2's) shape from their `config.json` fields.
-fn llama_shape(class: &str, fields: &Fields) -> Result<ModelConfig> {
+fn llama_shape(family: HfFamily, fields: &Fields) -> Result<ModelConfig> {
     if let Some(act) = fields.field("hidden_act").and_then(Value::as_str).filter(|a| *a != "silu") {
         return Err(fields.bad("hidden_act", &format!("`{act}` is not supported (only silu)")));
     }
@@ -95,6 +163,12 @@ fn llama_shape(class: &str, fields: &Fields) -> Result<ModelConfig> {
         }
         other => return Err(fields.bad("rope_scaling", &format!("rope type `{other}` is not supported (supported: default, llama3)"))),
     };
+    // Llama's `attention_bias` also puts a bias on the output projection, Qwen2's only on q/k/v.
+    for flag in ["attention_bias", "mlp_bias"] {
+        if family == HfFamily::Llama && fields.field(flag).and_then(Value::as_bool) == Some(true) {
+            return Err(fields.bad(flag, "true is not supported (Llama-family layers without biases only)"));
+        }
+    }
     let heads = fields.count("num_attention_heads")?;
     let shape = ModelConfig::new(
         fields.count("vocab_size")?,
@@ -111,7 +185,7 @@ fn llama_shape(class: &str, fields: &Fields) -> Result<ModelConfig> {
         head_dim: fields.field("head_dim").map(|_| fields.count("head_dim")).transpose()?,
         rope_theta,
         rope_scaling,
-        qkv_bias: class == "Qwen2ForCausalLM" || fields.field("attention_bias").and_then(Value::as_bool).unwrap_or(false),
+        qkv_bias: family == HfFamily::Qwen2,
         ..shape
     };
     if model.head_dim.is_some_and(|h| h * heads == model.d_model) {
@@ -199,6 +273,11 @@ impl HfTensors {
         self.entries.contains_key(name)
     }
 
+    /// The tensors' names, in no particular order.
+    pub fn names(&self) -> Vec<&String> {
+        self.entries.keys().collect()
+    }
+
     /// Tensor `name` as f32 values of shape `shape`.
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<TensorData> {
         Ok(TensorData::new(self.values(name, shape)?, shape.to_vec()))
@@ -250,6 +329,76 @@ impl HfTensors {
     }
 }
 
+/// Which head an exported model carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HfHead {
+    /// The reward head as `score.weight`: a `*ForSequenceClassification`.
+    Reward,
+    /// The policy head as `lm_head.weight`: a `*ForCausalLM`.
+    Policy,
+}
+
+/// Tensors under Hugging Face names, in PyTorch's layout, written as one F32 safetensors file.
+#[derive(Default)]
+pub struct HfWeights {
+    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+}
+
+impl HfWeights {
+    /// A parameter as it is stored (read synchronously: a CPU tensor).
+    pub fn tensor<const D: usize>(&mut self, name: impl Into<String>, param: &Param<burn::tensor::Tensor<D>>) {
+        let data = param.val().into_data();
+        let shape = data.shape().to_vec();
+        self.tensors.push((name.into(), shape, data.try_into_vec::<f32>().expect("f32 parameters")));
+    }
+
+    /// A linear layer as PyTorch's `Linear` stores it: `{prefix}.weight` `[out, in]` (Burn's
+    /// transposed) and `{prefix}.bias`.
+    pub fn linear(&mut self, prefix: impl Into<String>, layer: &Linear) {
+        let prefix = prefix.into();
+        let data = layer.weight.val().into_data();
+        let [rows, columns] = <[usize; 2]>::try_from(data.shape().to_vec()).expect("a linear weight is 2-D");
+        let values = data.try_into_vec::<f32>().expect("f32 parameters");
+        let mut transposed = vec![0f32; values.len()];
+        for r in 0..rows {
+            for c in 0..columns {
+                transposed[c * rows + r] = values[r * columns + c];
+            }
+        }
+        self.tensors.push((format!("{prefix}.weight"), vec![columns, rows], transposed));
+        if let Some(bias) = &layer.bias {
+            self.tensor(format!("{prefix}.bias"), bias);
+        }
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.tensors.iter().map(|(name, _, _)| name.as_str()).collect()
+    }
+
+    /// The safetensors file: a JSON header (names sorted, `"format": "pt"` as PyTorch writes
+    /// it), padded to 8 bytes, then the little-endian values.
+    pub fn to_safetensors(mut self) -> Vec<u8> {
+        self.tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut header = serde_json::Map::new();
+        header.insert("__metadata__".into(), serde_json::json!({"format": "pt"}));
+        let mut offset = 0usize;
+        for (name, shape, values) in &self.tensors {
+            let end = offset + 4 * values.len();
+            header.insert(name.clone(), serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}));
+            offset = end;
+        }
+        let mut header = serde_json::to_vec(&Value::Object(header)).expect("a JSON header");
+        header.resize(header.len().div_ceil(8) * 8, b' ');
+        let mut bytes = Vec::with_capacity(8 + header.len() + offset);
+        bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&header);
+        for (_, _, values) in &self.tensors {
+            bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        bytes
+    }
+}
+
 /// IEEE half precision to single.
 fn half_to_f32(h: u16) -> f32 {
     let sign = u32::from(h >> 15) << 31;
@@ -268,12 +417,20 @@ fn half_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
+/// The small files of a model folder besides its weights and `tokenizer.json`: its settings,
+/// tokenizer settings and chat template. A run keeps them (`backbone/`) for `hafrm export` and
+/// `--template chat`.
+pub const SETTINGS_FILES: [&str; 5] =
+    ["config.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "generation_config.json"];
+
 /// A model folder's files, as bytes.
 pub struct HfFolder {
     pub config: HfConfig,
     pub tensors: HfTensors,
     /// `tokenizer.json`'s text, when the folder has one.
     pub tokenizer_json: Option<String>,
+    /// Its `SETTINGS_FILES`, by name.
+    pub settings: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
 #[cfg(not(target_family = "wasm"))]
@@ -321,12 +478,17 @@ mod folder {
         let tensors = HfTensors::from_files(files)?;
         let tokenizer = dir.join("tokenizer.json");
         let tokenizer_json = tokenizer.is_file().then(|| std::fs::read_to_string(&tokenizer).map_err(|e| Error::io(&tokenizer, e))).transpose()?;
-        Ok(HfFolder { config, tensors, tokenizer_json })
+        Ok(HfFolder { config, tensors, tokenizer_json, settings: settings_files(dir)? })
+    }
+
+    /// The `SETTINGS_FILES` that `dir` has, by name.
+    pub fn settings_files(dir: &Path) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
+        SETTINGS_FILES.iter().filter(|name| dir.join(name).is_file()).map(|name| Ok((name.to_string(), read(&dir.join(name))?))).collect()
     }
 }
 
 #[cfg(not(target_family = "wasm"))]
-pub use folder::{read_config, read_folder};
+pub use folder::{read_config, read_folder, settings_files};
 
 #[cfg(test)]
 mod tests {

@@ -7,12 +7,14 @@
 
 pub mod attribution;
 pub mod batch;
+pub mod chat;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
+pub mod export;
 pub mod hf;
 pub mod losses;
 pub mod mask;

@@ -12,6 +12,7 @@ use tokenizers::{AddedToken, Tokenizer};
 
 use crate::batch::{EncodedPair, EncodedResponse};
 use crate::data::PreferencePair;
+use crate::chat::ChatTemplate;
 use crate::error::{Error, Result};
 
 /// The end-of-sequence token of the tokenizers hafrm trains.
@@ -39,6 +40,8 @@ pub enum PromptTemplate {
     Phi2,
     /// Mistral Instruct: `"[INST] {prompt} [/INST]"`.
     Mistral,
+    /// The model's own chat template (`chat::ChatTemplate`), as transformers applies it.
+    Chat,
     /// A user string containing `{prompt}`.
     Custom(String),
 }
@@ -49,9 +52,10 @@ impl PromptTemplate {
             "plain" => Ok(Self::Plain),
             "phi2" => Ok(Self::Phi2),
             "mistral" => Ok(Self::Mistral),
+            "chat" => Ok(Self::Chat),
             custom if custom.contains("{prompt}") => Ok(Self::Custom(custom.to_string())),
             other => Err(Error::Config(format!(
-                "prompt template `{other}` is not plain, phi2, mistral, nor a string containing {{prompt}}"
+                "prompt template `{other}` is not plain, phi2, mistral, chat, nor a string containing {{prompt}}"
             ))),
         }
     }
@@ -61,13 +65,15 @@ impl PromptTemplate {
             Self::Plain => "plain",
             Self::Phi2 => "phi2",
             Self::Mistral => "mistral",
+            Self::Chat => "chat",
             Self::Custom(text) => text,
         }
     }
 
+    /// The prompt as the model reads it (`Chat` is the encoder's: `TextEncoder::encode_exchange`).
     pub fn apply(&self, prompt: &str) -> String {
         match self {
-            Self::Plain => prompt.to_string(),
+            Self::Plain | Self::Chat => prompt.to_string(),
             Self::Phi2 => format!("Instruct: {prompt}\nOutput:"),
             Self::Mistral => format!("[INST] {prompt} [/INST]"),
             Self::Custom(text) => text.replace("{prompt}", prompt),
@@ -162,6 +168,8 @@ pub struct TextEncoder {
     tokenizer: Tokenizer,
     eos_id: u32,
     pad_id: u32,
+    /// The model's chat template, for `PromptTemplate::Chat`.
+    chat: Option<ChatTemplate>,
 }
 
 impl std::fmt::Debug for TextEncoder {
@@ -181,7 +189,7 @@ impl TextEncoder {
             Error::Tokenizer(format!("no end-of-sequence token (looked for {})", EOS_CANDIDATES.join(", ")))
         })?;
         let pad_id = find(&PAD_CANDIDATES).unwrap_or(eos_id);
-        Ok(Self { tokenizer, eos_id, pad_id })
+        Ok(Self { tokenizer, eos_id, pad_id, chat: None })
     }
 
     /// The same tokenizer ending sequences with token `id` (a checkpoint's `eos_token_id`).
@@ -194,6 +202,16 @@ impl TextEncoder {
         }
         self.eos_id = id;
         Ok(self)
+    }
+
+    /// The same tokenizer rendering prompts with `template` under `--template chat`.
+    pub fn with_chat_template(mut self, template: Option<ChatTemplate>) -> Self {
+        self.chat = template;
+        self
+    }
+
+    pub fn has_chat_template(&self) -> bool {
+        self.chat.is_some()
     }
 
     /// A tokenizer from the text of a `tokenizer.json`.
@@ -241,6 +259,11 @@ impl TextEncoder {
         self.pad_id
     }
 
+    /// Token `id`'s text as the vocabulary has it (a special token's name).
+    pub fn token(&self, id: u32) -> Result<String> {
+        self.tokenizer.id_to_token(id).ok_or_else(|| Error::Tokenizer(format!("token id {id} is not in the tokenizer's vocabulary")))
+    }
+
     /// Token ids and byte offsets of `text`, with no special tokens.
     pub fn encode_text(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
         let encoding = self
@@ -250,17 +273,14 @@ impl TextEncoder {
         Ok((encoding.get_ids().to_vec(), encoding.get_offsets().to_vec()))
     }
 
-    /// A response's tokens plus EOS, untruncated. Offsets are byte ranges of `response` itself
-    /// (the template's prefix excluded).
-    fn encode_response(&self, response: &str, options: &EncodeOptions) -> Result<EncodedResponse> {
-        let prefix = options.template.response_prefix();
-        let (mut ids, offsets) = self.encode_text(&format!("{prefix}{response}"))?;
-        let mut offsets: Vec<(usize, usize)> = offsets
-            .into_iter()
-            .map(|(s, e)| (s.saturating_sub(prefix.len()), e.saturating_sub(prefix.len())))
-            .collect();
+    /// A response's tokens plus EOS, untruncated: `text` tokenised, where byte `j` of `text`
+    /// is byte `j + shift` of the response (`len` bytes) that offsets point into.
+    fn encode_response(&self, text: &str, shift: isize, len: usize) -> Result<EncodedResponse> {
+        let (mut ids, offsets) = self.encode_text(text)?;
+        let place = |at: usize| (at as isize + shift).clamp(0, len as isize) as usize;
+        let mut offsets: Vec<(usize, usize)> = offsets.into_iter().map(|(s, e)| (place(s), place(e))).collect();
         ids.push(self.eos_id);
-        offsets.push((response.len(), response.len()));
+        offsets.push((len, len));
         Ok(EncodedResponse { ids, offsets, ref_logps: None })
     }
 
@@ -268,11 +288,25 @@ impl TextEncoder {
     /// trainer does (`truncate`). An empty prompt becomes EOS, so every sequence has a token
     /// before its response.
     pub fn encode_exchange(&self, prompt: &str, responses: &[&str], options: &EncodeOptions) -> Result<(Vec<u32>, Vec<EncodedResponse>)> {
-        let (mut prompt_ids, _) = self.encode_text(&options.template.apply(prompt))?;
+        let (prompt_text, response_texts) = match &options.template {
+            PromptTemplate::Chat => {
+                let chat = self.chat.as_ref().ok_or_else(|| Error::Tokenizer("--template chat: this tokenizer has no chat template (chat_template.jinja or tokenizer_config.json's chat_template)".into()))?;
+                chat.apply(prompt, responses)?
+            }
+            template => {
+                let prefix = template.response_prefix();
+                (template.apply(prompt), responses.iter().map(|r| (format!("{prefix}{r}"), -(prefix.len() as isize))).collect())
+            }
+        };
+        let (mut prompt_ids, _) = self.encode_text(&prompt_text)?;
         if prompt_ids.is_empty() {
             prompt_ids.push(self.eos_id);
         }
-        let mut encoded = responses.iter().map(|r| self.encode_response(r, options)).collect::<Result<Vec<_>>>()?;
+        let mut encoded = response_texts
+            .iter()
+            .zip(responses)
+            .map(|((text, shift), response)| self.encode_response(text, *shift, response.len()))
+            .collect::<Result<Vec<_>>>()?;
         let lens: Vec<usize> = encoded.iter().map(|r| r.ids.len()).collect();
         let (kept_prompt, kept) = truncate(prompt_ids.len(), &lens, options);
         prompt_ids.drain(..kept_prompt.start);

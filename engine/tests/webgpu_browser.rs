@@ -43,7 +43,7 @@ fn assert_close(cpu: &[f32], gpu: &[f32], what: &str) {
 fn model(config: &ModelConfig, device: &Device) -> RewardModel {
     let mut model = RewardModel::new(config, 11, device);
     // A random reward head (the real one starts at zero) so that rewards carry information.
-    model.reward_head = Initializer::new(99, device).linear(config.d_model, 1, 0.5, true);
+    model.reward_head = Initializer::new(99, device).linear(config.d_model, 1, 0.5, false);
     model
 }
 

@@ -1,16 +1,19 @@
 //! The command line: subcommands, the flags they share, and helpers for drawing progress.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use hafrm::config::Method;
 use hafrm::data::demo::DemoSet;
 use hafrm::run::DEFAULT_DEMO;
 use hafrm::data::formats::{ReadLimits, RecordShape};
-use hafrm::device::BackendChoice;
+use hafrm::config::PRESETS;
+use hafrm::device::{BackendChoice, select_backend};
+use hafrm::hf::read_config;
+use hafrm::run::{BackboneChoice, TrainedRun};
 use hafrm::Result;
 
-use crate::{attribute, bench, data, score, train};
+use crate::{attribute, bench, data, export, score, train};
 
 #[derive(Parser, Debug)]
 #[command(name = "hafrm", version, about = "Train HaF-RM hybrid reward models (reward head + token-level DPO policy loss)")]
@@ -29,6 +32,8 @@ pub enum Command {
     Score(score::ScoreArgs),
     /// Which tokens drive the reward: coloured in the terminal, or an HTML page.
     Attribute(attribute::AttributeArgs),
+    /// Write a trained run as a Hugging Face reward model (and, with --policy, its policy).
+    Export(export::ExportArgs),
     /// Training throughput (pairs per second) on the chosen backend.
     Bench(bench::BenchArgs),
     /// Retrain the bundled byte-level BPE tokenizer on the teaching sets (or on files).
@@ -43,10 +48,50 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => score::eval(args),
         Command::Score(args) => score::score(args),
         Command::Attribute(args) => attribute::run(args),
+        Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Tokenizer(args) => data::tokenizer(args),
         Command::Demo(args) => data::demo(args),
     }
+}
+
+/// The model a command scores with: a trained run, or a bare backbone.
+#[derive(Args, Debug, Clone)]
+#[group(required = true, multiple = false)]
+pub struct ModelArgs {
+    /// A run directory written by `hafrm train`.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// A bare backbone instead: a Hugging Face model folder (reward head zero), or a reward
+    /// model `hafrm export` wrote (its `score` is the reward head).
+    #[arg(long)]
+    pub backbone: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// The run or backbone, on the chosen backend.
+    pub fn open(&self, backend: BackendChoice) -> Result<TrainedRun> {
+        let device = select_backend(backend)?.device;
+        match (&self.model, &self.backbone) {
+            (Some(run), _) => TrainedRun::open(run, &device),
+            (None, Some(folder)) => TrainedRun::from_backbone(folder, &device),
+            (None, None) => Err(hafrm::Error::Config("give --model RUN or --backbone FOLDER".into())),
+        }
+    }
+}
+
+/// `--backbone`: a preset's name, or else a Hugging Face model folder (its `config.json` read).
+pub fn backbone_choice(backbone: &str) -> Result<BackboneChoice> {
+    if PRESETS.contains(&backbone) {
+        return Ok(BackboneChoice::Preset(backbone.to_string()));
+    }
+    let path = Path::new(backbone);
+    if !path.exists() {
+        return Err(hafrm::Error::Config(format!("--backbone `{backbone}` is neither a preset ({}) nor a model folder", PRESETS.join(", "))));
+    }
+    let path = path.canonicalize().map_err(|e| hafrm::Error::io(path, e))?;
+    let checkpoint = read_config(&path)?;
+    Ok(BackboneChoice::Pretrained { model: checkpoint.model, eos_token_id: checkpoint.eos_token_id, path })
 }
 
 /// Where pairs come from: a file, or a built-in teaching set.

@@ -13,14 +13,12 @@ use hafrm::{Error, Result};
 
 use hafrm::run::TrainedRun;
 
-use crate::args::{block_on, parse_backend};
-use crate::score::open_run;
+use crate::args::{ModelArgs, block_on, parse_backend};
 
 #[derive(Args, Debug)]
 pub struct AttributeArgs {
-    /// A run directory written by `hafrm train`.
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
     #[arg(long, requires = "response", conflicts_with = "pair")]
     prompt: Option<String>,
     #[arg(long, requires = "prompt")]
@@ -64,7 +62,7 @@ fn pair_from(spec: &str) -> Result<PreferencePair> {
 }
 
 pub fn run(args: AttributeArgs) -> Result<()> {
-    let run = open_run(&args.model, args.backend)?;
+    let run = args.model.open(args.backend)?;
     let (prompt, responses) = match (&args.pair, &args.prompt, &args.response) {
         (Some(spec), _, _) => {
             let pair = pair_from(spec)?;

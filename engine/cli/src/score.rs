@@ -1,26 +1,17 @@
 //! `hafrm eval` and `hafrm score`.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use hafrm::attribution::precision_report;
-use hafrm::device::{BackendChoice, select_backend};
-use hafrm::run::TrainedRun;
+use hafrm::device::BackendChoice;
 use hafrm::Result;
 
-use crate::args::{DataArgs, block_on, parse_backend, progress_bar};
+use crate::args::{DataArgs, ModelArgs, block_on, parse_backend, progress_bar};
 use crate::data::load_pairs;
-
-/// The trained run in `dir`, on the chosen backend.
-pub fn open_run(dir: &std::path::Path, backend: BackendChoice) -> Result<TrainedRun> {
-    TrainedRun::open(dir, &select_backend(backend)?.device)
-}
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// A run directory written by `hafrm train`.
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
     #[command(flatten)]
     data: DataArgs,
     /// Seed of a generated teaching set (when no --data is given).
@@ -39,7 +30,7 @@ pub struct EvalArgs {
 }
 
 pub fn eval(args: EvalArgs) -> Result<()> {
-    let trained = open_run(&args.model, args.backend)?;
+    let trained = args.model.open(args.backend)?;
     let pairs = load_pairs(&args.data, args.seed)?;
     let bar = if args.json { indicatif::ProgressBar::hidden() } else { progress_bar(pairs.len() as u64, "reference policy {bar:30} {pos}/{len} pairs") };
     let encoded = block_on(trained.encode(&pairs, |done, _| bar.set_position(done as u64)))?;
@@ -76,8 +67,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 
 #[derive(Args, Debug)]
 pub struct ScoreArgs {
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
     #[arg(long)]
     prompt: String,
     #[arg(long)]
@@ -89,7 +80,7 @@ pub struct ScoreArgs {
 }
 
 pub fn score(args: ScoreArgs) -> Result<()> {
-    let t = open_run(&args.model, args.backend)?;
+    let t = args.model.open(args.backend)?;
     let score = block_on(t.score(&args.prompt, &args.response))?;
     if args.json {
         println!("{}", serde_json::to_string(&score).expect("serialises"));

@@ -7,14 +7,14 @@ use clap::Args;
 use hafrm::config::{Method, TrainConfig};
 use hafrm::device::{BackendChoice, select_backend};
 use hafrm::metrics::MetricsRecord;
-use hafrm::config::PRESETS;
 use hafrm::data::formats::human_bytes;
-use hafrm::hf::read_config;
 use hafrm::run::{BackboneChoice, DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, LAST, MODEL, Preparation, RunChoices, Session};
+use hafrm::chat::ChatTemplate;
+use hafrm::hf::settings_files;
 use hafrm::tokenizer::TextEncoder;
 use hafrm::{Error, Result};
 
-use crate::args::{DataArgs, block_on, parse_backend, parse_method, progress_bar};
+use crate::args::{DataArgs, backbone_choice, block_on, parse_backend, parse_method, progress_bar};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -102,20 +102,6 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    /// A preset's name, or else a model folder.
-    fn backbone_choice(&self) -> Result<BackboneChoice> {
-        if PRESETS.contains(&self.backbone.as_str()) {
-            return Ok(BackboneChoice::Preset(self.backbone.clone()));
-        }
-        let path = Path::new(&self.backbone);
-        if !path.exists() {
-            return Err(Error::Config(format!("--backbone `{}` is neither a preset ({}) nor a model folder", self.backbone, PRESETS.join(", "))));
-        }
-        let path = path.canonicalize().map_err(|e| Error::io(path, e))?;
-        let checkpoint = read_config(&path)?;
-        Ok(BackboneChoice::Pretrained { model: checkpoint.model, eos_token_id: checkpoint.eos_token_id, path })
-    }
-
     /// The run these flags choose. Flags with engine defaults pass them on unchanged.
     fn choices(&self, backbone: BackboneChoice) -> Result<RunChoices> {
         let absolute = |p: &Path| p.canonicalize().map_err(|e| Error::io(p, e));
@@ -173,7 +159,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         let config = match &args.resume {
             Some(path) => hafrm::run::RunDir::open(path)?.load_config()?,
             None => {
-                let backbone = args.backbone_choice()?;
+                let backbone = backbone_choice(&args.backbone)?;
                 let (encoder, _) = encoder(&args, &backbone)?;
                 args.choices(backbone)?.into_config(encoder.vocab_size())?
             }
@@ -187,7 +173,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let preparation = match &args.resume {
         Some(path) => hafrm::run::resume(path, args.steps, limits, &backend.device)?,
         None => {
-            let backbone = args.backbone_choice()?;
+            let backbone = backbone_choice(&args.backbone)?;
             let (encoder, name) = encoder(&args, &backbone)?;
             let config = args.choices(backbone)?.into_config(encoder.vocab_size())?;
             let encoder = config.with_eos(encoder)?;
@@ -244,7 +230,8 @@ fn encoder(args: &TrainArgs, backbone: &BackboneChoice) -> Result<(TextEncoder, 
             if !file.is_file() {
                 return Err(Error::checkpoint(path, "has no tokenizer.json: give one with --tokenizer"));
             }
-            Ok((TextEncoder::from_file(&file)?, file.display().to_string()))
+            let chat = ChatTemplate::from_files(&settings_files(path)?)?;
+            Ok((TextEncoder::from_file(&file)?.with_chat_template(chat), file.display().to_string()))
         }
     }
 }

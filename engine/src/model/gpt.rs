@@ -11,7 +11,7 @@ use burn::tensor::{Device, Int, Tensor};
 use super::init::Initializer;
 use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::hf::HfTensors;
+use crate::hf::{HfTensors, HfWeights};
 
 #[derive(Module, Debug)]
 pub struct SelfAttention {
@@ -153,6 +153,35 @@ impl Gpt {
             blocks,
             ln_final: norm(&format!("{p}ln_f"))?,
         })
+    }
+
+    /// The backbone's tensors under GPT-2's names (`transformer.` prefix, `Conv1D` layout),
+    /// as `from_hf` reads them.
+    pub fn to_hf(&self, out: &mut HfWeights) {
+        let conv = |out: &mut HfWeights, name: String, layer: &Linear| {
+            out.tensor(format!("{name}.weight"), &layer.weight);
+            if let Some(bias) = &layer.bias {
+                out.tensor(format!("{name}.bias"), bias);
+            }
+        };
+        let norm = |out: &mut HfWeights, name: String, norm: &LayerNorm| {
+            out.tensor(format!("{name}.weight"), &norm.gamma);
+            if let Some(beta) = &norm.beta {
+                out.tensor(format!("{name}.bias"), beta);
+            }
+        };
+        out.tensor("transformer.wte.weight", &self.token_embedding.weight);
+        out.tensor("transformer.wpe.weight", &self.position_embedding.weight);
+        for (i, block) in self.blocks.iter().enumerate() {
+            let h = format!("transformer.h.{i}");
+            norm(out, format!("{h}.ln_1"), &block.ln_attn);
+            conv(out, format!("{h}.attn.c_attn"), &block.attn.qkv);
+            conv(out, format!("{h}.attn.c_proj"), &block.attn.out);
+            norm(out, format!("{h}.ln_2"), &block.ln_mlp);
+            conv(out, format!("{h}.mlp.c_fc"), &block.mlp.up);
+            conv(out, format!("{h}.mlp.c_proj"), &block.mlp.down);
+        }
+        norm(out, "transformer.ln_f".into(), &self.ln_final);
     }
 
     /// Token embeddings, `[batch, seq, d_model]`.

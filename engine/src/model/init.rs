@@ -40,12 +40,11 @@ impl<'a> Initializer<'a> {
         }
     }
 
-    /// A linear layer whose weight and bias start at zero (the reward head).
+    /// A linear layer without bias whose weight starts at zero: the reward head, as
+    /// transformers' `*ForSequenceClassification` has it (`score`, no bias: under the
+    /// Bradley-Terry loss a bias cancels between chosen and rejected and gets no gradient).
     pub fn zero_linear(&self, d_in: usize, d_out: usize) -> Linear {
-        Linear {
-            weight: self.constant([d_in, d_out], 0.0),
-            bias: Some(self.constant([d_out], 0.0)),
-        }
+        Linear { weight: self.constant([d_in, d_out], 0.0), bias: None }
     }
 
     pub fn embedding(&mut self, n: usize, d: usize, std: f64) -> Embedding {

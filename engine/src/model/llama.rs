@@ -12,7 +12,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use super::init::Initializer;
 use crate::config::{ModelConfig, RopeScaling};
 use crate::error::Result;
-use crate::hf::HfTensors;
+use crate::hf::{HfTensors, HfWeights};
 
 /// Root-mean-square layer norm with a learned scale.
 #[derive(Module, Debug)]
@@ -232,6 +232,25 @@ impl Llama {
         }
         let embed = tensors.tensor("model.embed_tokens.weight", &[config.vocab_size, d])?;
         Ok(Self::assemble(config, Embedding { weight: Param::from_data(embed, device) }, layers, norm("model.norm.weight")?))
+    }
+
+    /// The backbone's tensors under the names `from_hf` reads.
+    pub fn to_hf(&self, out: &mut HfWeights) {
+        out.tensor("model.embed_tokens.weight", &self.embed_tokens.weight);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let p = format!("model.layers.{i}");
+            out.tensor(format!("{p}.input_layernorm.weight"), &layer.input_layernorm.weight);
+            let attn = &layer.self_attn;
+            out.linear(format!("{p}.self_attn.q_proj"), &attn.q_proj);
+            out.linear(format!("{p}.self_attn.k_proj"), &attn.k_proj);
+            out.linear(format!("{p}.self_attn.v_proj"), &attn.v_proj);
+            out.linear(format!("{p}.self_attn.o_proj"), &attn.o_proj);
+            out.tensor(format!("{p}.post_attention_layernorm.weight"), &layer.post_attention_layernorm.weight);
+            out.linear(format!("{p}.mlp.gate_proj"), &layer.mlp.gate_proj);
+            out.linear(format!("{p}.mlp.up_proj"), &layer.mlp.up_proj);
+            out.linear(format!("{p}.mlp.down_proj"), &layer.mlp.down_proj);
+        }
+        out.tensor("model.norm.weight", &self.norm.weight);
     }
 
     /// The backbone of `config`'s shape from its parts.

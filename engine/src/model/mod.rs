@@ -20,7 +20,7 @@ use burn::tensor::{Device, Int, Tensor};
 use crate::batch::TokenBatch;
 use crate::config::{Architecture, ModelConfig};
 use crate::error::Result;
-use crate::hf::{HfConfig, HfTensors};
+use crate::hf::{HfConfig, HfHead, HfTensors, HfWeights};
 use init::Initializer;
 
 /// The backbone architectures, one file each.
@@ -92,7 +92,9 @@ impl RewardModel {
 
     /// A pretrained checkpoint's backbone and LM head (the policy head; the token embedding
     /// when the checkpoint ties them), with a zero reward head: at first every response
-    /// scores 0, as transformers' `AutoModelForSequenceClassification` starts.
+    /// scores 0, as transformers' `AutoModelForSequenceClassification` starts. A reward model
+    /// (`*ForSequenceClassification`) brings its `score` as the reward head; it has no LM
+    /// head, so the policy head is its token embedding.
     pub fn from_hf(checkpoint: &HfConfig, tensors: &HfTensors, device: &Device) -> Result<Self> {
         let config = &checkpoint.model;
         let (backbone, embedding) = match config.architecture {
@@ -100,17 +102,42 @@ impl RewardModel {
             Architecture::Gpt => (Backbone::Gpt(gpt::Gpt::from_hf(config, tensors, device)?), format!("{}wte.weight", gpt::hf_prefix(tensors))),
         };
         let (vocab, d) = (config.vocab_size, config.d_model);
-        let head = match (tensors.contains("lm_head.weight"), checkpoint.tied_embeddings) {
+        let head = match (tensors.contains("lm_head.weight"), checkpoint.tied_embeddings || checkpoint.sequence_classifier) {
             (false, true) => embedding.as_str(),
             _ => "lm_head.weight",
         };
         let policy_head = Linear { weight: Param::from_data(tensors.transposed(head, vocab, d)?, device), bias: None };
-        let reward_head = Initializer::new(0, device).zero_linear(d, 1);
+        let reward_head = match checkpoint.sequence_classifier {
+            true => tensors.linear("score", d, 1, false, device)?,
+            false => Initializer::new(0, device).zero_linear(d, 1),
+        };
         Ok(crate::params::number_params(Self { backbone, policy_head, reward_head }))
+    }
+
+    /// The weights under transformers' names, the inverse of `from_hf`: the backbone with
+    /// the reward head as `score` (`*ForSequenceClassification`), or with the policy head as
+    /// `lm_head` (`*ForCausalLM`, untied). Reads parameters synchronously: give it a model on
+    /// the CPU (`params::copy_to_host`).
+    pub fn to_hf(&self, head: HfHead) -> HfWeights {
+        let mut out = HfWeights::default();
+        match &self.backbone {
+            Backbone::Gpt(gpt) => gpt.to_hf(&mut out),
+            Backbone::Llama(llama) => llama.to_hf(&mut out),
+        }
+        match head {
+            HfHead::Reward => out.linear("score", &self.reward_head),
+            HfHead::Policy => out.linear("lm_head", &self.policy_head),
+        }
+        out
     }
 
     pub fn max_len(&self) -> usize {
         self.backbone.max_len()
+    }
+
+    /// The policy head's vocabulary.
+    pub fn vocab_size(&self) -> usize {
+        self.policy_head.weight.dims()[1]
     }
 
     /// Token embeddings; gradient-x-input attribution differentiates with respect to them.

@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 use crate::metrics::MetricsRecord;
 use crate::train::TrainerState;
 
-use super::{CONFIG, LAST, METRICS, MODEL, OPTIMIZER, RunConfig, STATE, TOKENIZER};
+use super::{BACKBONE, CONFIG, LAST, METRICS, MODEL, OPTIMIZER, RunConfig, STATE, TOKENIZER};
+use crate::hf::settings_files;
+use crate::chat::ChatTemplate;
 use crate::tokenizer::TextEncoder;
 
 const LAST_OLD: &str = "last.old";
@@ -80,8 +82,26 @@ impl RunDir {
         let path = self.file(TOKENIZER);
         let text = String::from_utf8(self.read(TOKENIZER)?).map_err(|_| Error::checkpoint(&path, "not UTF-8 text"))?;
         let encoder = config.encoder(&text).map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        let encoder = encoder.with_chat_template(ChatTemplate::from_files(&self.backbone_files()?)?);
         config.check_tokenizer(&encoder, &path.display().to_string())?;
         Ok(encoder)
+    }
+
+    /// Keeps the backbone folder's settings files (`hf::SETTINGS_FILES`) in `backbone/`, so
+    /// that an export and the chat template work even after the folder has moved.
+    pub fn keep_backbone_files(&self, folder: &Path) -> Result<()> {
+        let kept = self.file(BACKBONE);
+        fs::create_dir_all(&kept).map_err(|e| Error::io(&kept, e))?;
+        for (name, bytes) in settings_files(folder)? {
+            write_atomic(&kept.join(name), &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// The backbone files `keep_backbone_files` kept, by name (none for a built-in preset).
+    pub fn backbone_files(&self) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
+        let kept = self.file(BACKBONE);
+        if kept.is_dir() { settings_files(&kept) } else { Ok(Default::default()) }
     }
 
     pub fn save_config(&self, config: &RunConfig) -> Result<()> {

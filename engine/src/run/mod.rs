@@ -47,6 +47,8 @@ pub const METRICS: &str = "metrics.jsonl";
 pub const LAST: &str = "last";
 pub const OPTIMIZER: &str = "optimizer.bpk";
 pub const STATE: &str = "state.json";
+/// A pretrained backbone's own small files (`export::BACKBONE_FILES`), kept for `hafrm export`.
+pub const BACKBONE: &str = "backbone";
 
 #[cfg(not(target_family = "wasm"))]
 pub use native::{create, resume};
@@ -65,8 +67,13 @@ mod native {
     /// so bad data or settings leave no half-made run behind.
     pub async fn create(config: RunConfig, encoder: TextEncoder, out: &Path, limits: ReadLimits, device: &Device) -> Result<Preparation> {
         let pairs = read_pairs(&config, None, limits)?;
+        let pretrained = config.pretrained.clone();
         let preparation = Preparation::new(config, encoder, pairs, device).await?;
-        preparation.in_dir(RunDir::create(out)?)
+        let dir = RunDir::create(out)?;
+        if let Some(folder) = pretrained {
+            dir.keep_backbone_files(&folder)?;
+        }
+        preparation.in_dir(dir)
     }
 
     /// Continues the run in `path` from its last checkpoint, with its saved settings;

@@ -3,12 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::batch::EncodedPair;
+use crate::batch::{EncodedPair, SequenceRef};
 use crate::checkpoint::model_from_safetensors;
 use crate::data::PreferencePair;
 use crate::device::Device;
 use crate::error::Result;
-use crate::eval::{ResponseScore, evaluate, score_response};
+use crate::eval::{ResponseScore, evaluate, score_response, sequence_rewards};
+use crate::export::RewardStats;
 use crate::metrics::EvalMetrics;
 use crate::model::RewardModel;
 use crate::reference::attach_reference_logps;
@@ -37,6 +38,40 @@ impl TrainedRun {
         let load = |name: &str| model_from_safetensors(&config.model, run.read(name)?, &device, &run.file(name).display().to_string());
         let (model, reference) = (load(MODEL)?, load(REFERENCE)?);
         Ok(Self { path: path.to_path_buf(), config, encoder, model, reference, device })
+    }
+
+    /// A bare backbone as a run with the default settings: a Hugging Face folder's model and
+    /// tokenizer, its reward head zero (or a reward model's `score`), its own reference.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn from_backbone(folder: &Path, device: &Device) -> Result<Self> {
+        use super::{BackboneChoice, RunChoices};
+        let hf = crate::hf::read_folder(folder)?;
+        let tokenizer_json = hf.tokenizer_json.as_deref().ok_or_else(|| crate::error::Error::checkpoint(folder, "has no tokenizer.json"))?;
+        let backbone = BackboneChoice::Pretrained { path: folder.to_path_buf(), model: hf.config.model.clone(), eos_token_id: hf.config.eos_token_id };
+        let probe = crate::tokenizer::TextEncoder::from_json(tokenizer_json)?;
+        let config = RunChoices { backbone: Some(backbone), ..RunChoices::default() }.into_config(probe.vocab_size())?;
+        let encoder = config.encoder(tokenizer_json)?.with_chat_template(crate::chat::ChatTemplate::from_files(&hf.settings)?);
+        config.check_tokenizer(&encoder, &folder.join("tokenizer.json").display().to_string())?;
+        let device = device.clone().autodiff();
+        let model = RewardModel::from_hf(&hf.config, &hf.tensors, &device)?;
+        drop(hf);
+        Ok(Self { path: folder.to_path_buf(), config, encoder, reference: model.clone(), model, device })
+    }
+
+    /// The reward head's mean and standard deviation over the responses (chosen and
+    /// rejected) of `pairs`; `on_progress(done, total)` after each batch.
+    pub async fn reward_stats(&self, pairs: &[PreferencePair], mut on_progress: impl FnMut(usize, usize)) -> Result<Option<RewardStats>> {
+        let encoded = self.encoder.encode_pairs(pairs, &self.config.encode)?;
+        let mut rewards = Vec::with_capacity(2 * encoded.len());
+        let mut done = 0;
+        for chunk in encoded.chunks(self.config.train.batch_size.max(1)) {
+            let sequences: Vec<SequenceRef> =
+                chunk.iter().flat_map(|p| [SequenceRef { prompt: &p.prompt, response: &p.chosen }, SequenceRef { prompt: &p.prompt, response: &p.rejected }]).collect();
+            rewards.extend(sequence_rewards(&self.model, &sequences, self.encoder.pad_id(), &self.device).await?);
+            done += chunk.len();
+            on_progress(done, encoded.len());
+        }
+        Ok(RewardStats::of(&rewards))
     }
 
     /// Tokenises `pairs` with the run's settings and attaches the reference's log-probs;

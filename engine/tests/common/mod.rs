@@ -30,7 +30,7 @@ pub fn encoded_demo(encoder: &TextEncoder, model: &RewardModel, set: DemoSet, n:
 
 /// The model with a random (non-zero) reward head, so rewards are informative.
 pub fn with_random_reward_head(mut model: RewardModel, d_model: usize, device: &Device) -> RewardModel {
-    model.reward_head = Initializer::new(99, device).linear(d_model, 1, 0.5, true);
+    model.reward_head = Initializer::new(99, device).linear(d_model, 1, 0.5, false);
     model
 }
 

@@ -1,0 +1,202 @@
+//! A trained model as a Hugging Face folder: the reward model that transformers'
+//! `AutoModelForSequenceClassification.from_pretrained` loads with no custom code, and, on
+//! request, the policy as a `*ForCausalLM`. This is how a run leaves hafrm for PPO at scale
+//! (TRL, OpenRLHF). Everything is built from bytes, so a page can offer the same download.
+//!
+//! transformers reads a sequence classifier's score at the rightmost token that is not the
+//! pad token; hafrm reads the reward at the EOS that ends prompt + response. So the exported
+//! pad token is never the EOS, and the logit for prompt + response + EOS is hafrm's reward.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::config::{Architecture, ModelConfig};
+use crate::error::{Error, Result};
+use crate::hf::{HfFamily, HfHead, parse_config};
+use crate::model::RewardModel;
+use crate::run::RunConfig;
+use crate::tokenizer::TextEncoder;
+
+/// The folder the policy goes in, inside the exported folder.
+pub const POLICY_FOLDER: &str = "policy";
+
+/// The reward head's mean and standard deviation over the training responses, stored in the
+/// exported config as OpenRLHF's `mean` and `std` (it normalises rewards with them).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RewardStats {
+    pub mean: f64,
+    pub std: f64,
+    pub responses: usize,
+}
+
+impl RewardStats {
+    pub fn of(rewards: &[f32]) -> Option<Self> {
+        if rewards.is_empty() {
+            return None;
+        }
+        let n = rewards.len() as f64;
+        let mean = rewards.iter().map(|&r| f64::from(r)).sum::<f64>() / n;
+        let variance = rewards.iter().map(|&r| (f64::from(r) - mean).powi(2)).sum::<f64>() / n;
+        Some(Self { mean, std: variance.sqrt(), responses: rewards.len() })
+    }
+}
+
+/// What an export is made from.
+pub struct ExportSource<'a> {
+    /// The trained model, on the CPU (`params::copy_to_host`).
+    pub model: &'a RewardModel,
+    pub config: &'a RunConfig,
+    pub encoder: &'a TextEncoder,
+    /// The backbone folder's `hf::SETTINGS_FILES` that it had, by name; none for a built-in preset.
+    pub backbone_files: &'a BTreeMap<String, Vec<u8>>,
+    pub reward_stats: Option<RewardStats>,
+}
+
+/// One file of the exported folder, by its path inside it.
+#[derive(Clone, Debug)]
+pub struct ExportFile {
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The exported folder's files: the reward model, and the policy under `policy/` when asked.
+pub fn export_files(source: &ExportSource, policy: bool) -> Result<Vec<ExportFile>> {
+    let (base, family) = base_config(source)?;
+    let eos = source.encoder.eos_id();
+    let bos = base.get("bos_token_id").and_then(Value::as_u64).map(|id| id as u32);
+    let pad = export_pad_id(source.encoder, bos);
+    let mut files = folder(source, &base, family, HfHead::Reward, pad, eos, "")?;
+    if policy {
+        files.extend(folder(source, &base, family, HfHead::Policy, pad, eos, &format!("{POLICY_FOLDER}/"))?);
+    }
+    Ok(files)
+}
+
+/// The pad token of the export: the tokenizer's own when it is not the EOS, else BOS, else
+/// the first id that is not the EOS. Sequences end with EOS, so it never is the last token.
+pub fn export_pad_id(encoder: &TextEncoder, bos: Option<u32>) -> u32 {
+    let eos = encoder.eos_id();
+    [Some(encoder.pad_id()), bos, Some(0), Some(1)].into_iter().flatten().find(|&id| id != eos).expect("0 and 1 differ")
+}
+
+/// One model folder: config, weights and tokenizer files.
+fn folder(source: &ExportSource, base: &Map<String, Value>, family: HfFamily, head: HfHead, pad: u32, eos: u32, prefix: &str) -> Result<Vec<ExportFile>> {
+    let mut config = base.clone();
+    config.remove("quantization_config");
+    let class = match head {
+        HfHead::Reward => family.sequence_classifier(),
+        HfHead::Policy => family.causal_lm(),
+    };
+    config.insert("architectures".into(), json!([class]));
+    config.insert("pad_token_id".into(), json!(pad));
+    config.insert("eos_token_id".into(), json!(eos));
+    for key in ["dtype", "torch_dtype"] {
+        if config.contains_key(key) {
+            config.insert(key.into(), json!("float32"));
+        }
+    }
+    match head {
+        HfHead::Reward => {
+            config.insert("id2label".into(), json!({"0": "LABEL_0"}));
+            config.insert("label2id".into(), json!({"LABEL_0": 0}));
+            if let Some(stats) = source.reward_stats {
+                config.insert("mean".into(), json!(stats.mean));
+                config.insert("std".into(), json!(stats.std));
+            }
+        }
+        // hafrm's policy head is its own matrix, not the token embedding.
+        HfHead::Policy => {
+            config.insert("tie_word_embeddings".into(), json!(false));
+        }
+    }
+    let json_file = |name: &str, value: &Map<String, Value>| ExportFile {
+        path: format!("{prefix}{name}"),
+        bytes: serde_json::to_vec_pretty(value).expect("JSON serialises"),
+    };
+    let mut files = vec![
+        json_file("config.json", &config),
+        ExportFile { path: format!("{prefix}model.safetensors"), bytes: source.model.to_hf(head).to_safetensors() },
+        ExportFile { path: format!("{prefix}tokenizer.json"), bytes: source.encoder.to_json()?.into_bytes() },
+        json_file("tokenizer_config.json", &tokenizer_config(source, pad, eos)?),
+    ];
+    let token = |id: u32| source.encoder.token(id);
+    if let Some(bytes) = source.backbone_files.get("special_tokens_map.json") {
+        let mut map = json_object(bytes, "special_tokens_map.json")?;
+        map.insert("pad_token".into(), json!(token(pad)?));
+        map.insert("eos_token".into(), json!(token(eos)?));
+        files.push(json_file("special_tokens_map.json", &map));
+    }
+    let mut copied = vec!["chat_template.jinja"];
+    if head == HfHead::Policy {
+        copied.push("generation_config.json");
+    }
+    for name in copied {
+        if let Some(bytes) = source.backbone_files.get(name) {
+            files.push(ExportFile { path: format!("{prefix}{name}"), bytes: bytes.clone() });
+        }
+    }
+    Ok(files)
+}
+
+/// The backbone's `config.json` (as its folder had it), or one written for a built-in preset.
+fn base_config(source: &ExportSource) -> Result<(Map<String, Value>, HfFamily)> {
+    if let Some(bytes) = source.backbone_files.get("config.json") {
+        let text = std::str::from_utf8(bytes).map_err(|_| Error::checkpoint("backbone/config.json", "not UTF-8 text"))?;
+        let parsed = parse_config(text, "backbone/config.json")?;
+        return Ok((json_object(bytes, "backbone/config.json")?, parsed.family));
+    }
+    let m = &source.config.model;
+    if m.architecture != Architecture::Gpt {
+        return Err(Error::Config("this run has no backbone config.json to export with (its backbone folder is gone)".into()));
+    }
+    Ok((gpt2_config(m, source.encoder.eos_id()), HfFamily::Gpt2))
+}
+
+/// GPT-2's config as transformers writes it for a reward model, with a built-in preset's
+/// shape: the presets are GPT-2's layers (exact GELU unless the preset says tanh).
+fn gpt2_config(m: &ModelConfig, eos: u32) -> Map<String, Value> {
+    let mut config = json_object(include_bytes!("../../assets/gpt2-config.json"), "assets/gpt2-config.json").expect("the bundled GPT-2 config is JSON");
+    let values = json!({
+        "vocab_size": m.vocab_size,
+        "n_embd": m.d_model,
+        "n_layer": m.n_layers,
+        "n_head": m.n_heads,
+        "n_positions": m.max_len,
+        "activation_function": if m.tanh_gelu { "gelu_new" } else { "gelu" },
+        "layer_norm_epsilon": m.layer_norm_eps,
+        "bos_token_id": eos,
+        "eos_token_id": eos,
+    });
+    config.extend(values.as_object().expect("an object").clone());
+    config
+}
+
+/// The backbone's tokenizer settings (or a fast tokenizer's plain ones), padding on the right
+/// with the export's pad token.
+fn tokenizer_config(source: &ExportSource, pad: u32, eos: u32) -> Result<Map<String, Value>> {
+    let mut config = match source.backbone_files.get("tokenizer_config.json") {
+        Some(bytes) => json_object(bytes, "backbone/tokenizer_config.json")?,
+        None => json!({
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "model_max_length": source.config.model.max_len,
+            "clean_up_tokenization_spaces": false,
+        })
+        .as_object()
+        .expect("an object")
+        .clone(),
+    };
+    config.insert("pad_token".into(), json!(source.encoder.token(pad)?));
+    config.insert("eos_token".into(), json!(source.encoder.token(eos)?));
+    config.insert("padding_side".into(), json!("right"));
+    Ok(config)
+}
+
+fn json_object(bytes: &[u8], name: &str) -> Result<Map<String, Value>> {
+    match serde_json::from_slice(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(Error::checkpoint(name, "not a JSON object")),
+        Err(e) => Err(Error::checkpoint(name, format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column()))),
+    }
+}
