@@ -128,7 +128,7 @@ async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, 
     let config = settings.run_config(encoder.vocab_size(), upload.as_ref().map(|(name, pairs)| (name.as_str(), pairs.len()))).map_err(|e| e.to_string())?;
     let pairs = read_pairs(&config, upload.map(|(_, pairs)| pairs), ReadLimits::default()).map_err(|e| e.to_string())?;
     emit(Event::Pairs(pairs.eval.iter().map(pair_label).collect()));
-    let mut preparation = Preparation::new(config, encoder, pairs, &device).await.map_err(|e| e.to_string())?;
+    let mut preparation = Preparation::new(config, encoder, pairs, &device, |_, _| {}).await.map_err(|e| e.to_string())?;
     while !preparation.is_done() {
         if !is_current(generation) {
             return Ok(());

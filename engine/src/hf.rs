@@ -228,19 +228,51 @@ struct TensorEntry {
     end: usize,
 }
 
+/// A weight file's bytes: given (a page reads its files itself) or mapped from disk, so that
+/// loading a model natively holds its weights once, as tensors, and not also as a file read
+/// into memory.
+pub enum FileBytes {
+    Owned(Vec<u8>),
+    #[cfg(not(target_family = "wasm"))]
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Owned(bytes) => bytes,
+            #[cfg(not(target_family = "wasm"))]
+            FileBytes::Mapped(map) => map,
+        }
+    }
+}
+
+impl From<Vec<u8>> for FileBytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        FileBytes::Owned(bytes)
+    }
+}
+
+/// Called with (tensors read, tensors in all files) as a model's weights are read.
+type ReadProgress = Box<dyn FnMut(usize, usize)>;
+
 /// The tensors of one or more safetensors files, by name.
 pub struct HfTensors {
-    /// Each file's name and bytes (the data after the header).
-    files: Vec<(String, Vec<u8>)>,
+    /// Each file's name, bytes and where its data starts (after the header).
+    files: Vec<(String, FileBytes, usize)>,
     entries: HashMap<String, TensorEntry>,
+    read: std::cell::Cell<usize>,
+    progress: std::cell::RefCell<Option<ReadProgress>>,
 }
 
 impl HfTensors {
     /// Indexes safetensors files given as `(name, bytes)`; a bad header names its file.
-    pub fn from_files(files: Vec<(String, Vec<u8>)>) -> Result<Self> {
+    pub fn from_files(files: Vec<(String, impl Into<FileBytes>)>) -> Result<Self> {
         let mut entries = HashMap::new();
         let mut data_files = Vec::with_capacity(files.len());
-        for (index, (name, mut bytes)) in files.into_iter().enumerate() {
+        for (index, (name, bytes)) in files.into_iter().enumerate() {
+            let bytes: FileBytes = bytes.into();
             let corrupt = |what: String| Error::checkpoint(&name, format!("not a safetensors file: {what}"));
             let header_len = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).ok_or_else(|| corrupt("shorter than its 8-byte header size".into()))?;
             let header_end = usize::try_from(header_len).ok().and_then(|n| n.checked_add(8)).filter(|&end| end <= bytes.len()).ok_or_else(|| {
@@ -263,10 +295,14 @@ impl HfTensors {
                 }
                 entries.insert(tensor, TensorEntry { file: index, dtype, shape, start, end });
             }
-            bytes.drain(..header_end);
-            data_files.push((name, bytes));
+            data_files.push((name, bytes, header_end));
         }
-        Ok(Self { files: data_files, entries })
+        Ok(Self { files: data_files, entries, read: Default::default(), progress: Default::default() })
+    }
+
+    /// Reports each tensor read to `progress(read, total)`.
+    pub fn on_read(&self, progress: impl FnMut(usize, usize) + 'static) {
+        *self.progress.borrow_mut() = Some(Box::new(progress));
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -285,13 +321,18 @@ impl HfTensors {
 
     /// Tensor `name`'s values, widened to f32, checked to have shape `shape`.
     fn values(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let sources = || self.files.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
+        let sources = || self.files.iter().map(|(n, _, _)| n.as_str()).collect::<Vec<_>>().join(", ");
         let entry = self.entries.get(name).ok_or_else(|| Error::checkpoint(sources(), format!("tensor `{name}` is missing")))?;
         let file = &self.files[entry.file].0;
         if entry.shape != shape {
             return Err(Error::checkpoint(file, format!("tensor `{name}` has shape {:?}, but config.json makes it {shape:?}", entry.shape)));
         }
-        let raw = &self.files[entry.file].1[entry.start..entry.end];
+        let (_, bytes, data_start) = &self.files[entry.file];
+        let raw = &bytes[data_start + entry.start..data_start + entry.end];
+        self.read.set(self.read.get() + 1);
+        if let Some(progress) = self.progress.borrow_mut().as_mut() {
+            progress(self.read.get(), self.entries.len());
+        }
         let n: usize = shape.iter().product();
         let width = match entry.dtype.as_str() {
             "F32" => 4,
@@ -443,6 +484,15 @@ mod folder {
         std::fs::read(path).map_err(|e| Error::io(path, e))
     }
 
+    /// A weight file mapped into memory: the page cache holds it, tensors are read from it.
+    fn map(path: &Path) -> Result<FileBytes> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: the file is only read, and a checkpoint is not rewritten while it is loaded;
+        // every tensor's range is checked against the mapped length before it is read.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        Ok(FileBytes::Mapped(map))
+    }
+
     /// The backbone's settings alone (`config.json`).
     pub fn read_config(dir: &Path) -> Result<HfConfig> {
         let path = dir.join("config.json");
@@ -474,7 +524,7 @@ mod folder {
     /// A Hugging Face model folder.
     pub fn read_folder(dir: &Path) -> Result<HfFolder> {
         let config = read_config(dir)?;
-        let files = weight_files(dir)?.into_iter().map(|path| Ok((path.display().to_string(), read(&path)?))).collect::<Result<Vec<_>>>()?;
+        let files = weight_files(dir)?.into_iter().map(|path| Ok((path.display().to_string(), map(&path)?))).collect::<Result<Vec<_>>>()?;
         let tensors = HfTensors::from_files(files)?;
         let tokenizer = dir.join("tokenizer.json");
         let tokenizer_json = tokenizer.is_file().then(|| std::fs::read_to_string(&tokenizer).map_err(|e| Error::io(&tokenizer, e))).transpose()?;

@@ -191,7 +191,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
                     human_bytes(memory.activations)
                 ),
             );
-            block_on(hafrm::run::create(config, encoder, &args.out, limits, &backend.device))?
+            let bar = if args.json || config.pretrained.is_none() {
+                indicatif::ProgressBar::hidden()
+            } else {
+                progress_bar(0, "loading weights {bar:30} {pos}/{len} tensors")
+            };
+            let loading = bar.clone();
+            let preparation = block_on(hafrm::run::create(config, encoder, &args.out, limits, &backend.device, move |read, total| {
+                loading.set_length(total as u64);
+                loading.set_position(read as u64);
+            }))?;
+            bar.finish_and_clear();
+            preparation
         }
     };
     for line in preparation.skipped() {

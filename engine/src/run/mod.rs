@@ -64,11 +64,12 @@ mod native {
     use crate::tokenizer::TextEncoder;
 
     /// A new run of `config` in the directory `out`. The pairs are read and tokenised first,
-    /// so bad data or settings leave no half-made run behind.
-    pub async fn create(config: RunConfig, encoder: TextEncoder, out: &Path, limits: ReadLimits, device: &Device) -> Result<Preparation> {
+    /// so bad data or settings leave no half-made run behind. `on_load(read, total)` follows
+    /// the reading of a pretrained backbone's tensors.
+    pub async fn create(config: RunConfig, encoder: TextEncoder, out: &Path, limits: ReadLimits, device: &Device, on_load: impl FnMut(usize, usize) + 'static) -> Result<Preparation> {
         let pairs = read_pairs(&config, None, limits)?;
         let pretrained = config.pretrained.clone();
-        let preparation = Preparation::new(config, encoder, pairs, device).await?;
+        let preparation = Preparation::new(config, encoder, pairs, device, on_load).await?;
         let dir = RunDir::create(out)?;
         if let Some(folder) = pretrained {
             dir.keep_backbone_files(&folder)?;

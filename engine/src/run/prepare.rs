@@ -47,10 +47,11 @@ pub struct Preparation {
 impl Preparation {
     /// A new run of `config` on `device` (without autodiff; training adds it), kept in memory
     /// (the page; `hafrm train` passes it a run directory with `in_dir`). The model is
-    /// initialised from the config's seed; its initial weights are the reference policy.
-    pub async fn new(config: RunConfig, encoder: TextEncoder, pairs: RunPairs, device: &Device) -> Result<Self> {
+    /// initialised from the config's seed or read from its pretrained folder, telling
+    /// `on_load(read, total)` after each tensor; its initial weights are the reference policy.
+    pub async fn new(config: RunConfig, encoder: TextEncoder, pairs: RunPairs, device: &Device, on_load: impl FnMut(usize, usize) + 'static) -> Result<Self> {
         config.validate()?;
-        let model = initial_model(&config, &device.clone().autodiff())?;
+        let model = initial_model(&config, &device.clone().autodiff(), on_load)?;
         let reference_weights = model_to_safetensors(&model).await?;
         let reference = model.valid();
         Self::with_models(config, encoder, pairs, model, (reference, reference_weights), Start::Fresh, device)
@@ -182,7 +183,7 @@ impl Preparation {
 }
 
 /// A new run's initial weights: a pretrained folder's, or drawn from the seed.
-fn initial_model(config: &RunConfig, device: &Device) -> Result<RewardModel> {
+fn initial_model(config: &RunConfig, device: &Device, on_load: impl FnMut(usize, usize) + 'static) -> Result<RewardModel> {
     let Some(path) = &config.pretrained else {
         return Ok(RewardModel::new(&config.model, config.train.seed, device));
     };
@@ -192,6 +193,7 @@ fn initial_model(config: &RunConfig, device: &Device) -> Result<RewardModel> {
         if folder.config.model != config.model {
             return Err(Error::checkpoint(path, "its config.json is not the one this run was set up with"));
         }
+        folder.tensors.on_read(on_load);
         RewardModel::from_hf(&folder.config, &folder.tensors, device)
     }
     #[cfg(target_family = "wasm")]
