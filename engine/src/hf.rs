@@ -15,12 +15,14 @@ use crate::error::{Error, Result};
 
 /// The architectures (`config.json`'s `architectures`) hafrm reads: language models, and the
 /// reward models (`*ForSequenceClassification`) `hafrm export` writes.
-pub const SUPPORTED: [&str; 6] = [
+pub const SUPPORTED: [&str; 8] = [
     "GPT2LMHeadModel",
     "LlamaForCausalLM",
+    "MistralForCausalLM",
     "Qwen2ForCausalLM",
     "GPT2ForSequenceClassification",
     "LlamaForSequenceClassification",
+    "MistralForSequenceClassification",
     "Qwen2ForSequenceClassification",
 ];
 
@@ -29,6 +31,8 @@ pub const SUPPORTED: [&str; 6] = [
 pub enum HfFamily {
     Gpt2,
     Llama,
+    /// Llama's layers with sliding-window attention: hafrm's sequences stay within the window.
+    Mistral,
     Qwen2,
 }
 
@@ -38,6 +42,7 @@ impl HfFamily {
         match class {
             c if c.starts_with("GPT2") => Self::Gpt2,
             c if c.starts_with("Qwen2") => Self::Qwen2,
+            c if c.starts_with("Mistral") => Self::Mistral,
             _ => Self::Llama,
         }
     }
@@ -47,6 +52,7 @@ impl HfFamily {
         match self {
             Self::Gpt2 => "GPT2LMHeadModel",
             Self::Llama => "LlamaForCausalLM",
+            Self::Mistral => "MistralForCausalLM",
             Self::Qwen2 => "Qwen2ForCausalLM",
         }
     }
@@ -56,6 +62,7 @@ impl HfFamily {
         match self {
             Self::Gpt2 => "GPT2ForSequenceClassification",
             Self::Llama => "LlamaForSequenceClassification",
+            Self::Mistral => "MistralForSequenceClassification",
             Self::Qwen2 => "Qwen2ForSequenceClassification",
         }
     }
@@ -65,6 +72,7 @@ impl HfFamily {
         match self {
             Self::Gpt2 => "gpt2",
             Self::Llama => "llama",
+            Self::Mistral => "mistral",
             Self::Qwen2 => "qwen2",
         }
     }
@@ -170,13 +178,12 @@ fn llama_shape(family: HfFamily, fields: &Fields) -> Result<ModelConfig> {
         }
     }
     let heads = fields.count("num_attention_heads")?;
-    let shape = ModelConfig::new(
-        fields.count("vocab_size")?,
-        fields.count("hidden_size")?,
-        fields.count("num_hidden_layers")?,
-        heads,
-        fields.count("max_position_embeddings")?,
-    );
+    // Within Mistral's sliding window attention is full attention: sequences are kept that short.
+    let mut positions = fields.count("max_position_embeddings")?;
+    if family == HfFamily::Mistral && fields.field("sliding_window").is_some() {
+        positions = positions.min(fields.count("sliding_window")?);
+    }
+    let shape = ModelConfig::new(fields.count("vocab_size")?, fields.count("hidden_size")?, fields.count("num_hidden_layers")?, heads, positions);
     let mut model = ModelConfig {
         architecture: Architecture::Llama,
         layer_norm_eps: fields.number("rms_norm_eps").unwrap_or(1e-6),

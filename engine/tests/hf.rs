@@ -1,6 +1,6 @@
 //! Hugging Face checkpoints against transformers: the tiny random Llama (grouped-query
 //! attention, tied embeddings, Llama 3 rotary scaling, BF16), Qwen2 (q/k/v biases, untied,
-//! F16 in shards) and GPT-2 (fused attention, Conv1D weights, tanh GELU, F32) folders of `fixtures/hf/make.py` give transformers' logits to 1e-4, on the
+//! F16 in shards), Mistral (sliding window, untied) and GPT-2 (fused attention, Conv1D weights, tanh GELU, F32) folders of `fixtures/hf/make.py` give transformers' logits to 1e-4, on the
 //! CPU and on wgpu (lavapipe without a GPU).
 
 mod common;
@@ -63,6 +63,13 @@ fn qwen2_logits_match_transformers() {
 }
 
 #[test]
+fn mistral_logits_match_transformers() {
+    check_logits("mistral", &Device::flex());
+    // Sequences stay within its sliding window, where attention is full attention.
+    assert_eq!(hafrm::hf::read_config(&fixture("mistral")).unwrap().model.max_len, 12);
+}
+
+#[test]
 fn gpt2_logits_match_transformers() {
     check_logits("gpt2", &Device::flex());
 }
@@ -70,7 +77,7 @@ fn gpt2_logits_match_transformers() {
 #[test]
 fn logits_match_transformers_on_wgpu() {
     let Some(device) = common::wgpu_device() else { return };
-    for name in ["llama", "qwen2", "gpt2"] {
+    for name in ["llama", "qwen2", "mistral", "gpt2"] {
         check_logits(name, &device);
     }
 }
