@@ -18,6 +18,9 @@ pub enum Architecture {
     /// (`Qwen2ForCausalLM`, with q/k/v biases): RMSNorm, rotary positions, grouped-query
     /// attention, SwiGLU.
     Llama,
+    /// Phi (`PhiForCausalLM`, the paper's Phi-2): attention and a GELU MLP side by side on one
+    /// layer norm, rotary positions on part of each head, biases everywhere.
+    Phi,
 }
 
 /// Llama 3's rotary frequency scaling (`rope_type: llama3`).
@@ -64,6 +67,10 @@ pub struct ModelConfig {
     /// GPT-2's tanh-approximated GELU (the presets use the exact one).
     #[serde(default)]
     pub tanh_gelu: bool,
+    /// Dimensions of each head that rotate (Phi's `partial_rotary_factor` x head_dim); unset:
+    /// all of them.
+    #[serde(default)]
+    pub rotary_dim: Option<usize>,
 }
 
 fn default_norm_eps() -> f64 {
@@ -110,6 +117,7 @@ impl ModelConfig {
             rope_scaling: None,
             qkv_bias: false,
             tanh_gelu: false,
+            rotary_dim: None,
         }
     }
 
@@ -131,7 +139,9 @@ impl ModelConfig {
     /// reward head (`d`, no bias), counted from the shape alone (before any weight is read).
     pub fn parameter_count(&self) -> usize {
         let (v, d, layers) = (self.vocab_size, self.d_model, self.n_layers);
-        let heads_and_embedding = v * d + d * v + d;
+        // Phi's LM head has a bias.
+        let head_bias = if self.architecture == Architecture::Phi { v } else { 0 };
+        let heads_and_embedding = v * d + d * v + head_bias + d;
         let per_layer = match self.architecture {
             // Two layer norms, fused q/k/v, the output projection and a 4d MLP, all with biases.
             Architecture::Gpt => 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d),
@@ -140,10 +150,15 @@ impl ModelConfig {
                 let bias = if self.qkv_bias { q + 2 * kv } else { 0 };
                 2 * d + d * q + 2 * d * kv + bias + q * d + 3 * d * ffn
             }
+            Architecture::Phi => {
+                let (q, kv, ffn) = (self.n_heads * self.head_dim(), self.kv_heads() * self.head_dim(), self.ffn_size.unwrap_or(4 * d));
+                2 * d + (d * q + q) + 2 * (d * kv + kv) + (q * d + d) + (d * ffn + ffn) + (ffn * d + d)
+            }
         };
         let rest = match self.architecture {
             Architecture::Gpt => self.max_len * d + 2 * d,
             Architecture::Llama => d,
+            Architecture::Phi => 2 * d,
         };
         heads_and_embedding + layers * per_layer + rest
     }
@@ -186,7 +201,7 @@ impl ModelConfig {
                 "vocab_size, max_len and n_layers must be positive".into(),
             ));
         }
-        if self.architecture == Architecture::Llama {
+        if matches!(self.architecture, Architecture::Llama | Architecture::Phi) {
             let (heads, kv_heads) = (self.n_heads, self.kv_heads());
             if kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
                 return Err(Error::Config(format!("num_attention_heads ({heads}) must be a multiple of num_key_value_heads ({kv_heads})")));
@@ -196,6 +211,9 @@ impl ModelConfig {
             }
             if self.ffn_size.unwrap_or(0) == 0 {
                 return Err(Error::Config("intermediate_size must be positive".into()));
+            }
+            if let Some(rotary) = self.rotary_dim.filter(|&r| r == 0 || r % 2 == 1 || r > self.head_dim()) {
+                return Err(Error::Config(format!("the rotary dimensions ({rotary}) must be even, positive and at most head_dim ({})", self.head_dim())));
             }
         }
         Ok(())

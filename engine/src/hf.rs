@@ -15,15 +15,17 @@ use crate::error::{Error, Result};
 
 /// The architectures (`config.json`'s `architectures`) hafrm reads: language models, and the
 /// reward models (`*ForSequenceClassification`) `hafrm export` writes.
-pub const SUPPORTED: [&str; 8] = [
+pub const SUPPORTED: [&str; 10] = [
     "GPT2LMHeadModel",
     "LlamaForCausalLM",
     "MistralForCausalLM",
     "Qwen2ForCausalLM",
+    "PhiForCausalLM",
     "GPT2ForSequenceClassification",
     "LlamaForSequenceClassification",
     "MistralForSequenceClassification",
     "Qwen2ForSequenceClassification",
+    "PhiForSequenceClassification",
 ];
 
 /// A Hugging Face architecture family: its classes share their backbone tensors.
@@ -34,6 +36,7 @@ pub enum HfFamily {
     /// Llama's layers with sliding-window attention: hafrm's sequences stay within the window.
     Mistral,
     Qwen2,
+    Phi,
 }
 
 impl HfFamily {
@@ -43,6 +46,7 @@ impl HfFamily {
             c if c.starts_with("GPT2") => Self::Gpt2,
             c if c.starts_with("Qwen2") => Self::Qwen2,
             c if c.starts_with("Mistral") => Self::Mistral,
+            c if c.starts_with("Phi") => Self::Phi,
             _ => Self::Llama,
         }
     }
@@ -54,6 +58,7 @@ impl HfFamily {
             Self::Llama => "LlamaForCausalLM",
             Self::Mistral => "MistralForCausalLM",
             Self::Qwen2 => "Qwen2ForCausalLM",
+            Self::Phi => "PhiForCausalLM",
         }
     }
 
@@ -64,6 +69,7 @@ impl HfFamily {
             Self::Llama => "LlamaForSequenceClassification",
             Self::Mistral => "MistralForSequenceClassification",
             Self::Qwen2 => "Qwen2ForSequenceClassification",
+            Self::Phi => "PhiForSequenceClassification",
         }
     }
 
@@ -74,6 +80,7 @@ impl HfFamily {
             Self::Llama => "llama",
             Self::Mistral => "mistral",
             Self::Qwen2 => "qwen2",
+            Self::Phi => "phi",
         }
     }
 }
@@ -149,8 +156,12 @@ pub fn parse_config(json: &str, source: &str) -> Result<HfConfig> {
 
 /// The Llama family's (and Qwen2's) shape from their `config.json` fields.
 fn llama_shape(family: HfFamily, fields: &Fields) -> Result<ModelConfig> {
-    if let Some(act) = fields.field("hidden_act").and_then(Value::as_str).filter(|a| *a != "silu") {
-        return Err(fields.bad("hidden_act", &format!("`{act}` is not supported (only silu)")));
+    let activation = if family == HfFamily::Phi { ["gelu_new", "gelu_pytorch_tanh"].as_slice() } else { ["silu"].as_slice() };
+    if let Some(act) = fields.field("hidden_act").and_then(Value::as_str).filter(|a| !activation.contains(a)) {
+        return Err(fields.bad("hidden_act", &format!("`{act}` is not supported (supported: {})", activation.join(", "))));
+    }
+    if family == HfFamily::Phi && fields.field("qk_layernorm").and_then(Value::as_bool) == Some(true) {
+        return Err(fields.bad("qk_layernorm", "true is not supported"));
     }
     // transformers 5 keeps the rotary settings in `rope_parameters`, earlier versions in
     // `rope_theta` and `rope_scaling`.
@@ -184,9 +195,11 @@ fn llama_shape(family: HfFamily, fields: &Fields) -> Result<ModelConfig> {
         positions = positions.min(fields.count("sliding_window")?);
     }
     let shape = ModelConfig::new(fields.count("vocab_size")?, fields.count("hidden_size")?, fields.count("num_hidden_layers")?, heads, positions);
+    // Phi rotates the first `partial_rotary_factor` of each head's dimensions.
+    let rotary_factor = fields.number("partial_rotary_factor").or_else(|| rope.and_then(|r| r.get("partial_rotary_factor")).and_then(Value::as_f64));
     let mut model = ModelConfig {
-        architecture: Architecture::Llama,
-        layer_norm_eps: fields.number("rms_norm_eps").unwrap_or(1e-6),
+        architecture: if family == HfFamily::Phi { Architecture::Phi } else { Architecture::Llama },
+        layer_norm_eps: fields.number(if family == HfFamily::Phi { "layer_norm_eps" } else { "rms_norm_eps" }).unwrap_or(1e-6),
         n_kv_heads: Some(fields.field("num_key_value_heads").map_or(Ok(heads), |_| fields.count("num_key_value_heads"))?),
         ffn_size: Some(fields.count("intermediate_size")?),
         head_dim: fields.field("head_dim").map(|_| fields.count("head_dim")).transpose()?,
@@ -198,6 +211,7 @@ fn llama_shape(family: HfFamily, fields: &Fields) -> Result<ModelConfig> {
     if model.head_dim.is_some_and(|h| h * heads == model.d_model) {
         model.head_dim = None;
     }
+    model.rotary_dim = rotary_factor.map(|f| (model.head_dim() as f64 * f) as usize).filter(|&r| r != model.head_dim());
     Ok(model)
 }
 

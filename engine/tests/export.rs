@@ -59,7 +59,7 @@ fn fixture_reward_model(name: &str, device: &Device) -> (RewardModel, Value) {
 #[test]
 fn the_reward_head_scores_as_transformers_sequence_classifiers_do() {
     let device = Device::flex();
-    for name in ["llama", "qwen2", "mistral", "gpt2"] {
+    for name in ["llama", "qwen2", "mistral", "phi", "gpt2"] {
         let (model, classifier) = fixture_reward_model(name, &device);
         let want: Vec<f32> = classifier["rewards"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
         let got = rewards(&model, &sequences(name), 1, &device);
@@ -130,7 +130,7 @@ fn check_export(name: &str, model: &RewardModel, config: &RunConfig, backbone_fi
 #[test]
 fn an_export_of_a_pretrained_run_has_transformers_names_and_reads_back_the_same() {
     let device = Device::flex();
-    for name in ["llama", "qwen2", "mistral", "gpt2"] {
+    for name in ["llama", "qwen2", "mistral", "phi", "gpt2"] {
         let (model, _) = fixture_reward_model(name, &device);
         let hf = hafrm::hf::read_config(&fixture(name)).unwrap();
         let config = run_config(hf.model, Some(&fixture(name)), hf.eos_token_id);

@@ -1,6 +1,7 @@
 //! Hugging Face checkpoints against transformers: the tiny random Llama (grouped-query
 //! attention, tied embeddings, Llama 3 rotary scaling, BF16), Qwen2 (q/k/v biases, untied,
-//! F16 in shards), Mistral (sliding window, untied) and GPT-2 (fused attention, Conv1D weights, tanh GELU, F32) folders of `fixtures/hf/make.py` give transformers' logits to 1e-4, on the
+//! F16 in shards), Mistral (sliding window, untied), Phi (parallel attention and MLP, partial
+//! rotary, biased LM head) and GPT-2 (fused attention, Conv1D weights, tanh GELU, F32) folders of `fixtures/hf/make.py` give transformers' logits to 1e-4, on the
 //! CPU and on wgpu (lavapipe without a GPU).
 
 mod common;
@@ -70,6 +71,11 @@ fn mistral_logits_match_transformers() {
 }
 
 #[test]
+fn phi_logits_match_transformers() {
+    check_logits("phi", &Device::flex());
+}
+
+#[test]
 fn gpt2_logits_match_transformers() {
     check_logits("gpt2", &Device::flex());
 }
@@ -77,7 +83,7 @@ fn gpt2_logits_match_transformers() {
 #[test]
 fn logits_match_transformers_on_wgpu() {
     let Some(device) = common::wgpu_device() else { return };
-    for name in ["llama", "qwen2", "mistral", "gpt2"] {
+    for name in ["llama", "qwen2", "mistral", "phi", "gpt2"] {
         check_logits(name, &device);
     }
 }

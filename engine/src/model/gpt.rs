@@ -56,7 +56,7 @@ impl Mlp {
 }
 
 /// `0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))`.
-fn tanh_gelu(x: Tensor<3>) -> Tensor<3> {
+pub(super) fn tanh_gelu(x: Tensor<3>) -> Tensor<3> {
     let inner = (x.clone() + x.clone().powi_scalar(3).mul_scalar(0.044715)).mul_scalar((2.0 / std::f64::consts::PI).sqrt());
     x.mul_scalar(0.5) * inner.tanh().add_scalar(1.0)
 }

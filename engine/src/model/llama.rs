@@ -47,19 +47,21 @@ impl Attention {
         let q = rope.apply(split(self.q_proj.forward(x.clone()), heads));
         let k = rope.apply(split(self.k_proj.forward(x.clone()), kv_heads));
         let v = split(self.v_proj.forward(x), kv_heads);
-        // Each key/value head serves `heads / kv_heads` consecutive query heads.
-        let repeat = |t: Tensor<4>| {
-            let n_rep = heads / kv_heads;
-            if n_rep == 1 {
-                return t;
-            }
-            t.unsqueeze_dim::<5>(2).repeat_dim(2, n_rep).reshape([batch, heads, seq, head_dim])
-        };
-        let (k, v) = (repeat(k), repeat(v));
+        let (k, v) = (repeat_kv(k, heads), repeat_kv(v, heads));
         let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (head_dim as f64).sqrt()) + bias;
         let context = softmax(scores, 3).matmul(v);
         self.o_proj.forward(context.swap_dims(1, 2).reshape([batch, seq, heads * head_dim]))
     }
+}
+
+/// Grouped-query attention's keys or values (`[batch, kv_heads, seq, head_dim]`) for `heads`
+/// query heads: each key/value head serves `heads / kv_heads` consecutive query heads.
+pub(super) fn repeat_kv(t: Tensor<4>, heads: usize) -> Tensor<4> {
+    let [batch, kv_heads, seq, head_dim] = t.dims();
+    if kv_heads == heads {
+        return t;
+    }
+    t.unsqueeze_dim::<5>(2).repeat_dim(2, heads / kv_heads).reshape([batch, heads, seq, head_dim])
 }
 
 #[derive(Module, Debug)]
@@ -105,16 +107,26 @@ pub struct Llama {
     rope_original_positions: usize,
 }
 
-/// Rotary position angles of one batch, `[batch, 1, seq, head_dim]` each.
-struct Rope {
+/// Rotary position angles of one batch, `[batch, 1, seq, rotary dims]` each.
+pub(super) struct Rope {
     cos: Tensor<4>,
     sin: Tensor<4>,
 }
 
 impl Rope {
-    /// Rotates `x` (`[batch, heads, seq, head_dim]`) as transformers' `apply_rotary_pos_emb`:
+    /// The angles of `positions` (`[batch, seq]`) at inverse `frequencies`.
+    pub(super) fn new(positions: Tensor<2, Int>, frequencies: Vec<f32>) -> Self {
+        let [batch, seq] = positions.dims();
+        let half = frequencies.len();
+        let frequencies = Tensor::<1>::from_data(TensorData::new(frequencies, [half]), &positions.device()).reshape([1, 1, half]);
+        let angles = positions.float().reshape([batch, seq, 1]) * frequencies;
+        let both = |t: Tensor<3>| Tensor::cat(vec![t.clone(), t], 2).reshape([batch, 1, seq, 2 * half]);
+        Rope { cos: both(angles.clone().cos()), sin: both(angles.sin()) }
+    }
+
+    /// Rotates `x` (`[batch, heads, seq, rotary dims]`) as transformers' `apply_rotary_pos_emb`:
     /// the two halves of each head are the pairs' coordinates.
-    fn apply(&self, x: Tensor<4>) -> Tensor<4> {
+    pub(super) fn apply(&self, x: Tensor<4>) -> Tensor<4> {
         let half = x.dims()[3] / 2;
         let first = x.clone().narrow(3, 0, half);
         let second = x.clone().narrow(3, half, half);
@@ -157,14 +169,7 @@ impl Llama {
     }
 
     fn rope(&self, positions: Tensor<2, Int>) -> Rope {
-        let [batch, seq] = positions.dims();
-        let device = positions.device();
-        let frequencies = inverse_frequencies(self.head_dim, self.rope_theta, self.scaling());
-        let half = frequencies.len();
-        let frequencies = Tensor::<1>::from_data(TensorData::new(frequencies, [half]), &device).reshape([1, 1, half]);
-        let angles = positions.float().reshape([batch, seq, 1]) * frequencies;
-        let both = |t: Tensor<3>| Tensor::cat(vec![t.clone(), t], 2).reshape([batch, 1, seq, 2 * half]);
-        Rope { cos: both(angles.clone().cos()), sin: both(angles.sin()) }
+        Rope::new(positions, inverse_frequencies(self.head_dim, self.rope_theta, self.scaling()))
     }
 
     /// A model of this shape with random weights (N(0, 0.02), unit norms): the shell a saved

@@ -11,6 +11,7 @@
 pub mod gpt;
 pub mod init;
 pub mod llama;
+pub mod phi;
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
@@ -28,6 +29,7 @@ use init::Initializer;
 pub enum Backbone {
     Gpt(gpt::Gpt),
     Llama(llama::Llama),
+    Phi(phi::Phi),
 }
 
 impl Backbone {
@@ -35,6 +37,7 @@ impl Backbone {
         match self {
             Backbone::Gpt(gpt) => gpt.embed(input_ids),
             Backbone::Llama(llama) => llama.embed(input_ids),
+            Backbone::Phi(phi) => phi.embed(input_ids),
         }
     }
 
@@ -42,6 +45,7 @@ impl Backbone {
         match self {
             Backbone::Gpt(gpt) => gpt.encode(token_embeddings, attention_bias),
             Backbone::Llama(llama) => llama.encode(token_embeddings, attention_bias),
+            Backbone::Phi(phi) => phi.encode(token_embeddings, attention_bias),
         }
     }
 
@@ -49,6 +53,7 @@ impl Backbone {
         match self {
             Backbone::Gpt(gpt) => gpt.encode_at(token_embeddings, positions, attention_bias),
             Backbone::Llama(llama) => llama.encode_at(token_embeddings, positions, attention_bias),
+            Backbone::Phi(phi) => phi.encode_at(token_embeddings, positions, attention_bias),
         }
     }
 
@@ -56,6 +61,7 @@ impl Backbone {
         match self {
             Backbone::Gpt(gpt) => gpt.max_len(),
             Backbone::Llama(llama) => llama.max_len(),
+            Backbone::Phi(phi) => phi.max_len(),
         }
     }
 }
@@ -84,8 +90,10 @@ impl RewardModel {
         let backbone = match config.architecture {
             Architecture::Gpt => Backbone::Gpt(gpt::Gpt::init(config, &mut init)),
             Architecture::Llama => Backbone::Llama(llama::Llama::init(config, &mut init)),
+            Architecture::Phi => Backbone::Phi(phi::Phi::init(config, &mut init)),
         };
-        let policy_head = init.linear(config.d_model, config.vocab_size, 0.02, false);
+        // Phi's LM head has a bias.
+        let policy_head = init.linear(config.d_model, config.vocab_size, 0.02, config.architecture == Architecture::Phi);
         let reward_head = init.zero_linear(config.d_model, 1);
         crate::params::number_params(Self { backbone, policy_head, reward_head })
     }
@@ -99,6 +107,7 @@ impl RewardModel {
         let config = &checkpoint.model;
         let (backbone, embedding) = match config.architecture {
             Architecture::Llama => (Backbone::Llama(llama::Llama::from_hf(config, tensors, device)?), "model.embed_tokens.weight".to_string()),
+            Architecture::Phi => (Backbone::Phi(phi::Phi::from_hf(config, tensors, device)?), "model.embed_tokens.weight".to_string()),
             Architecture::Gpt => (Backbone::Gpt(gpt::Gpt::from_hf(config, tensors, device)?), format!("{}wte.weight", gpt::hf_prefix(tensors))),
         };
         let (vocab, d) = (config.vocab_size, config.d_model);
@@ -106,7 +115,13 @@ impl RewardModel {
             (false, true) => embedding.as_str(),
             _ => "lm_head.weight",
         };
-        let policy_head = Linear { weight: Param::from_data(tensors.transposed(head, vocab, d)?, device), bias: None };
+        let bias = match (head, config.architecture) {
+            ("lm_head.weight", Architecture::Phi) => Some(Param::from_data(tensors.tensor("lm_head.bias", &[vocab])?, device)),
+            // A head read from the embedding (a classifier's) starts with Phi's bias at zero.
+            (_, Architecture::Phi) => Some(Initializer::new(0, device).constant([vocab], 0.0)),
+            _ => None,
+        };
+        let policy_head = Linear { weight: Param::from_data(tensors.transposed(head, vocab, d)?, device), bias };
         let reward_head = match checkpoint.sequence_classifier {
             true => tensors.linear("score", d, 1, false, device)?,
             false => Initializer::new(0, device).zero_linear(d, 1),
@@ -123,6 +138,7 @@ impl RewardModel {
         match &self.backbone {
             Backbone::Gpt(gpt) => gpt.to_hf(&mut out),
             Backbone::Llama(llama) => llama.to_hf(&mut out),
+            Backbone::Phi(phi) => phi.to_hf(&mut out),
         }
         match head {
             HfHead::Reward => out.linear("score", &self.reward_head),
