@@ -541,3 +541,19 @@ fn an_exported_run_scores_as_the_run_and_bare_backbones_score_eval_and_attribute
     let error = fails_with(2, &["score", "--model", s(&run), "--backbone", s(&qwen), "--prompt", "a", "--response", "b"]);
     assert!(error.contains("cannot be used with"), "{error}");
 }
+
+/// Output into a pipe that closes early (`hafrm train --print-config | head -1`) ends the
+/// command quietly.
+#[test]
+fn a_closed_output_pipe_ends_the_command_without_a_panic() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hafrm"))
+        .args(["train", "--print-config"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+}

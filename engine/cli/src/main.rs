@@ -28,6 +28,13 @@ fn main() {
         // SAFETY: as above, still a single thread.
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
     }
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`hafrm score … | head -1`) would
+    // panic; with the default action the process ends quietly, as other Unix tools do.
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default action, still single-threaded.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = args::Cli::parse();
     if let Err(error) = args::run(args) {
         eprintln!("error: {error}");
