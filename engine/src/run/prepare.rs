@@ -197,5 +197,8 @@ fn initial_model(config: &RunConfig, device: &Device, on_load: impl FnMut(usize,
         RewardModel::from_hf(&folder.config, &folder.tensors, device)
     }
     #[cfg(target_family = "wasm")]
-    Err(Error::Config(format!("{}: a page reads no folders by path", path.display())))
+    {
+        drop(on_load);
+        Err(Error::Config(format!("{}: a page reads no folders by path", path.display())))
+    }
 }
