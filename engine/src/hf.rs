@@ -373,14 +373,7 @@ impl HfTensors {
     /// Tensor `name` (`[rows, columns]` as stored) transposed, `[columns, rows]`: PyTorch's
     /// `Linear` stores `[out, in]`, Burn's `[in, out]`.
     pub fn transposed(&self, name: &str, rows: usize, columns: usize) -> Result<TensorData> {
-        let values = self.values(name, &[rows, columns])?;
-        let mut out = vec![0f32; values.len()];
-        for r in 0..rows {
-            for c in 0..columns {
-                out[c * rows + r] = values[r * columns + c];
-            }
-        }
-        Ok(TensorData::new(out, [columns, rows]))
+        Ok(TensorData::new(transpose(&self.values(name, &[rows, columns])?, rows, columns), [columns, rows]))
     }
 
     /// The linear layer `{prefix}.weight` (and `{prefix}.bias` when `bias`), `d_in -> d_out`.
@@ -389,6 +382,18 @@ impl HfTensors {
         let bias = bias.then(|| self.tensor(&format!("{prefix}.bias"), &[d_out])).transpose()?;
         Ok(Linear { weight: Param::from_data(weight, device), bias: bias.map(|b| Param::from_data(b, device)) })
     }
+}
+
+/// A row-major `[rows, columns]` matrix as `[columns, rows]`: PyTorch's `Linear` and Burn's
+/// store their weights transposed to each other.
+fn transpose(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
+    let mut out = vec![0f32; values.len()];
+    for r in 0..rows {
+        for c in 0..columns {
+            out[c * rows + r] = values[r * columns + c];
+        }
+    }
+    out
 }
 
 /// Which head an exported model carries.
@@ -421,13 +426,7 @@ impl HfWeights {
         let data = layer.weight.val().into_data();
         let [rows, columns] = <[usize; 2]>::try_from(data.shape().to_vec()).expect("a linear weight is 2-D");
         let values = data.try_into_vec::<f32>().expect("f32 parameters");
-        let mut transposed = vec![0f32; values.len()];
-        for r in 0..rows {
-            for c in 0..columns {
-                transposed[c * rows + r] = values[r * columns + c];
-            }
-        }
-        self.tensors.push((format!("{prefix}.weight"), vec![columns, rows], transposed));
+        self.tensors.push((format!("{prefix}.weight"), vec![columns, rows], transpose(&values, rows, columns)));
         if let Some(bias) = &layer.bias {
             self.tensor(format!("{prefix}.bias"), bias);
         }
