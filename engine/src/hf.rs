@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::config::{Architecture, ModelConfig, RopeScaling};
 use crate::error::{Error, Result};
+use crate::gguf::TensorType;
 
 /// The architectures (`config.json`'s `architectures`) hafrm reads: language models, and the
 /// reward models (`*ForSequenceClassification`) `hafrm export` writes.
@@ -239,14 +240,28 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Where one tensor's bytes are.
+/// Where one tensor's bytes are, and how they become the Hugging Face tensor of that name.
 #[derive(Clone, Debug)]
-struct TensorEntry {
-    file: usize,
-    dtype: String,
-    shape: Vec<usize>,
-    start: usize,
-    end: usize,
+pub(crate) struct TensorEntry {
+    pub file: usize,
+    /// The stored type's name (`F32`, `Q4_K`, …) and the type, when hafrm reads it.
+    pub dtype: (String, Option<TensorType>),
+    /// The Hugging Face shape, after `layout`.
+    pub shape: Vec<usize>,
+    pub start: usize,
+    pub end: usize,
+    pub layout: Layout,
+}
+
+/// How a stored tensor differs from the Hugging Face tensor it stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    AsStored,
+    /// A 2-D tensor stored transposed (GGUF's GPT-2 weights are `Linear`'s, not `Conv1D`'s).
+    Transposed,
+    /// llama.cpp interleaves the two rotary halves of each of `heads` heads of a Llama
+    /// query or key projection's rows; this undoes it.
+    RotaryHalves { heads: usize },
 }
 
 /// A weight file's bytes: given (a page reads its files itself) or mapped from disk, so that
@@ -314,11 +329,18 @@ impl HfTensors {
                 if start > end || end > data_len {
                     return Err(corrupt(format!("tensor `{tensor}` lies outside the file (bytes {start}..{end} of {data_len}); is it truncated?")));
                 }
-                entries.insert(tensor, TensorEntry { file: index, dtype, shape, start, end });
+                let dtype = (dtype.clone(), TensorType::from_safetensors(&dtype));
+                entries.insert(tensor, TensorEntry { file: index, dtype, shape, start, end, layout: Layout::AsStored });
             }
             data_files.push((name, bytes, header_end));
         }
-        Ok(Self { files: data_files, entries, read: Default::default(), progress: Default::default() })
+        Ok(Self::from_entries(data_files, entries))
+    }
+
+    /// Tensors indexed elsewhere (a GGUF file's): `files` holds each file's name, bytes and
+    /// where its tensor data starts.
+    pub(crate) fn from_entries(files: Vec<(String, FileBytes, usize)>, entries: HashMap<String, TensorEntry>) -> Self {
+        Self { files, entries, read: Default::default(), progress: Default::default() }
     }
 
     /// Reports each tensor read to `progress(read, total)`.
@@ -354,19 +376,30 @@ impl HfTensors {
         if let Some(progress) = self.progress.borrow_mut().as_mut() {
             progress(self.read.get(), self.entries.len());
         }
+        let (dtype_name, dtype) = &entry.dtype;
+        let dtype = dtype.ok_or_else(|| Error::checkpoint(file, format!("tensor `{name}` has dtype {dtype_name}; supported: F32, F16, BF16")))?;
         let n: usize = shape.iter().product();
-        let width = match entry.dtype.as_str() {
-            "F32" => 4,
-            "F16" | "BF16" => 2,
-            other => return Err(Error::checkpoint(file, format!("tensor `{name}` has dtype {other}; supported: F32, F16, BF16"))),
-        };
-        if raw.len() != n * width {
-            return Err(Error::checkpoint(file, format!("tensor `{name}` holds {} bytes, but {n} {} values take {}", raw.len(), entry.dtype, n * width)));
+        let expected = dtype.byte_len(n).map_err(|e| Error::checkpoint(file, format!("tensor `{name}`: {e}")))?;
+        if raw.len() != expected {
+            return Err(Error::checkpoint(file, format!("tensor `{name}` holds {} bytes, but {n} {dtype_name} values take {expected}", raw.len())));
         }
-        Ok(match entry.dtype.as_str() {
-            "F32" => raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect(),
-            "F16" => raw.chunks_exact(2).map(|b| half_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
-            _ => raw.chunks_exact(2).map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16)).collect(),
+        let values = dtype.decode(raw);
+        Ok(match entry.layout {
+            Layout::AsStored => values,
+            // Stored `[columns, rows]`, wanted `[rows, columns]`.
+            Layout::Transposed => transpose(&values, shape[1], shape[0]),
+            Layout::RotaryHalves { heads } => {
+                let (rows, columns) = (shape[0], shape.get(1).copied().unwrap_or(1));
+                let half = rows / heads / 2;
+                let mut out = vec![0f32; values.len()];
+                for h in 0..heads {
+                    for (a, b) in (0..2).flat_map(|a| (0..half).map(move |b| (a, b))) {
+                        let (to, from) = (h * 2 * half + a * half + b, h * 2 * half + 2 * b + a);
+                        out[to * columns..(to + 1) * columns].copy_from_slice(&values[from * columns..(from + 1) * columns]);
+                    }
+                }
+                out
+            }
         })
     }
 
@@ -460,24 +493,6 @@ impl HfWeights {
     }
 }
 
-/// IEEE half precision to single.
-fn half_to_f32(h: u16) -> f32 {
-    let sign = u32::from(h >> 15) << 31;
-    let exponent = u32::from((h >> 10) & 0x1f);
-    let mantissa = u32::from(h & 0x3ff);
-    let bits = match (exponent, mantissa) {
-        (0, 0) => sign,
-        (0, m) => {
-            // Subnormal: normalise it.
-            let shift = m.leading_zeros() - 21;
-            sign | ((113 - shift) << 23) | (((m << shift) & 0x3ff) << 13)
-        }
-        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
-        (e, m) => sign | ((e + 112) << 23) | (m << 13),
-    };
-    f32::from_bits(bits)
-}
-
 /// The small files of a model folder besides its weights and `tokenizer.json`: its settings,
 /// tokenizer settings and chat template. A run keeps them (`backbone/`) for `hafrm export` and
 /// `--template chat`.
@@ -551,6 +566,24 @@ mod folder {
         Ok(HfFolder { config, tensors, tokenizer_json, settings: settings_files(dir)? })
     }
 
+    /// A backbone: a Hugging Face model folder, or a GGUF file (`gguf::read_gguf`).
+    pub fn read_backbone(path: &Path) -> Result<HfFolder> {
+        if !path.is_file() {
+            return read_folder(path);
+        }
+        let bytes = map(path)?;
+        if !crate::gguf::is_gguf(&bytes) {
+            return Err(Error::checkpoint(path, "neither a GGUF file nor a model folder (a Hugging Face model folder holds config.json and *.safetensors)"));
+        }
+        crate::gguf::read_gguf(&path.display().to_string(), bytes)
+    }
+
+    /// A backbone's settings files (`SETTINGS_FILES`): a folder's own, or those a GGUF file's
+    /// metadata stands for.
+    pub fn backbone_settings(path: &Path) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
+        if path.is_file() { Ok(read_backbone(path)?.settings) } else { settings_files(path) }
+    }
+
     /// The `SETTINGS_FILES` that `dir` has, by name.
     pub fn settings_files(dir: &Path) -> Result<std::collections::BTreeMap<String, Vec<u8>>> {
         SETTINGS_FILES.iter().filter(|name| dir.join(name).is_file()).map(|name| Ok((name.to_string(), read(&dir.join(name))?))).collect()
@@ -558,19 +591,11 @@ mod folder {
 }
 
 #[cfg(not(target_family = "wasm"))]
-pub use folder::{read_config, read_folder, settings_files};
+pub use folder::{backbone_settings, read_backbone, read_config, read_folder, settings_files};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn half_precision_widens_exactly() {
-        for (bits, value) in [(0x3c00u16, 1.0f32), (0xc000, -2.0), (0x3555, 0.333_251_95), (0x0001, 5.960_464_5e-8), (0x7bff, 65504.0), (0x0000, 0.0)] {
-            assert_eq!(half_to_f32(bits), value, "{bits:#06x}");
-        }
-        assert!(half_to_f32(0x7e00).is_nan() && half_to_f32(0x7c00) == f32::INFINITY);
-    }
 
     #[test]
     fn unsupported_architectures_and_rope_types_are_named() {

@@ -15,11 +15,14 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod export;
+pub mod gguf;
 pub mod hf;
 pub mod losses;
 pub mod mask;
 pub mod metrics;
 pub mod model;
+#[cfg(not(target_family = "wasm"))]
+pub mod models;
 pub mod objective;
 pub mod params;
 pub mod reference;

@@ -8,9 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use burn::module::Module;
 use burn::tensor::Device;
-use hafrm::batch::{EncodedResponse, SequenceRef, TokenBatch};
 use hafrm::hf::read_folder;
 use hafrm::model::RewardModel;
 use serde_json::Value;
@@ -19,38 +17,11 @@ fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf").join(name)
 }
 
-/// Logits of the fixture's sequences, padded together into one batch, against transformers'.
+/// The fixture folder's logits against transformers'.
 fn check_logits(name: &str, device: &Device) {
     let dir = fixture(name);
-    let folder = read_folder(&dir).unwrap();
-    let model = RewardModel::from_hf(&folder.config, &folder.tensors, device).unwrap();
-    assert_eq!(model.num_params(), folder.config.model.parameter_count(), "{name}: the count from the shape");
     let expected: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
-    let columns = expected["columns"].as_u64().unwrap() as usize;
-    let sequences: Vec<Vec<u32>> =
-        expected["sequences"].as_array().unwrap().iter().map(|s| s["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()).collect();
-    let responses: Vec<EncodedResponse> =
-        sequences.iter().map(|ids| EncodedResponse { ids: ids[1..].to_vec(), offsets: vec![(0, 0); ids.len() - 1], ref_logps: None }).collect();
-    let refs: Vec<SequenceRef> = sequences.iter().zip(&responses).map(|(ids, response)| SequenceRef { prompt: &ids[..1], response }).collect();
-    let batch = TokenBatch::from_sequences(&refs, 0, device);
-    let logits = model.policy_head.forward(model.hidden(&batch));
-    let [rows, seq, vocab] = logits.dims();
-    assert_eq!((rows, vocab), (sequences.len(), folder.config.model.vocab_size));
-    let values = logits.into_data().try_into_vec::<f32>().unwrap();
-    let mut worst = 0f64;
-    for (row, want) in expected["sequences"].as_array().unwrap().iter().enumerate() {
-        for (t, want_row) in want["logits"].as_array().unwrap().iter().enumerate() {
-            let at = |v: usize| f64::from(values[(row * seq + t) * vocab + v]);
-            for (v, want) in want_row.as_array().unwrap().iter().enumerate().take(columns) {
-                worst = worst.max((at(v) - want.as_f64().unwrap()).abs());
-            }
-            let max = (0..vocab).map(at).fold(f64::MIN, f64::max);
-            let logsumexp = max + (0..vocab).map(|v| (at(v) - max).exp()).sum::<f64>().ln();
-            worst = worst.max((logsumexp - want["logsumexp"][t].as_f64().unwrap()).abs());
-        }
-    }
-    eprintln!("{name}: logits within {worst:.1e} of transformers'");
-    assert!(worst < 1e-4, "{name}: logits differ from transformers' by up to {worst}");
+    common::check_logits(name, &read_folder(&dir).unwrap(), &expected, device);
 }
 
 #[test]

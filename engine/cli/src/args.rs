@@ -1,6 +1,6 @@
 //! The command line: subcommands, the flags they share, and helpers for drawing progress.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use hafrm::config::Method;
@@ -9,7 +9,7 @@ use hafrm::run::DEFAULT_DEMO;
 use hafrm::data::formats::{ReadLimits, RecordShape};
 use hafrm::config::PRESETS;
 use hafrm::device::{BackendChoice, select_backend};
-use hafrm::hf::read_config;
+use hafrm::hf::read_backbone;
 use hafrm::run::{BackboneChoice, TrainedRun};
 use hafrm::Result;
 
@@ -62,10 +62,11 @@ pub struct ModelArgs {
     /// A run directory written by `hafrm train`.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// A bare backbone instead: a Hugging Face model folder (reward head zero), or a reward
-    /// model `hafrm export` wrote (its `score` is the reward head).
+    /// A bare backbone instead: a Hugging Face model folder or a GGUF file (reward head zero),
+    /// a known model (smollm2-135m), or a reward model `hafrm export` wrote (its `score` is the
+    /// reward head).
     #[arg(long)]
-    pub backbone: Option<PathBuf>,
+    pub backbone: Option<String>,
 }
 
 impl ModelArgs {
@@ -74,24 +75,41 @@ impl ModelArgs {
         let device = select_backend(backend)?.device;
         match (&self.model, &self.backbone) {
             (Some(run), _) => TrainedRun::open(run, &device),
-            (None, Some(folder)) => TrainedRun::from_backbone(folder, &device),
+            (None, Some(backbone)) => TrainedRun::from_backbone(&backbone_path(backbone)?, &device),
             (None, None) => Err(hafrm::Error::Config("give --model RUN or --backbone FOLDER".into())),
         }
     }
 }
 
-/// `--backbone`: a preset's name, or else a Hugging Face model folder (its `config.json` read).
+/// `--backbone`: a preset's name, a known model's (`smollm2-135m`, from the model cache), or
+/// else a Hugging Face model folder or a GGUF file (its settings read).
 pub fn backbone_choice(backbone: &str) -> Result<BackboneChoice> {
     if PRESETS.contains(&backbone) {
         return Ok(BackboneChoice::Preset(backbone.to_string()));
     }
-    let path = Path::new(backbone);
-    if !path.exists() {
-        return Err(hafrm::Error::Config(format!("--backbone `{backbone}` is neither a preset ({}) nor a model folder", PRESETS.join(", "))));
-    }
-    let path = path.canonicalize().map_err(|e| hafrm::Error::io(path, e))?;
-    let checkpoint = read_config(&path)?;
+    let path = backbone_path(backbone)?;
+    let checkpoint = read_backbone(&path)?.config;
     Ok(BackboneChoice::Pretrained { model: checkpoint.model, eos_token_id: checkpoint.eos_token_id, path })
+}
+
+/// The file or folder `--backbone` names: a known model in the cache, or a path.
+pub fn backbone_path(backbone: &str) -> Result<PathBuf> {
+    let path = match hafrm::models::known(backbone) {
+        Some(model) if !model.path().is_file() => {
+            return Err(hafrm::Error::Config(format!("--backbone {backbone}: {} is not in the model cache; `{}` puts it there", model.file, model.fetch)));
+        }
+        Some(model) => model.path(),
+        None => PathBuf::from(backbone),
+    };
+    if !path.exists() {
+        let known: Vec<&str> = hafrm::models::KNOWN_MODELS.iter().map(|m| m.name).collect();
+        return Err(hafrm::Error::Config(format!(
+            "--backbone `{backbone}` is neither a preset ({}), a known model ({}), a model folder nor a GGUF file",
+            PRESETS.join(", "),
+            known.join(", ")
+        )));
+    }
+    path.canonicalize().map_err(|e| hafrm::Error::io(&path, e))
 }
 
 /// Where pairs come from: a file, or a built-in teaching set.

@@ -13,7 +13,7 @@ use hafrm::data::demo::{self, DemoSet};
 use hafrm::data::split_train_eval;
 use hafrm::device::{BackendChoice, select_backend};
 use hafrm::eval::evaluate;
-use hafrm::hf::read_folder;
+use hafrm::hf::read_backbone;
 use hafrm::model::RewardModel;
 use hafrm::reference::attach_reference_logps;
 use hafrm::rng::SeededRng;
@@ -72,7 +72,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             let (model, eos) = match choice {
                 BackboneChoice::Preset(name) => (RewardModel::new(&ModelConfig::preset(name, TextEncoder::builtin().vocab_size())?, 0, &train_device), TextEncoder::builtin().eos_id()),
                 BackboneChoice::Pretrained { path, .. } => {
-                    let folder = read_folder(path)?;
+                    let folder = read_backbone(path)?;
                     let eos = folder.config.eos_token_id.unwrap_or(0);
                     (RewardModel::from_hf(&folder.config, &folder.tensors, &train_device)?, eos)
                 }

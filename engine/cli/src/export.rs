@@ -8,7 +8,7 @@ use clap::Args;
 use hafrm::data::formats::ReadLimits;
 use hafrm::device::{BackendChoice, cpu_device, select_backend};
 use hafrm::export::{ExportSource, export_files};
-use hafrm::hf::settings_files;
+use hafrm::hf::backbone_settings;
 use hafrm::params::copy_to_host;
 use hafrm::run::{RunDir, TrainedRun, read_pairs};
 use hafrm::{Error, Result};
@@ -78,10 +78,10 @@ pub fn run(args: ExportArgs) -> Result<()> {
 fn backbone_files(run: &Path, trained: &TrainedRun) -> Result<BTreeMap<String, Vec<u8>>> {
     let kept = RunDir::open(run)?.backbone_files()?;
     let Some(folder) = trained.config.pretrained.as_ref().filter(|_| kept.is_empty()) else { return Ok(kept) };
-    if !folder.join("config.json").is_file() {
-        return Err(Error::checkpoint(folder, "this run's backbone folder is gone, and the run kept no copy of its config.json"));
+    if !folder.join("config.json").is_file() && !folder.is_file() {
+        return Err(Error::checkpoint(folder, "this run's backbone is gone, and the run kept no copy of its config.json"));
     }
-    settings_files(folder)
+    backbone_settings(folder)
 }
 
 /// Writes the files into a folder beside `out`, then renames it to `out`: a failed export

@@ -10,7 +10,7 @@ use hafrm::metrics::MetricsRecord;
 use hafrm::data::formats::human_bytes;
 use hafrm::run::{BackboneChoice, DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, LAST, MODEL, Preparation, RunChoices, Session};
 use hafrm::chat::ChatTemplate;
-use hafrm::hf::settings_files;
+use hafrm::hf::{read_backbone, settings_files};
 use hafrm::tokenizer::TextEncoder;
 use hafrm::{Error, Result};
 
@@ -42,7 +42,9 @@ pub struct TrainArgs {
     #[arg(long)]
     alternate_step: Option<usize>,
     /// The backbone: a built-in shape trained from scratch, tiny (d 128, 4 layers) or small
-    /// (d 256, 6 layers), or a Hugging Face model folder (Llama family, Qwen2) to fine-tune.
+    /// (d 256, 6 layers), or a pretrained model to fine-tune: a Hugging Face model folder or a
+    /// GGUF file (GPT-2, Llama family, Qwen2, Mistral, Phi), or smollm2-135m from the model
+    /// cache (`bash engine/scripts/fetch-smollm2.sh` puts it there).
     #[arg(long, alias = "preset", default_value = DEFAULT_PRESET)]
     backbone: String,
     #[arg(long, default_value_t = TrainConfig::new().learning_rate)]
@@ -228,7 +230,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     train_loop(session, &out, args.json)
 }
 
-/// The tokenizer and what to call it in errors: --tokenizer's, a model folder's own, or the
+/// The tokenizer and what to call it in errors: --tokenizer's, a backbone's own, or the
 /// bundled one (the run's EOS is applied by `RunConfig::with_eos`).
 fn encoder(args: &TrainArgs, backbone: &BackboneChoice) -> Result<(TextEncoder, String)> {
     if let Some(path) = &args.tokenizer {
@@ -236,6 +238,12 @@ fn encoder(args: &TrainArgs, backbone: &BackboneChoice) -> Result<(TextEncoder, 
     }
     match backbone {
         BackboneChoice::Preset(_) => Ok((TextEncoder::builtin(), "built in".to_string())),
+        // A GGUF file's tokenizer is rebuilt from its metadata.
+        BackboneChoice::Pretrained { path, .. } if path.is_file() => {
+            let gguf = read_backbone(path)?;
+            let json = gguf.tokenizer_json.as_deref().ok_or_else(|| Error::checkpoint(path, "has no tokenizer: give one with --tokenizer"))?;
+            Ok((TextEncoder::from_json(json)?.with_chat_template(ChatTemplate::from_files(&gguf.settings)?), path.display().to_string()))
+        }
         BackboneChoice::Pretrained { path, .. } => {
             let file = path.join("tokenizer.json");
             if !file.is_file() {

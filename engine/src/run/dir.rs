@@ -10,7 +10,7 @@ use crate::metrics::MetricsRecord;
 use crate::train::TrainerState;
 
 use super::{BACKBONE, CONFIG, LAST, METRICS, MODEL, OPTIMIZER, RunConfig, STATE, TOKENIZER};
-use crate::hf::settings_files;
+use crate::hf::{backbone_settings, settings_files};
 use crate::chat::ChatTemplate;
 use crate::tokenizer::TextEncoder;
 
@@ -87,12 +87,13 @@ impl RunDir {
         Ok(encoder)
     }
 
-    /// Keeps the backbone folder's settings files (`hf::SETTINGS_FILES`) in `backbone/`, so
-    /// that an export and the chat template work even after the folder has moved.
+    /// Keeps the backbone's settings files (`hf::SETTINGS_FILES`, a GGUF file's rebuilt from
+    /// its metadata) in `backbone/`, so that an export and the chat template work even after
+    /// the backbone has moved.
     pub fn keep_backbone_files(&self, folder: &Path) -> Result<()> {
         let kept = self.file(BACKBONE);
         fs::create_dir_all(&kept).map_err(|e| Error::io(&kept, e))?;
-        for (name, bytes) in settings_files(folder)? {
+        for (name, bytes) in backbone_settings(folder)? {
             write_atomic(&kept.join(name), &bytes)?;
         }
         Ok(())

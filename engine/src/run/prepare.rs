@@ -189,9 +189,9 @@ fn initial_model(config: &RunConfig, device: &Device, on_load: impl FnMut(usize,
     };
     #[cfg(not(target_family = "wasm"))]
     {
-        let folder = crate::hf::read_folder(path)?;
+        let folder = crate::hf::read_backbone(path)?;
         if folder.config.model != config.model {
-            return Err(Error::checkpoint(path, "its config.json is not the one this run was set up with"));
+            return Err(Error::checkpoint(path, "its settings are not the ones this run was set up with"));
         }
         folder.tensors.on_read(on_load);
         RewardModel::from_hf(&folder.config, &folder.tensors, device)

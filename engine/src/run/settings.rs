@@ -113,7 +113,7 @@ impl Default for DataChoice {
 pub enum BackboneChoice {
     /// A built-in shape trained from scratch: `tiny` or `small`.
     Preset(String),
-    /// A Hugging Face model folder, its shape and EOS (`hf::read_config`).
+    /// A Hugging Face model folder or a GGUF file, its shape and EOS (`hf::read_backbone`).
     Pretrained { path: PathBuf, model: ModelConfig, eos_token_id: Option<u32> },
 }
 
