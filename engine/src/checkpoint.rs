@@ -10,10 +10,11 @@ use crate::error::{Error, Result};
 use crate::model::RewardModel;
 use crate::params::copy_to_host;
 
-/// The model's weights as a safetensors file. Every parameter is read back asynchronously
-/// and the file is assembled on the CPU, so this works on a browser's WebGPU device too.
+/// The model's weights as a safetensors file, LoRA adapters merged into the weights they
+/// adapt. Every parameter is read back asynchronously and the file is assembled on the CPU,
+/// so this works on a browser's WebGPU device too.
 pub async fn model_to_safetensors(model: &RewardModel) -> Result<Vec<u8>> {
-    let host = copy_to_host(&model.valid(), &cpu_device()).await?;
+    let host = copy_to_host(&model.valid().materialize(), &cpu_device()).await?;
     let mut store = SafetensorsStore::from_bytes(None);
     host.save_into(&mut store).map_err(|e| Error::Backend(format!("cannot serialise the model: {e}")))?;
     store.get_bytes().map_err(|e| Error::Backend(format!("cannot serialise the model: {e}")))

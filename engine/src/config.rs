@@ -324,6 +324,13 @@ pub struct TrainConfig {
     pub eval_every: usize,
     #[config(default = 42)]
     pub seed: u64,
+    /// Freeze the embeddings and the lowest this many blocks (pretrained backbones).
+    #[config(default = 0)]
+    pub freeze_layers: usize,
+    /// Train low-rank adapters of the backbone's linear layers instead of the backbone
+    /// (pretrained backbones).
+    #[config(default = "None")]
+    pub lora: Option<crate::tuning::LoraSettings>,
 }
 
 impl TrainConfig {

@@ -30,6 +30,7 @@ pub mod rng;
 pub mod run;
 pub mod token_view;
 pub mod tokenizer;
+pub mod tuning;
 pub mod train;
 
 pub use error::{Error, Result};

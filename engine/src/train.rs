@@ -159,6 +159,8 @@ impl Trainer {
         if !device.is_autodiff() {
             return Err(Error::Backend("training needs an autodiff device".into()));
         }
+        // Frozen layers and LoRA adapters: only what trains gets gradients, hence optimizer state.
+        let model = crate::tuning::prepare(model, &config);
         let optimizer = AdamWConfig::new()
             .with_epsilon(config.adam_eps as f32)
             .with_weight_decay(config.weight_decay as f32)

@@ -10,6 +10,7 @@ use hafrm::data::formats::{ReadLimits, RecordShape};
 use hafrm::config::PRESETS;
 use hafrm::device::{BackendChoice, select_backend};
 use hafrm::hf::read_backbone;
+use hafrm::tuning::LoraSettings;
 use hafrm::run::{BackboneChoice, TrainedRun};
 use hafrm::Result;
 
@@ -191,4 +192,29 @@ pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
             .progress_chars("=> "),
     );
     bar
+}
+
+/// Which parameters of a pretrained backbone train.
+#[derive(Args, Debug, Clone)]
+pub struct TuningArgs {
+    /// Freeze the embeddings and the lowest N blocks of a pretrained backbone.
+    #[arg(long, value_name = "N")]
+    pub freeze_layers: Option<usize>,
+    /// Train LoRA adapters of this rank on the backbone's linear layers instead of the
+    /// backbone (the reward head trains in full).
+    #[arg(long, value_name = "RANK")]
+    pub lora: Option<usize>,
+    /// LoRA's scale numerator: the adapters' product is scaled by alpha / rank.
+    #[arg(long, default_value_t = LoraSettings::new(1).alpha, requires = "lora")]
+    pub lora_alpha: f64,
+    /// The layers LoRA adapts, by their Hugging Face names (e.g. q_proj,v_proj; GPT-2:
+    /// c_attn,c_proj,c_fc) [default: all linear layers of the blocks].
+    #[arg(long, value_delimiter = ',', requires = "lora")]
+    pub lora_targets: Vec<String>,
+}
+
+impl TuningArgs {
+    pub fn lora(&self) -> Option<LoraSettings> {
+        self.lora.map(|rank| LoraSettings::new(rank).with_alpha(self.lora_alpha).with_targets(self.lora_targets.clone()))
+    }
 }

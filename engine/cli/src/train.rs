@@ -14,7 +14,7 @@ use hafrm::hf::{read_backbone, settings_files};
 use hafrm::tokenizer::TextEncoder;
 use hafrm::{Error, Result};
 
-use crate::args::{DataArgs, backbone_choice, block_on, parse_backend, parse_method, progress_bar};
+use crate::args::{DataArgs, TuningArgs, backbone_choice, block_on, parse_backend, parse_method, progress_bar};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -98,6 +98,8 @@ pub struct TrainArgs {
     /// Print metrics as JSON Lines on stdout instead of progress bars.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    tuning: TuningArgs,
     /// Print the settings the run would use (its config.json) and stop.
     #[arg(long)]
     print_config: bool,
@@ -138,6 +140,8 @@ impl TrainArgs {
             template: Some(self.template.clone()),
             max_length: self.max_length,
             max_prompt_length: self.max_prompt_length,
+            freeze_layers: self.tuning.freeze_layers,
+            lora: self.tuning.lora(),
         })
     }
 }
@@ -180,12 +184,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let config = args.choices(backbone)?.into_config(encoder.vocab_size())?;
             let encoder = config.with_eos(encoder)?;
             config.check_tokenizer(&encoder, &name)?;
-            let memory = config.model.training_memory(config.train.batch_size, config.encode.max_length);
+            let memory = hafrm::tuning::training_memory(&config.train, &config.model, config.encode.max_length);
+            let trainable = hafrm::tuning::trainable_parameters(&config.train, &config.model);
             status(
                 args.json,
                 format!(
-                    "model: {} parameters; training needs about {} (weights, gradients and AdamW state {}; activations of {} pairs of up to {} tokens {})",
+                    "model: {} parameters, {} trained; training needs about {} (weights, gradients and AdamW state {}; activations of {} pairs of up to {} tokens {})",
                     parameter_count(config.model.parameter_count()),
+                    parameter_count(trainable),
                     human_bytes(memory.total()),
                     human_bytes(memory.parameters),
                     config.train.batch_size,

@@ -33,6 +33,15 @@ pub enum Backbone {
 }
 
 impl Backbone {
+    fn architecture(&self) -> crate::config::Architecture {
+        use crate::config::Architecture;
+        match self {
+            Backbone::Gpt(_) => Architecture::Gpt,
+            Backbone::Llama(_) => Architecture::Llama,
+            Backbone::Phi(_) => Architecture::Phi,
+        }
+    }
+
     fn embed(&self, input_ids: Tensor<2, Int>) -> Tensor<3> {
         match self {
             Backbone::Gpt(gpt) => gpt.embed(input_ids),
@@ -83,6 +92,10 @@ pub struct SequenceScores {
 }
 
 impl RewardModel {
+    pub fn architecture(&self) -> crate::config::Architecture {
+        self.backbone.architecture()
+    }
+
     /// A fresh model; the same seed gives the same weights on every device, and parameters
     /// are numbered in a fixed order (see `params::number_params`).
     pub fn new(config: &ModelConfig, seed: u64, device: &Device) -> Self {

@@ -60,7 +60,7 @@ mod native {
     use super::*;
     use crate::data::formats::ReadLimits;
     use crate::device::Device;
-    use crate::error::Result;
+    use crate::error::{Error, Result};
     use crate::tokenizer::TextEncoder;
 
     /// A new run of `config` in the directory `out`. The pairs are read and tokenised first,
@@ -83,6 +83,11 @@ mod native {
     pub fn resume(path: &Path, steps: Option<usize>, limits: ReadLimits, device: &Device) -> Result<Preparation> {
         let dir = RunDir::open(path)?;
         let mut config = dir.load_config()?;
+        if config.train.lora.is_some() {
+            // Its checkpoints hold the adapters merged into the weights: their factors and
+            // optimizer moments are not there to continue from.
+            return Err(Error::Config(format!("{}: resuming a LoRA run is not supported (its checkpoints hold merged weights); its best model is {}", path.display(), dir.file(MODEL).display())));
+        }
         if let Some(steps) = steps {
             config.train.steps = Some(steps);
         }

@@ -56,6 +56,7 @@ impl RunConfig {
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
         self.train.validate()?;
+        crate::tuning::validate(&self.train, &self.model, self.pretrained.is_some())?;
         self.encode.validate(self.model.max_len)?;
         let fraction = self.eval_fraction;
         if !(fraction.is_finite() && (0.0..1.0).contains(&fraction)) {
@@ -148,6 +149,10 @@ pub struct RunChoices {
     pub template: Option<String>,
     pub max_length: Option<usize>,
     pub max_prompt_length: Option<usize>,
+    /// Pretrained backbones: freeze the embeddings and the lowest this many blocks.
+    pub freeze_layers: Option<usize>,
+    /// Pretrained backbones: train LoRA adapters instead of the backbone.
+    pub lora: Option<crate::tuning::LoraSettings>,
 }
 
 impl RunChoices {
@@ -178,7 +183,9 @@ impl RunChoices {
             .with_epochs(self.epochs.unwrap_or(defaults.epochs))
             .with_warmup_steps(warmup_steps)
             .with_eval_every(self.eval_every.unwrap_or(defaults.eval_every))
-            .with_seed(seed);
+            .with_seed(seed)
+            .with_freeze_layers(self.freeze_layers.unwrap_or(defaults.freeze_layers))
+            .with_lora(self.lora);
         let (model, pretrained, eos_token_id) = match self.backbone {
             None => (ModelConfig::preset(DEFAULT_PRESET, vocab_size)?, None, None),
             Some(BackboneChoice::Preset(name)) => (ModelConfig::preset(&name, vocab_size)?, None, None),
