@@ -499,7 +499,7 @@ fn a_hugging_face_folder_trains_as_a_backbone_and_its_run_scores() {
     assert!(error.contains("no chat template"), "{error}");
     assert!(!dir.join("no-template").exists());
     let error = fails(&["train", "--backbone", s(&dir.join("nowhere")), "--print-config"]);
-    assert!(error.contains("neither a preset (tiny, small) nor a model folder"), "{error}");
+    assert!(error.contains("neither a preset (tiny, small), a known model (smollm2-135m), a model folder nor a GGUF file"), "{error}");
     let error = fails(&["train", "--backbone", s(&dir), "--print-config"]);
     assert!(error.contains("config.json"), "{error}");
 }
@@ -540,6 +540,45 @@ fn an_exported_run_scores_as_the_run_and_bare_backbones_score_eval_and_attribute
     assert!(error.contains("already exists and is not empty"), "{error}");
     let error = fails_with(2, &["score", "--model", s(&run), "--backbone", s(&qwen), "--prompt", "a", "--response", "b"]);
     assert!(error.contains("cannot be used with"), "{error}");
+}
+
+/// A GGUF file as the backbone, trained with LoRA adapters: the run scores, exports as a
+/// Llama reward model that scores as the run does (adapters merged), and is not resumed;
+/// frozen layers train too; what cannot be done is refused by name.
+#[test]
+fn a_gguf_backbone_trains_with_lora_or_frozen_layers_and_exports_merged() {
+    let dir = temp_dir("gguf");
+    let gguf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/gguf/llama-quants.gguf");
+    let run = dir.join("lora");
+    let records = train_small(&run, &["--backbone", s(&gguf), "--lora", "4", "--lora-targets", "q_proj,v_proj"]);
+    assert_eq!(records.last().unwrap()["steps"], 6);
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["train"]["lora"]["rank"], 4);
+    let out = dir.join("exported");
+    let printed = ok(&["export", "--model", s(&run), "--out", s(&out), "--backend", "cpu"]);
+    assert!(printed.contains("LlamaForSequenceClassification"), "{printed}");
+    let score = |flag: &str, path: &Path| -> Value {
+        serde_json::from_str(ok(&["score", flag, s(path), "--backend", "cpu", "--prompt", "Hi there", "--response", "Hello, how can I help?", "--json"]).trim()).unwrap()
+    };
+    let (trained, exported) = (score("--model", &run), score("--backbone", &out));
+    assert!((trained["reward"].as_f64().unwrap() - exported["reward"].as_f64().unwrap()).abs() < 1e-4, "{trained} vs {exported}");
+    assert_eq!(trained["prompt_tokens"], exported["prompt_tokens"]);
+    let error = fails(&["train", "--resume", s(&run), "--steps", "8"]);
+    assert!(error.contains("resuming a LoRA run is not supported"), "{error}");
+
+    let frozen = dir.join("frozen");
+    train_small(&frozen, &["--backbone", s(&gguf), "--freeze-layers", "1", "--template", "chat"]);
+    assert!(frozen.join("backbone/chat_template.jinja").is_file(), "the GGUF file's chat template is kept");
+    let error = fails(&["train", "--lora", "4", "--print-config"]);
+    assert!(error.contains("--lora fine-tunes a pretrained backbone"), "{error}");
+    let error = fails(&["train", "--backbone", s(&gguf), "--freeze-layers", "2", "--print-config"]);
+    assert!(error.contains("the model has 1 layers"), "{error}");
+    let error = fails(&["train", "--backbone", s(&gguf), "--lora", "4", "--lora-targets", "c_fc", "--print-config"]);
+    assert!(error.contains("`c_fc` is not a linear layer LoRA can wrap in a Llama backbone"), "{error}");
+    // A known model that is not in the model cache says how to get it.
+    let out = Command::new(env!("CARGO_BIN_EXE_hafrm")).args(["train", "--backbone", "smollm2-135m", "--print-config"]).env("HAFRM_MODELS", &dir).output().unwrap();
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && error.contains("engine/scripts/fetch-smollm2.sh"), "{error}");
 }
 
 /// Output into a pipe that closes early (`hafrm train --print-config | head -1`) ends the

@@ -167,3 +167,37 @@ pub fn training_memory(train: &TrainConfig, config: &ModelConfig, length: usize)
     let adapters = if train.lora.is_some() { trainable - config.d_model as u64 } else { 0 };
     crate::config::TrainingMemory { parameters: 4 * (config.parameter_count() as u64 + adapters) + 12 * trainable, activations: full.activations }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trainable_counts_follow_the_shape() {
+        let model = ModelConfig { architecture: Architecture::Llama, n_kv_heads: Some(1), ffn_size: Some(16), ..ModelConfig::new(10, 8, 3, 2, 16) };
+        let full = TrainConfig::new();
+        assert_eq!(trainable_parameters(&full, &model), model.parameter_count());
+        // A Llama block of d 8, 2 heads of 4, 1 key-value head, ffn 16: norms 16, q 64, k and v
+        // 32 each, o 64, MLP 3 x 128.
+        let block = 16 + 64 + 2 * 32 + 64 + 3 * 128;
+        assert_eq!(model.parameter_count() - layer_independent(&model), 3 * block);
+        assert_eq!(trainable_parameters(&full.clone().with_freeze_layers(2), &model), model.parameter_count() - 10 * 8 - 2 * block);
+        // Rank 2 on q (8 -> 8) and v (8 -> 4): 2 x 16 + 2 x 12 a layer, and the reward head.
+        let lora = full.with_lora(Some(LoraSettings::new(2).with_targets(vec!["q_proj".into(), "v_proj".into()])));
+        assert_eq!(trainable_parameters(&lora, &model), 3 * (32 + 24) + 8);
+        let memory = training_memory(&lora, &model, 8);
+        assert_eq!(memory.parameters, 4 * (model.parameter_count() as u64 + 3 * 56) + 12 * (3 * 56 + 8));
+    }
+
+    #[test]
+    fn unsupported_combinations_are_refused_by_name() {
+        let model = ModelConfig { architecture: Architecture::Llama, ffn_size: Some(16), ..ModelConfig::new(10, 8, 3, 2, 16) };
+        let error = |train: TrainConfig, pretrained: bool| validate(&train, &model, pretrained).unwrap_err().to_string();
+        assert!(error(TrainConfig::new().with_freeze_layers(1), false).contains("--freeze-layers fine-tunes a pretrained backbone"));
+        assert!(error(TrainConfig::new().with_freeze_layers(4), true).contains("the model has 3 layers"));
+        let lora = |targets: &[&str]| TrainConfig::new().with_lora(Some(LoraSettings::new(4).with_targets(targets.iter().map(|t| t.to_string()).collect())));
+        assert!(error(lora(&["c_attn"]), true).contains("`c_attn` is not a linear layer LoRA can wrap in a Llama backbone"));
+        assert!(error(lora(&[]).with_freeze_layers(1), true).contains("--freeze-layers with --lora is not supported"));
+        assert!(validate(&lora(&["q_proj", "down_proj"]), &model, true).is_ok());
+    }
+}

@@ -22,11 +22,12 @@ use hafrm::tokenizer::{EncodeOptions, TextEncoder};
 use hafrm::train::{Trainer, TrainingData};
 use hafrm::Result;
 
-use crate::args::{backbone_choice, block_on, parse_backend};
+use crate::args::{TuningArgs, backbone_choice, block_on, parse_backend};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// A built-in preset (tiny, small) or a Hugging Face model folder.
+    /// A built-in preset (tiny, small), a Hugging Face model folder, a GGUF file or a known
+    /// model (smollm2-135m).
     #[arg(long, alias = "preset", default_value = "tiny")]
     backbone: String,
     #[arg(long, default_value = "cpu", value_parser = parse_backend)]
@@ -46,6 +47,8 @@ pub struct BenchArgs {
     /// Untimed steps first (shader compilation, autotuning).
     #[arg(long, default_value_t = 3)]
     warmup: usize,
+    #[command(flatten)]
+    tuning: TuningArgs,
     #[arg(long)]
     json: bool,
 }
@@ -87,7 +90,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
         block_on(attach_reference_logps(&work.model, pairs, 2 * batch, work.pad_id, &device, |_, _| {}))?;
     }
     let total_steps = args.warmup + args.steps;
-    let config = TrainConfig::for_method(Method::Haf).with_batch_size(batch).with_steps(Some(total_steps)).with_eval_every(total_steps + 1);
+    let config = TrainConfig::for_method(Method::Haf)
+        .with_batch_size(batch)
+        .with_steps(Some(total_steps))
+        .with_eval_every(total_steps + 1)
+        .with_freeze_layers(args.tuning.freeze_layers.unwrap_or(0))
+        .with_lora(args.tuning.lora());
+    let model_config = match &choice {
+        BackboneChoice::Pretrained { model, .. } => model.clone(),
+        BackboneChoice::Preset(name) => ModelConfig::preset(name, work.model.vocab_size())?,
+    };
+    hafrm::tuning::validate(&config, &model_config, matches!(choice, BackboneChoice::Pretrained { .. }))?;
+    let trainable = hafrm::tuning::trainable_parameters(&config, &model_config);
     let eval_pairs = work.eval.clone();
     let data = TrainingData { train: work.train, eval: work.eval };
     let mut trainer = Trainer::new(work.model, config.clone(), data, work.pad_id, train_device)?;
@@ -110,6 +124,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "backbone": args.backbone,
         "shape": work.shape,
         "batch_pairs": batch,
+        "trainable_parameters": trainable,
         "timed_steps": args.steps,
         "seconds_per_step": train_seconds / args.steps as f64,
         "train_pairs_per_second": train_pps,
@@ -119,7 +134,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.json {
         println!("{report}");
     } else {
-        println!("backend {}; backbone {}; {}", backend.describe(), args.backbone, work.shape);
+        println!("backend {}; backbone {}; {}; {trainable} parameters trained", backend.describe(), args.backbone, work.shape);
         println!("  training: {:.3} s/step, {:.2} pairs/s ({} timed steps)", train_seconds / args.steps as f64, train_pps, args.steps);
         println!("  scoring:  {:.1} pairs/s ({} pairs)", eval_pps, eval_pairs.len());
         if let Some(mb) = peak_rss_mb {

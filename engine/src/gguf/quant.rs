@@ -219,7 +219,7 @@ mod tests {
     fn hand_built_blocks_decode() {
         // Q8_0: scale 0.5 (f16 0x3800), values -128..=-97.
         let mut block = vec![0x00, 0x38];
-        block.extend((0..32).map(|i| (i as i8 - 128) as u8));
+        block.extend((0..32).map(|i: i32| (i - 128) as i8 as u8));
         assert_eq!(TensorType::Q8_0.decode(&block)[..3], [-64.0, -63.5, -63.0]);
         // Q4_1: scale 2, minimum -1; byte 0x3a holds 10 (value 0) and 3 (value 16).
         let mut block = vec![0x00, 0x40, 0x00, 0xbc, 0x3a];

@@ -35,6 +35,7 @@ pub enum DataSource {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
     pub model: ModelConfig,
+    #[serde(deserialize_with = "train_config_with_defaults")]
     pub train: TrainConfig,
     pub encode: EncodeOptions,
     pub data: DataSource,
@@ -49,6 +50,18 @@ pub struct RunConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eos_token_id: Option<u32>,
     pub hafrm_version: String,
+}
+
+/// A saved `TrainConfig`, the settings it predates at their defaults (a run saved before
+/// `freeze_layers` existed trains every layer, as it did).
+fn train_config_with_defaults<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<TrainConfig, D::Error> {
+    let mut saved = serde_json::Value::deserialize(deserializer)?;
+    if let (Some(saved), serde_json::Value::Object(defaults)) = (saved.as_object_mut(), serde_json::to_value(TrainConfig::new()).expect("configs serialise")) {
+        for (name, value) in defaults {
+            saved.entry(name).or_insert(value);
+        }
+    }
+    serde_json::from_value(saved).map_err(serde::de::Error::custom)
 }
 
 impl RunConfig {
@@ -237,6 +250,17 @@ mod tests {
         assert_eq!(run.encode, EncodeOptions::for_model(run.model.max_len));
         assert_eq!(run.data, DataSource::Demo { set: DEFAULT_DEMO, pairs: DEFAULT_DEMO.default_pairs(), seed: TrainConfig::new().seed });
         assert_eq!(run.eval_fraction, DEFAULT_EVAL_FRACTION);
+    }
+
+    /// Runs saved before the fine-tuning options existed open, and train every parameter.
+    #[test]
+    fn a_saved_run_without_the_newer_train_settings_reads_with_their_defaults() {
+        let mut saved = serde_json::to_value(default_run(748)).unwrap();
+        let train = saved["train"].as_object_mut().unwrap();
+        assert!(train.remove("freeze_layers").is_some() && train.remove("lora").is_some());
+        train.insert("steps".into(), serde_json::json!(12));
+        let config: RunConfig = serde_json::from_value(saved).unwrap();
+        assert_eq!((config.train.freeze_layers, config.train.lora, config.train.steps), (0, None, Some(12)));
     }
 
     #[test]
