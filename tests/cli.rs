@@ -572,7 +572,7 @@ fn a_gguf_backbone_trains_with_lora_or_frozen_layers_and_exports_merged() {
     let error = fails(&["train", "--lora", "4", "--print-config"]);
     assert!(error.contains("--lora fine-tunes a pretrained backbone"), "{error}");
     let error = fails(&["train", "--backbone", s(&gguf), "--freeze-layers", "2", "--print-config"]);
-    assert!(error.contains("the model has 1 layers"), "{error}");
+    assert!(error.contains("the model has 1 layer(s)"), "{error}");
     let error = fails(&["train", "--backbone", s(&gguf), "--lora", "4", "--lora-targets", "c_fc", "--print-config"]);
     assert!(error.contains("`c_fc` is not a linear layer LoRA can wrap in a Llama backbone"), "{error}");
     // A known model that is not in the model cache says how to get it.

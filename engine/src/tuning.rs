@@ -66,7 +66,7 @@ pub fn validate(train: &TrainConfig, model: &ModelConfig, pretrained: bool) -> R
         return Err(Error::Config(format!("{flag} fine-tunes a pretrained backbone; a built-in preset is trained from scratch, in full")));
     }
     if train.freeze_layers > model.n_layers {
-        return Err(Error::Config(format!("freeze_layers (--freeze-layers) is {}, but the model has {} layers", train.freeze_layers, model.n_layers)));
+        return Err(Error::Config(format!("freeze_layers (--freeze-layers) is {}, but the model has {} layer(s)", train.freeze_layers, model.n_layers)));
     }
     let Some(lora) = &train.lora else { return Ok(()) };
     if train.freeze_layers > 0 {
@@ -194,7 +194,7 @@ mod tests {
         let model = ModelConfig { architecture: Architecture::Llama, ffn_size: Some(16), ..ModelConfig::new(10, 8, 3, 2, 16) };
         let error = |train: TrainConfig, pretrained: bool| validate(&train, &model, pretrained).unwrap_err().to_string();
         assert!(error(TrainConfig::new().with_freeze_layers(1), false).contains("--freeze-layers fine-tunes a pretrained backbone"));
-        assert!(error(TrainConfig::new().with_freeze_layers(4), true).contains("the model has 3 layers"));
+        assert!(error(TrainConfig::new().with_freeze_layers(4), true).contains("the model has 3 layer(s)"));
         let lora = |targets: &[&str]| TrainConfig::new().with_lora(Some(LoraSettings::new(4).with_targets(targets.iter().map(|t| t.to_string()).collect())));
         assert!(error(lora(&["c_attn"]), true).contains("`c_attn` is not a linear layer LoRA can wrap in a Llama backbone"));
         assert!(error(lora(&[]).with_freeze_layers(1), true).contains("--freeze-layers with --lora is not supported"));
