@@ -122,10 +122,11 @@ pub fn trainable_parameters(train: &TrainConfig, config: &ModelConfig) -> usize 
     let (d, v, layers) = (config.d_model, config.vocab_size, config.n_layers);
     if let Some(lora) = &train.lora {
         // Each adapted `d_in x d_out` weight gains `rank x (d_in + d_out)` factors.
-        let per_layer: usize = lora_shapes(config)
+        let per_layer: usize = lora_targets(config.architecture)
             .iter()
-            .filter(|(name, _, _)| lora.targets.is_empty() || lora.targets.iter().any(|t| t == name))
-            .map(|(_, d_in, d_out)| lora.rank * (d_in + d_out))
+            .zip(lora_shapes(config))
+            .filter(|((name, _), _)| lora.targets.is_empty() || lora.targets.iter().any(|t| t == name))
+            .map(|(_, (d_in, d_out))| lora.rank * (d_in + d_out))
             .sum();
         return layers * per_layer + d;
     }
@@ -144,16 +145,14 @@ fn layer_independent(config: &ModelConfig) -> usize {
     one_layer.parameter_count()
 }
 
-/// The adaptable layers of a block: name, inputs, outputs.
-fn lora_shapes(config: &ModelConfig) -> Vec<(&'static str, usize, usize)> {
+/// The (inputs, outputs) of each of `lora_targets`' layers, in its order.
+fn lora_shapes(config: &ModelConfig) -> Vec<(usize, usize)> {
     let d = config.d_model;
     let (q, kv, ffn) = (config.n_heads * config.head_dim(), config.kv_heads() * config.head_dim(), config.ffn_size.unwrap_or(4 * d));
     match config.architecture {
-        Architecture::Gpt => vec![("c_attn", d, 3 * d), ("c_proj", d, d), ("c_proj", 4 * d, d), ("c_fc", d, 4 * d)],
-        Architecture::Llama => {
-            vec![("q_proj", d, q), ("k_proj", d, kv), ("v_proj", d, kv), ("o_proj", q, d), ("gate_proj", d, ffn), ("up_proj", d, ffn), ("down_proj", ffn, d)]
-        }
-        Architecture::Phi => vec![("q_proj", d, q), ("k_proj", d, kv), ("v_proj", d, kv), ("dense", q, d), ("fc1", d, ffn), ("fc2", ffn, d)],
+        Architecture::Gpt => vec![(d, 3 * d), (d, d), (4 * d, d), (d, 4 * d)],
+        Architecture::Llama => vec![(d, q), (d, kv), (d, kv), (q, d), (d, ffn), (d, ffn), (ffn, d)],
+        Architecture::Phi => vec![(d, q), (d, kv), (d, kv), (q, d), (d, ffn), (ffn, d)],
     }
 }
 

@@ -105,11 +105,6 @@ impl Metadata {
             _ => Err(self.bad(key, "not a list")),
         }
     }
-
-    /// A token id the tokenizer metadata names (`tokenizer.ggml.bos_token_id`, …).
-    fn token_id(&self, key: &str) -> Result<Option<usize>> {
-        self.optional_count(key)
-    }
 }
 
 /// One entry of the tensor index.
@@ -281,9 +276,9 @@ fn hf_config(metadata: &Metadata, architecture: &str, tensor_names: &[&str]) -> 
         None => metadata.strings("tokenizer.ggml.tokens")?.len(),
     };
     let ids = json!({
-        "bos_token_id": metadata.token_id("tokenizer.ggml.bos_token_id")?,
-        "eos_token_id": metadata.token_id("tokenizer.ggml.eos_token_id")?,
-        "pad_token_id": metadata.token_id("tokenizer.ggml.padding_token_id")?,
+        "bos_token_id": metadata.optional_count("tokenizer.ggml.bos_token_id")?,
+        "eos_token_id": metadata.optional_count("tokenizer.ggml.eos_token_id")?,
+        "pad_token_id": metadata.optional_count("tokenizer.ggml.padding_token_id")?,
     });
     let mut config = if architecture == "gpt2" {
         let d = metadata.count(&key("embedding_length"))?;
@@ -332,7 +327,7 @@ fn tokenizer_config(metadata: &Metadata) -> Result<serde_json::Value> {
     let tokens = metadata.strings("tokenizer.ggml.tokens")?;
     let mut config = serde_json::Map::new();
     for (name, key) in [("bos_token", "bos_token_id"), ("eos_token", "eos_token_id"), ("unk_token", "unknown_token_id"), ("pad_token", "padding_token_id")] {
-        let token = metadata.token_id(&format!("tokenizer.ggml.{key}"))?.and_then(|id| tokens.get(id));
+        let token = metadata.optional_count(&format!("tokenizer.ggml.{key}"))?.and_then(|id| tokens.get(id));
         config.insert(name.to_string(), json!(token));
     }
     Ok(serde_json::Value::Object(config))

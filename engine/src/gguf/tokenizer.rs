@@ -56,7 +56,8 @@ pub fn tokenizer_json(metadata: &Metadata, file: &str) -> Result<String> {
     let merges = metadata.strings("tokenizer.ggml.merges")?;
     let types = if metadata.has("tokenizer.ggml.token_type") { metadata.integers("tokenizer.ggml.token_type")? } else { Vec::new() };
     let alphabet = byte_alphabet();
-    let spelled = |token: &str| token.chars().all(|c| alphabet.contains(&c));
+    let letters: std::collections::HashSet<char> = alphabet.iter().copied().collect();
+    let spelled = |token: &str| token.chars().all(|c| letters.contains(&c));
     let mut vocab = serde_json::Map::with_capacity(tokens.len());
     for (id, token) in tokens.iter().enumerate() {
         let key = if spelled(token) { token.to_string() } else { token.bytes().map(|b| alphabet[b as usize]).collect() };
