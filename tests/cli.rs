@@ -499,7 +499,7 @@ fn a_hugging_face_folder_trains_as_a_backbone_and_its_run_scores() {
     assert!(error.contains("no chat template"), "{error}");
     assert!(!dir.join("no-template").exists());
     let error = fails(&["train", "--backbone", s(&dir.join("nowhere")), "--print-config"]);
-    assert!(error.contains("neither a preset (tiny, small), a known model (smollm2-135m), a model folder nor a GGUF file"), "{error}");
+    assert!(error.contains("neither a preset (tiny, small, gpt2), a known model (smollm2-135m), a model folder nor a GGUF file"), "{error}");
     let error = fails(&["train", "--backbone", s(&dir), "--print-config"]);
     assert!(error.contains("config.json"), "{error}");
 }

@@ -24,7 +24,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{LENGTH_BUCKET, SequenceRef, TokenBatch};
+use crate::batch::{SequenceRef, TokenBatch, padded_length};
 use crate::data::CharSpan;
 use crate::error::{Error, Result};
 use crate::model::RewardModel;
@@ -138,7 +138,7 @@ pub async fn attribute(model: &RewardModel, sequences: &[SequenceRef<'_>], beta:
         let hidden = model.encode(embeddings, batch.attention_bias.clone());
         let prefix = model.prefix_rewards(hidden.clone());
         let token_logps = model.token_logps(hidden, batch.target_ids.clone());
-        let rewards = (prefix.clone() * batch.last_token_mask.clone()).sum_dim(1).squeeze_dim(1);
+        let rewards = prefix.clone().reshape([rows * seq]).select(0, batch.last_positions.clone());
         (rewards, (prefix, token_logps))
     });
     let probes = ClosedPrefixProbes::new(sequences, pad_id, device);
@@ -202,7 +202,7 @@ impl ClosedPrefixProbes {
     fn new(sequences: &[SequenceRef<'_>], pad_id: u32, device: &Device) -> Self {
         let rows = sequences.len();
         let longest = sequences.iter().map(|s| s.prompt.len() + 2 * s.response.ids.len() - 1).max().unwrap_or(1);
-        let seq = longest.next_multiple_of(LENGTH_BUCKET);
+        let seq = padded_length(longest, device);
         let mut input_ids = vec![i64::from(pad_id); rows * seq];
         let mut positions = vec![0i64; rows * seq];
         let mut bias = vec![MASKED_SCORE; rows * seq * seq];

@@ -96,8 +96,12 @@ impl TrainingMemory {
     }
 }
 
-/// The built-in backbones, trained from scratch.
-pub const PRESETS: [&str; 2] = ["tiny", "small"];
+/// The built-in backbones, trained from scratch. `gpt2` is GPT-2 small's shape (the speed
+/// benchmarks' pretrained-size workload; pretrained GPT-2 weights come from a model folder).
+pub const PRESETS: [&str; 3] = ["tiny", "small", "gpt2"];
+
+/// GPT-2's vocabulary size.
+const GPT2_VOCAB: usize = 50257;
 
 impl ModelConfig {
     /// A GPT-style shape with every other setting at its default.
@@ -121,17 +125,24 @@ impl ModelConfig {
         }
     }
 
-    /// A named preset; the vocabulary size comes from the tokenizer.
+    /// A named preset; the vocabulary size comes from the tokenizer (`gpt2`: GPT-2's 50257
+    /// tokens, or the tokenizer's if it has more).
     pub fn preset(name: &str, vocab_size: usize) -> Result<Self> {
         let (d_model, n_layers, n_heads, max_len) = match name {
             "tiny" => (128, 4, 4, 256),
             "small" => (256, 6, 8, 512),
+            "gpt2" => (768, 12, 12, 1024),
             other => {
                 return Err(Error::Config(format!(
-                    "unknown preset `{other}` (known: tiny, small)"
+                    "unknown preset `{other}` (known: {})",
+                    PRESETS.join(", ")
                 )));
             }
         };
+        if name == "gpt2" {
+            let config = Self::new(vocab_size.max(GPT2_VOCAB), d_model, n_layers, n_heads, max_len);
+            return Ok(Self { tanh_gelu: true, ..config });
+        }
         Ok(Self::new(vocab_size, d_model, n_layers, n_heads, max_len))
     }
 

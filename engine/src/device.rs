@@ -74,6 +74,11 @@ pub fn cpu_device() -> Device {
     Device::flex()
 }
 
+/// Whether `device` (with or without autodiff) computes on the CPU.
+pub fn is_cpu(device: &Device) -> bool {
+    *device == cpu_device()
+}
+
 fn adapter_info(info: &burn::tensor::wgpu::wgpu::AdapterInfo) -> AdapterInfo {
     use burn::tensor::wgpu::wgpu::DeviceType;
     let kind = match info.device_type {

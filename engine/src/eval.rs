@@ -47,7 +47,7 @@ pub async fn evaluate(
 pub async fn sequence_rewards(model: &RewardModel, sequences: &[SequenceRef<'_>], pad_id: u32, device: &Device) -> Result<Vec<f32>> {
     let model = model.valid();
     let batch = TokenBatch::from_sequences(sequences, pad_id, &device.clone().without_autodiff());
-    read_floats(model.sequence_scores(model.hidden(&batch), &batch).reward, "rewards").await
+    read_floats(model.sequence_rewards(model.hidden(&batch), &batch), "rewards").await
 }
 
 /// The scores of one response to one prompt.
@@ -80,9 +80,10 @@ pub async fn score_response(
 ) -> Result<ResponseScore> {
     let batch = TokenBatch::from_sequences(&[SequenceRef { prompt, response }], pad_id, &device.clone().without_autodiff());
     let (model, reference) = (model.valid(), reference.valid());
-    let trained = model.sequence_scores(model.hidden(&batch), &batch);
-    let frozen = reference.sequence_scores(reference.hidden(&batch), &batch);
-    let values = read_floats(Tensor::cat(vec![trained.reward, trained.policy_logp, frozen.policy_logp], 0), "scores").await?;
+    let hidden = model.hidden(&batch);
+    let trained = [model.sequence_rewards(hidden.clone(), &batch), model.sequence_logps(hidden, &batch)];
+    let frozen = reference.sequence_logps(reference.hidden(&batch), &batch);
+    let values = read_floats(Tensor::cat(vec![trained[0].clone(), trained[1].clone(), frozen], 0), "scores").await?;
     let (reward, policy_logp, ref_logp) = (values[0], values[1], values[2]);
     Ok(ResponseScore {
         reward,

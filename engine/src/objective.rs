@@ -26,12 +26,12 @@ pub struct PairOutputs {
 /// # Panics
 /// When the batch has no reference log-probs (compute them first: `reference.rs`).
 pub fn pair_outputs(model: &RewardModel, batch: &TokenBatch, weights: LossWeights) -> PairOutputs {
-    let pairs = batch.rows() / 2;
+    let pairs = batch.sequences() / 2;
     let hidden = model.hidden(batch);
     let head_input = |trained: bool| if trained { hidden.clone() } else { hidden.clone().detach() };
-    let reward_scores = model.sequence_scores(head_input(weights.trains_reward()), batch).reward;
-    let policy_scores = model.sequence_scores(head_input(weights.trains_policy()), batch).policy_logp;
-    let reference = batch.ref_logp().expect("reference log-probs are computed before training");
+    let reward_scores = model.sequence_rewards(head_input(weights.trains_reward()), batch);
+    let policy_scores = model.sequence_logps(head_input(weights.trains_policy()), batch);
+    let reference = batch.ref_logps.clone().expect("reference log-probs are computed before training");
     let halves = |t: Tensor<1>| (t.clone().narrow(0, 0, pairs), t.narrow(0, pairs, pairs));
     let (reward_chosen, reward_rejected) = halves(reward_scores);
     let (policy_chosen, policy_rejected) = halves(policy_scores);

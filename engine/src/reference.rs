@@ -12,18 +12,23 @@ use crate::params::read_floats;
 
 /// `log pi(y_j | x, y_<j)` for every response token of each sequence, under `model`.
 pub async fn response_token_logps(model: &RewardModel, sequences: &[SequenceRef<'_>], pad_id: u32, device: &Device) -> Result<Vec<Vec<f32>>> {
-    let model = model.valid();
     let batch = TokenBatch::from_sequences(sequences, pad_id, &device.clone().without_autodiff());
-    let seq = batch.seq_len();
-    let logps = model.token_logps(model.hidden(&batch), batch.target_ids.clone());
-    let values = read_floats(logps, "token log-probs").await?;
-    Ok(sequences
+    batch_token_logps(model, &batch).await
+}
+
+/// Each sequence's response token log-probs, in the batch's sequence order.
+async fn batch_token_logps(model: &RewardModel, batch: &TokenBatch) -> Result<Vec<Vec<f32>>> {
+    let model = model.valid();
+    let values = read_floats(model.response_logps(model.hidden(batch), batch), "token log-probs").await?;
+    // Sequence after sequence, each one's response tokens in order.
+    let mut rest = values.as_slice();
+    Ok(batch
+        .response_lengths
         .iter()
-        .enumerate()
-        .map(|(row, sequence)| {
-            // Response token j is predicted at position prompt_len - 1 + j.
-            let start = row * seq + sequence.prompt.len() - 1;
-            values[start..start + sequence.response.ids.len()].to_vec()
+        .map(|&len| {
+            let (sequence, tail) = rest.split_at(len);
+            rest = tail;
+            sequence.to_vec()
         })
         .collect())
 }
@@ -39,18 +44,16 @@ pub async fn attach_reference_logps(
     mut on_batch: impl FnMut(usize, usize),
 ) -> Result<()> {
     let total = pairs.len();
+    let device = device.clone().without_autodiff();
     let mut done = 0;
     for chunk in pairs.chunks_mut(batch_size.max(1)) {
-        let sequences: Vec<SequenceRef> = chunk
-            .iter()
-            .flat_map(|p| {
-                [SequenceRef { prompt: &p.prompt, response: &p.chosen }, SequenceRef { prompt: &p.prompt, response: &p.rejected }]
-            })
-            .collect();
-        let mut logps = response_token_logps(model, &sequences, pad_id, device).await?.into_iter();
-        for pair in chunk.iter_mut() {
-            pair.chosen.ref_logps = logps.next();
-            pair.rejected.ref_logps = logps.next();
+        let refs: Vec<&EncodedPair> = chunk.iter().collect();
+        let logps = batch_token_logps(model, &TokenBatch::from_pairs(&refs, pad_id, &device)).await?;
+        // The chosen sequences, then the rejected ones.
+        let (chosen, rejected) = logps.split_at(chunk.len());
+        for ((pair, chosen), rejected) in chunk.iter_mut().zip(chosen).zip(rejected) {
+            pair.chosen.ref_logps = Some(chosen.clone());
+            pair.rejected.ref_logps = Some(rejected.clone());
         }
         done += chunk.len();
         on_batch(done, total);

@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use common::*;
 use hafrm::attribution::{AttributionMethod, PrecisionRow, attribute, precision_report};
-use hafrm::batch::{EncodedPair, EncodedResponse, SequenceRef, TokenBatch};
+use hafrm::batch::{EncodedResponse, SequenceRef, TokenBatch};
 use hafrm::config::{Method, ModelConfig, TrainConfig};
 use hafrm::data::demo::{self, DemoSet};
 use hafrm::data::split_train_eval;
@@ -34,16 +34,21 @@ fn token_scores_add_up_to_the_sequence_quantities() {
 
     // The same quantities through the training path.
     let inference = model.valid();
-    let refs: Vec<&EncodedPair> = pairs.iter().collect();
-    let batch = TokenBatch::from_pairs(&refs, encoder.pad_id(), &Device::flex());
-    let sequence = inference.sequence_scores(inference.hidden(&batch), &batch);
-    let (rewards, logps, ref_logps) = (to_vec(sequence.reward), to_vec(sequence.policy_logp), to_vec(batch.ref_logp().unwrap()));
+    let chosen_then_rejected: Vec<SequenceRef> = pairs
+        .iter()
+        .map(|p| SequenceRef { prompt: &p.prompt, response: &p.chosen })
+        .chain(pairs.iter().map(|p| SequenceRef { prompt: &p.prompt, response: &p.rejected }))
+        .collect();
+    let batch = TokenBatch::from_sequences(&chosen_then_rejected, encoder.pad_id(), &Device::flex());
+    let hidden = inference.hidden(&batch);
+    let (rewards, logps) = (to_vec(inference.sequence_rewards(hidden.clone(), &batch)), to_vec(inference.sequence_logps(hidden, &batch)));
+    let ref_logps = to_vec(batch.ref_logps.clone().unwrap());
     let prefix_all = to_vec(inference.prefix_rewards(inference.hidden(&batch)));
     // Each prompt with an empty response (EOS alone), through the training path too.
     let eos = EncodedResponse { ids: vec![encoder.eos_id()], offsets: vec![(0, 0)], ref_logps: None };
     let empties: Vec<SequenceRef> = pairs.iter().map(|p| SequenceRef { prompt: &p.prompt, response: &eos }).collect();
     let empty_batch = TokenBatch::from_sequences(&empties, encoder.pad_id(), &Device::flex());
-    let empty_rewards = to_vec(inference.sequence_scores(inference.hidden(&empty_batch), &empty_batch).reward);
+    let empty_rewards = to_vec(inference.sequence_rewards(inference.hidden(&empty_batch), &empty_batch));
     let n = pairs.len();
     for (i, s) in scores.iter().enumerate() {
         // attribute() takes chosen/rejected interleaved; the batch has chosen rows first.
@@ -66,7 +71,7 @@ fn token_scores_add_up_to_the_sequence_quantities() {
             .collect();
         let closed_refs: Vec<SequenceRef> = closed.iter().map(|response| SequenceRef { prompt: sequences[i].prompt, response }).collect();
         let closed_batch = TokenBatch::from_sequences(&closed_refs, encoder.pad_id(), &Device::flex());
-        let closed_rewards = to_vec(inference.sequence_scores(inference.hidden(&closed_batch), &closed_batch).reward);
+        let closed_rewards = to_vec(inference.sequence_rewards(inference.hidden(&closed_batch), &closed_batch));
         let mut running = s.empty_reward;
         for (t, expected) in closed_rewards.iter().enumerate() {
             close(running, *expected, &format!("closed prefix of {t} tokens"));

@@ -25,11 +25,10 @@ fn setup() -> (TextEncoder, Device, RewardModel) {
 fn log_probs_count_response_tokens_only() {
     let (encoder, device, model) = setup();
     let pairs = encoded_demo(&encoder, &model, DemoSet::Polite, 3, 0, &device);
-    let refs: Vec<&EncodedPair> = pairs.iter().collect();
-    let batch = TokenBatch::from_pairs(&refs, encoder.pad_id(), &device);
+    let batch = TokenBatch::from_sequences(&sequences(&pairs), encoder.pad_id(), &device);
     let hidden = model.hidden(&batch);
     let token_logps = to_vec(model.token_logps(hidden.clone(), batch.target_ids.clone()));
-    let sequence = to_vec(model.sequence_scores(hidden, &batch).policy_logp);
+    let sequence = to_vec(model.sequence_logps(hidden, &batch));
     let seq = batch.seq_len();
     for row in 0..batch.rows() {
         let (prompt, len) = (batch.prompt_lengths[row], batch.lengths[row]);
@@ -38,6 +37,40 @@ fn log_probs_count_response_tokens_only() {
         let everything: f32 = token_logps[row * seq..row * seq + len - 1].iter().sum();
         assert!((sequence[row] - response).abs() < 1e-4, "row {row}: {} vs {response}", sequence[row]);
         assert!((sequence[row] - everything).abs() > 1e-2, "prompt tokens must not count");
+    }
+}
+
+/// The chosen responses of `pairs`, then the rejected ones.
+fn sequences(pairs: &[EncodedPair]) -> Vec<SequenceRef<'_>> {
+    let chosen = pairs.iter().map(|p| SequenceRef { prompt: &p.prompt, response: &p.chosen });
+    chosen.chain(pairs.iter().map(|p| SequenceRef { prompt: &p.prompt, response: &p.rejected })).collect()
+}
+
+/// A pair batch packs each pair's prompt, chosen and rejected response into one row; each
+/// sequence must score as it does alone in a batch of sequences, reference log-probs included.
+#[test]
+fn pairs_packed_around_their_shared_prompt_score_as_separate_sequences() {
+    let (encoder, device, model) = setup();
+    let model = with_random_reward_head(model, 32, &device);
+    let pairs = encoded_demo(&encoder, &model, DemoSet::Mixed, 10, 4, &device);
+    let refs: Vec<&EncodedPair> = pairs.iter().collect();
+    let packed = TokenBatch::from_pairs(&refs, encoder.pad_id(), &device);
+    let separate = TokenBatch::from_sequences(&sequences(&pairs), encoder.pad_id(), &device);
+    assert_eq!((packed.rows(), packed.sequences(), separate.rows()), (10, 20, 20));
+    let scores = |batch: &TokenBatch| {
+        let hidden = model.hidden(batch);
+        [
+            to_vec(model.sequence_rewards(hidden.clone(), batch)),
+            to_vec(model.sequence_logps(hidden.clone(), batch)),
+            to_vec(model.response_logps(hidden, batch)),
+            to_vec(batch.ref_logps.clone().unwrap()),
+        ]
+    };
+    let (packed_scores, separate_scores) = (scores(&packed), scores(&separate));
+    assert!(packed_scores[0].iter().any(|&r| r != packed_scores[0][0]), "the rewards are informative");
+    for (what, (a, b)) in ["rewards", "log-probs", "token log-probs", "reference log-probs"].iter().zip(packed_scores.iter().zip(&separate_scores)) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        assert!(max_abs_diff(a, b) < 1e-5, "{what}: packed {a:?} vs separate {b:?}");
     }
 }
 
@@ -51,8 +84,8 @@ fn a_pair_scores_the_same_alone_and_padded_in_a_larger_batch() {
     let score = |batch_pairs: Vec<&EncodedPair>, index: usize| {
         let n = batch_pairs.len();
         let batch = TokenBatch::from_pairs(&batch_pairs, encoder.pad_id(), &device);
-        let scores = model.sequence_scores(model.hidden(&batch), &batch);
-        let (reward, logp) = (to_vec(scores.reward), to_vec(scores.policy_logp));
+        let hidden = model.hidden(&batch);
+        let (reward, logp) = (to_vec(model.sequence_rewards(hidden.clone(), &batch)), to_vec(model.sequence_logps(hidden, &batch)));
         [reward[index], reward[n + index], logp[index], logp[n + index]]
     };
     let alone = score(vec![target], 0);
@@ -73,7 +106,7 @@ fn zero_initialised_reward_head_scores_zero_everywhere() {
     let batch = TokenBatch::from_pairs(&refs, encoder.pad_id(), &device);
     let hidden = model.hidden(&batch);
     assert!(to_vec(model.prefix_rewards(hidden.clone())).iter().all(|&r| r == 0.0));
-    assert!(to_vec(model.sequence_scores(hidden, &batch).reward).iter().all(|&r| r == 0.0));
+    assert!(to_vec(model.sequence_rewards(hidden, &batch)).iter().all(|&r| r == 0.0));
 }
 
 #[test]
@@ -165,11 +198,11 @@ fn precomputed_reference_log_probs_equal_a_frozen_copy_on_the_fly() {
     }
     let refs: Vec<&EncodedPair> = pairs.iter().collect();
     let batch = TokenBatch::from_pairs(&refs, encoder.pad_id(), &Device::flex());
-    let precomputed = to_vec(batch.ref_logp().unwrap());
-    let on_the_fly = to_vec(frozen.sequence_scores(frozen.hidden(&batch), &batch).policy_logp);
+    let precomputed = to_vec(batch.ref_logps.clone().unwrap());
+    let on_the_fly = to_vec(frozen.sequence_logps(frozen.hidden(&batch), &batch));
     assert!(max_abs_diff(&precomputed, &on_the_fly) < 1e-5, "{precomputed:?} vs {on_the_fly:?}");
     let trained = trainer.model.valid();
-    let now = to_vec(trained.sequence_scores(trained.hidden(&batch), &batch).policy_logp);
+    let now = to_vec(trained.sequence_logps(trained.hidden(&batch), &batch));
     assert!(max_abs_diff(&precomputed, &now) > 1e-3, "training moved the policy away from the reference");
 }
 
@@ -196,6 +229,6 @@ fn sequences_shorter_than_the_batch_get_an_eos_start_when_the_prompt_is_empty() 
     assert_eq!(prompt, vec![encoder.eos_id()]);
     let response = responses.remove(0);
     let batch = TokenBatch::from_sequences(&[SequenceRef { prompt: &prompt, response: &response }], encoder.pad_id(), &device);
-    let logp = to_vec(model.sequence_scores(model.hidden(&batch), &batch).policy_logp);
+    let logp = to_vec(model.sequence_logps(model.hidden(&batch), &batch));
     assert!(logp[0].is_finite() && logp[0] < 0.0);
 }

@@ -51,8 +51,7 @@ fn forward_pass_matches_the_numpy_reference() {
     let hidden = model.hidden(&batch);
     let prefix = to_vec(model.prefix_rewards(hidden.clone()));
     let token_logps = to_vec(model.token_logps(hidden.clone(), batch.target_ids.clone()));
-    let scores = model.sequence_scores(hidden, &batch);
-    let (rewards, policy) = (to_vec(scores.reward), to_vec(scores.policy_logp));
+    let (rewards, policy) = (to_vec(model.sequence_rewards(hidden.clone(), &batch)), to_vec(model.sequence_logps(hidden, &batch)));
 
     for (n, expected) in fixture["results"].as_array().unwrap().iter().enumerate() {
         assert_close(rewards[n], expected["reward"].as_f64().unwrap(), &format!("sequence {n} reward"));

@@ -29,9 +29,13 @@ async fn forward(model: &RewardModel, pairs: &[EncodedPair], pad_id: u32, device
     let refs: Vec<&EncodedPair> = pairs.iter().collect();
     let batch = TokenBatch::from_pairs(&refs, pad_id, device);
     let hidden = model.hidden(&batch);
-    let scores = model.sequence_scores(hidden.clone(), &batch);
-    let prefix: Tensor<1> = model.prefix_rewards(hidden).flatten(0, 1);
-    read_floats(Tensor::cat(vec![scores.reward, scores.policy_logp, prefix], 0), "forward").await.unwrap()
+    let (rewards, logps) = (model.sequence_rewards(hidden.clone(), &batch), model.sequence_logps(hidden.clone(), &batch));
+    let values = read_floats(Tensor::cat(vec![rewards, logps, model.prefix_rewards(hidden).flatten(0, 1)], 0), "forward").await.unwrap();
+    // A GPU batch is padded to a length bucket, a CPU one is not: keep the real positions.
+    let (rows, seq) = (batch.rows(), batch.seq_len());
+    let (scores, prefix) = values.split_at(2 * rows);
+    let real_prefix = batch.lengths.iter().enumerate().flat_map(|(row, &len)| prefix[row * seq..row * seq + len].iter().copied());
+    scores.iter().copied().chain(real_prefix).collect()
 }
 
 fn assert_close(cpu: &[f32], gpu: &[f32], what: &str) {

@@ -24,12 +24,15 @@ fn outputs(model: &RewardModel, pairs: &[EncodedPair], pad_id: u32, device: &Dev
     let refs: Vec<&EncodedPair> = pairs.iter().collect();
     let batch = TokenBatch::from_pairs(&refs, pad_id, device);
     let hidden = model.hidden(&batch);
-    let scores = model.sequence_scores(hidden.clone(), &batch);
+    // A GPU batch is padded to a length bucket, a CPU one is not: compare real positions.
+    let prefix = to_vec(model.prefix_rewards(hidden.clone()));
+    let seq = batch.seq_len();
+    let real_prefix = batch.lengths.iter().enumerate().flat_map(|(row, &len)| prefix[row * seq..row * seq + len].to_vec()).collect();
     vec![
-        to_vec(scores.reward),
-        to_vec(scores.policy_logp),
-        to_vec(model.prefix_rewards(hidden.clone())),
-        to_vec(model.token_logps(hidden, batch.target_ids.clone()) * batch.response_mask.clone()),
+        to_vec(model.sequence_rewards(hidden.clone(), &batch)),
+        to_vec(model.sequence_logps(hidden.clone(), &batch)),
+        real_prefix,
+        to_vec(model.response_logps(hidden, &batch)),
     ]
 }
 

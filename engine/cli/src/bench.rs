@@ -26,8 +26,8 @@ use crate::args::{TuningArgs, backbone_choice, block_on, parse_backend};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// A built-in preset (tiny, small), a Hugging Face model folder, a GGUF file or a known
-    /// model (smollm2-135m).
+    /// A built-in preset (tiny, small, gpt2), a Hugging Face model folder, a GGUF file or a
+    /// known model (smollm2-135m).
     #[arg(long, alias = "preset", default_value = "tiny")]
     backbone: String,
     #[arg(long, default_value = "cpu", value_parser = parse_backend)]
@@ -35,10 +35,11 @@ pub struct BenchArgs {
     /// Pairs per step [default: 16 for a preset on teaching pairs, 4 otherwise].
     #[arg(long, alias = "pairs")]
     batch: Option<usize>,
-    /// Prompt tokens of each random pair [default for a model folder: 128].
+    /// Prompt tokens of each random pair [default for gpt2 and pretrained backbones: 128].
     #[arg(long)]
     prompt_len: Option<usize>,
-    /// Response tokens of each random pair, EOS included [default for a model folder: 128].
+    /// Response tokens of each random pair, EOS included [default for gpt2 and pretrained
+    /// backbones: 128].
     #[arg(long)]
     response_len: Option<usize>,
     /// Timed optimizer steps (after the warm-up ones).
@@ -63,11 +64,17 @@ struct Workload {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.steps == 0 {
+        return Err(hafrm::Error::Config("--steps is 0: time at least one step".into()));
+    }
     let backend = select_backend(args.backend)?;
     let device = backend.device.clone();
     let train_device = device.clone().autodiff();
     let choice = backbone_choice(&args.backbone)?;
-    let random_lengths = args.prompt_len.is_some() || args.response_len.is_some() || matches!(choice, BackboneChoice::Pretrained { .. });
+    // The teaching presets train on teaching pairs as a default run does; GPT-2's shape and the
+    // pretrained backbones on random pairs of the peer's lengths.
+    let teaching = matches!(&choice, BackboneChoice::Preset(name) if name != "gpt2");
+    let random_lengths = args.prompt_len.is_some() || args.response_len.is_some() || !teaching;
     let batch = args.batch.unwrap_or(if random_lengths { 4 } else { 16 });
     let mut work = match (&choice, random_lengths) {
         (BackboneChoice::Preset(name), false) => teaching_workload(name, &train_device)?,
@@ -108,11 +115,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
     for _ in 0..args.warmup {
         block_on(trainer.step().read())?;
     }
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), cpu_seconds());
+    let mut step_seconds = Vec::with_capacity(args.steps);
     for _ in 0..args.steps {
+        let step_start = Instant::now();
         block_on(trainer.step().read())?;
+        step_seconds.push(step_start.elapsed().as_secs_f64());
     }
     let train_seconds = start.elapsed().as_secs_f64();
+    // Busy cores while training: 2.0 is both of two cores all the time.
+    let cpu_utilisation = cpu_start.zip(cpu_seconds()).map(|(a, b)| (b - a) / train_seconds);
+    step_seconds.sort_by(f64::total_cmp);
+    let median_step = step_seconds[step_seconds.len() / 2];
     let start = Instant::now();
     block_on(evaluate(&trainer.model, &eval_pairs, &config, work.pad_id, &device, 0))?;
     let eval_seconds = start.elapsed().as_secs_f64();
@@ -127,7 +141,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "trainable_parameters": trainable,
         "timed_steps": args.steps,
         "seconds_per_step": train_seconds / args.steps as f64,
+        "seconds_per_step_median": median_step,
         "train_pairs_per_second": train_pps,
+        "train_pairs_per_second_median": batch as f64 / median_step,
+        "cpu_utilisation": cpu_utilisation,
         "eval_pairs_per_second": eval_pps,
         "peak_rss_mb": peak_rss_mb,
     });
@@ -135,7 +152,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
         println!("{report}");
     } else {
         println!("backend {}; backbone {}; {}; {trainable} parameters trained", backend.describe(), args.backbone, work.shape);
-        println!("  training: {:.3} s/step, {:.2} pairs/s ({} timed steps)", train_seconds / args.steps as f64, train_pps, args.steps);
+        println!(
+            "  training: {:.3} s/step ({:.3} median), {:.2} pairs/s ({} timed steps)",
+            train_seconds / args.steps as f64,
+            median_step,
+            train_pps,
+            args.steps
+        );
+        if let Some(cores) = cpu_utilisation {
+            println!("  CPU use while training: {:.0}% of one core", 100.0 * cores);
+        }
         println!("  scoring:  {:.1} pairs/s ({} pairs)", eval_pps, eval_pairs.len());
         if let Some(mb) = peak_rss_mb {
             println!("  peak memory (RSS): {mb:.0} MiB");
@@ -171,6 +197,17 @@ fn random_pair(vocab: usize, eos: u32, prompt_len: usize, response_len: usize, s
     };
     let (chosen, rejected) = (response(), response());
     EncodedPair { prompt: tokens(prompt_len.max(1)), chosen, rejected }
+}
+
+/// CPU time the process has used so far, user and system (Linux's `/proc/self/stat`, in
+/// clock ticks of 1/100 s).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces): utime and
+    // stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// The process's peak resident memory (Linux's `VmHWM`).

@@ -15,7 +15,6 @@ pub mod phi;
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::batch::TokenBatch;
@@ -80,15 +79,6 @@ pub struct RewardModel {
     pub backbone: Backbone,
     pub policy_head: Linear,
     pub reward_head: Linear,
-}
-
-/// Per-sequence quantities of a batch, `[rows]` each (chosen rows first, then rejected).
-#[derive(Clone, Debug)]
-pub struct SequenceScores {
-    /// Reward-head score at the last real token.
-    pub reward: Tensor<1>,
-    /// Sum of the policy's log-probabilities of the response tokens.
-    pub policy_logp: Tensor<1>,
 }
 
 impl RewardModel {
@@ -187,7 +177,7 @@ impl RewardModel {
 
     /// Final hidden states of a batch, `[rows, seq, d_model]`.
     pub fn hidden(&self, batch: &TokenBatch) -> Tensor<3> {
-        self.encode(self.embed(batch.input_ids.clone()), batch.attention_bias.clone())
+        self.encode_at(batch.input_ids.clone(), batch.positions.clone(), batch.attention_bias.clone())
     }
 
     /// The reward head at every position: `r(x, y_<=t)`, `[rows, seq]`.
@@ -195,21 +185,44 @@ impl RewardModel {
         self.reward_head.forward(hidden).squeeze_dim(2)
     }
 
-    /// `log pi(target_t | tokens_<=t)` at every position, `[rows, seq]`.
-    pub fn token_logps(&self, hidden: Tensor<3>, target_ids: Tensor<2, Int>) -> Tensor<2> {
-        let logps = log_softmax(self.policy_head.forward(hidden), 2);
-        logps.gather(2, target_ids.unsqueeze_dim(2)).squeeze_dim(2)
+    /// `log pi(target | h)` for each hidden state `h` of `hidden` (`[n, d_model]`) and its
+    /// target token (`[n]`): the target's logit less the log-sum-exp of all logits, the one
+    /// column of the log-softmax that is needed.
+    fn target_logps(&self, hidden: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+        let logits = self.policy_head.forward(hidden);
+        let shifted = logits.clone() - logits.detach().max_dim(1);
+        let normaliser = shifted.clone().exp().sum_dim(1).log();
+        (shifted.gather(1, targets.unsqueeze_dim(1)) - normaliser).squeeze_dim(1)
     }
 
-    /// Sequence reward and policy log-prob from final hidden states.
-    pub fn sequence_scores(&self, hidden: Tensor<3>, batch: &TokenBatch) -> SequenceScores {
-        let reward = (self.prefix_rewards(hidden.clone()) * batch.last_token_mask.clone()).sum_dim(1);
-        let policy_logp = (self.token_logps(hidden, batch.target_ids.clone())
-            * batch.response_mask.clone())
-        .sum_dim(1);
-        SequenceScores {
-            reward: reward.squeeze_dim(1),
-            policy_logp: policy_logp.squeeze_dim(1),
-        }
+    /// `log pi(target_t | tokens_<=t)` at every position, `[rows, seq]`.
+    pub fn token_logps(&self, hidden: Tensor<3>, target_ids: Tensor<2, Int>) -> Tensor<2> {
+        let [rows, seq, d] = hidden.dims();
+        self.target_logps(hidden.reshape([rows * seq, d]), target_ids.reshape([rows * seq])).reshape([rows, seq])
     }
+
+    /// The policy's log-probability of each response token of the batch, sequence after
+    /// sequence, `[n]` (see `TokenBatch::response_positions`).
+    pub fn response_logps(&self, hidden: Tensor<3>, batch: &TokenBatch) -> Tensor<1> {
+        let at_responses = flatten_positions(hidden).select(0, batch.response_positions.clone());
+        self.target_logps(at_responses, batch.response_targets.clone())
+    }
+
+    /// Each sequence's reward: the reward head at its last real token, `[sequences]`.
+    pub fn sequence_rewards(&self, hidden: Tensor<3>, batch: &TokenBatch) -> Tensor<1> {
+        let last = flatten_positions(hidden).select(0, batch.last_positions.clone());
+        self.reward_head.forward(last).squeeze_dim(1)
+    }
+
+    /// Each sequence's summed response log-probability under the policy head, `[sequences]`.
+    pub fn sequence_logps(&self, hidden: Tensor<3>, batch: &TokenBatch) -> Tensor<1> {
+        let token_logps = self.response_logps(hidden, batch).unsqueeze_dim(1);
+        batch.response_rows.clone().matmul(token_logps).squeeze_dim(1)
+    }
+}
+
+/// `[rows, seq, d]` hidden states as `[rows * seq, d]`, one per position.
+fn flatten_positions(hidden: Tensor<3>) -> Tensor<2> {
+    let [rows, seq, d] = hidden.dims();
+    hidden.reshape([rows * seq, d])
 }
