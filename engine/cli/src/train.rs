@@ -60,7 +60,7 @@ pub struct TrainArgs {
     /// Micro-batches per optimizer step.
     #[arg(long, default_value_t = TrainConfig::new().grad_accum)]
     grad_accum: usize,
-    /// Optimizer steps [default 700 unless --epochs is given].
+    /// Optimizer steps [default 800 unless --epochs is given].
     #[arg(long)]
     steps: Option<usize>,
     /// Passes over the training data (instead of --steps).
