@@ -88,13 +88,14 @@ def rows(path):
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 torch_version = rows(os.path.join(results, names[0] + ".torch"))[0]["torch"]
 print(f"Machine: {cpu}, {os.cpu_count()} cores; PyTorch {torch_version} eager, {threads} threads; median of the rounds.\n")
-print("| workload | shape | hafrm pairs/s | PyTorch pairs/s | ratio | hafrm CPU use | peak RSS hafrm / PyTorch |")
-print("|---|---|---|---|---|---|---|")
+print("| workload | shape | hafrm s/step | PyTorch s/step | ratio (speed) | hafrm pairs/s | hafrm CPU use | peak RSS hafrm / PyTorch |")
+print("|---|---|---|---|---|---|---|---|")
 for name in names:
     ours, theirs = rows(os.path.join(results, name + ".hafrm")), rows(os.path.join(results, name + ".torch"))
-    a = statistics.median(r["train_pairs_per_second_median"] for r in ours)
-    b = statistics.median(r["pairs_per_s"] for r in theirs)
+    a = statistics.median(r["seconds_per_step_median"] for r in ours)
+    b = statistics.median(r["step_ms_median"] / 1000 for r in theirs)
     use = statistics.median(r["cpu_utilisation"] for r in ours)
     rss = (max(r["peak_rss_mb"] for r in ours), max(r["peak_rss_mb"] for r in theirs))
-    print(f"| {name} | {ours[0]['shape']} | {a:.2f} | {b:.2f} | **{a / b:.2f}x** | {use:.0%} of one core | {rss[0]:.0f} / {rss[1]:.0f} MiB |")
+    pairs = ours[0]["batch_pairs"] / a
+    print(f"| {name} | {ours[0]['shape']} | {a:.3g} | {b:.3g} | **{b / a:.2f}x** | {pairs:.3g} | {use:.0%} of one core | {rss[0]:.0f} / {rss[1]:.0f} MiB |")
 PY
