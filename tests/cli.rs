@@ -597,3 +597,24 @@ fn a_closed_output_pipe_ends_the_command_without_a_panic() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
 }
+
+/// `hafrm bench` on random pairs of the lengths asked for: the shape, the parameters trained,
+/// step times (mean and median), CPU use and peak memory, as JSON; no timed step is an error.
+#[test]
+fn bench_reports_throughput_cpu_use_and_memory_for_the_shape_asked() {
+    let out = ok(&["bench", "--backend", "cpu", "--backbone", "tiny", "--batch", "2", "--prompt-len", "4", "--response-len", "5", "--steps", "2", "--warmup", "0", "--json"]);
+    let report = &json_lines(&out)[0];
+    assert_eq!(report["shape"], "2 pairs x (4 + 5) tokens", "{report}");
+    assert_eq!(report["batch_pairs"], 2);
+    assert_eq!(report["timed_steps"], 2);
+    // The tiny preset: 1,017,728 parameters (embeddings, 4 blocks, both heads), all trained.
+    assert_eq!(report["trainable_parameters"], 1_017_728);
+    for field in ["seconds_per_step", "seconds_per_step_median", "train_pairs_per_second", "train_pairs_per_second_median", "cpu_utilisation", "peak_rss_mb"] {
+        let value = report[field].as_f64().unwrap_or_else(|| panic!("{field} missing: {report}"));
+        assert!(value > 0.0 && value.is_finite(), "{field} = {value}");
+    }
+    let median = report["seconds_per_step_median"].as_f64().unwrap();
+    assert!((report["train_pairs_per_second_median"].as_f64().unwrap() - 2.0 / median).abs() < 1e-6 * (2.0 / median));
+    let error = fails(&["bench", "--backend", "cpu", "--steps", "0"]);
+    assert!(error.contains("--steps is 0"), "{error}");
+}

@@ -433,6 +433,16 @@ mod tests {
         }
     }
 
+    /// GPT-2 small has 124,439,808 parameters with its LM head tied to the token embedding;
+    /// the `gpt2` preset adds an untied policy head (50257 x 768) and the reward head (768).
+    #[test]
+    fn the_gpt2_preset_is_gpt2_small() {
+        let config = ModelConfig::preset("gpt2", 748).unwrap();
+        assert_eq!((config.vocab_size, config.d_model, config.n_layers, config.n_heads, config.max_len), (50257, 768, 12, 12, 1024));
+        assert!(config.tanh_gelu);
+        assert_eq!(config.parameter_count(), 124_439_808 + 50257 * 768 + 768);
+    }
+
     /// Runs saved before the pretrained architectures' fields existed still open.
     #[test]
     fn a_model_config_without_the_newer_fields_reads_as_before() {
