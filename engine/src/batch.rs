@@ -92,42 +92,65 @@ struct Placed<'a> {
     start: usize,
 }
 
-/// The per-sequence tensors of a batch, in sequence order.
-fn sequence_tensors(placed: &[Placed<'_>], device: &Device) -> (Tensor<1, Int>, Tensor<1, Int>, Tensor<1, Int>, Tensor<2>, Option<Tensor<1>>) {
-    let mut last_positions = Vec::with_capacity(placed.len());
-    let (mut response_positions, mut response_targets, mut owner) = (Vec::new(), Vec::new(), Vec::new());
-    let mut ref_logps = Vec::with_capacity(placed.len());
-    for (index, sequence) in placed.iter().enumerate() {
-        let ids = &sequence.response.ids;
-        for (j, &token) in ids.iter().enumerate() {
-            // Token j is predicted by the token before it: the prompt's last for j = 0.
-            let position = if j == 0 { sequence.first_prediction } else { sequence.start + j - 1 };
-            response_positions.push(position as i64);
-            response_targets.push(i64::from(token));
-            owner.push(index);
+/// A batch collated on the host: `[rows, seq]` token rows and the sequences placed in them.
+struct HostRows<'a> {
+    rows: usize,
+    seq: usize,
+    input_ids: Vec<i64>,
+    positions: Vec<i64>,
+    target_ids: Vec<i64>,
+    lengths: Vec<usize>,
+    prompt_lengths: Vec<usize>,
+    /// The sequences, in the batch's output order.
+    placed: Vec<Placed<'a>>,
+}
+
+impl HostRows<'_> {
+    /// The device batch, with the per-sequence index tensors built from `placed`.
+    fn into_batch(self, attention_bias: Tensor<4>, device: &Device) -> TokenBatch {
+        let placed = &self.placed;
+        let mut last_positions = Vec::with_capacity(placed.len());
+        let (mut response_positions, mut response_targets, mut owner) = (Vec::new(), Vec::new(), Vec::new());
+        let mut ref_logps = Vec::with_capacity(placed.len());
+        for (index, sequence) in placed.iter().enumerate() {
+            let ids = &sequence.response.ids;
+            for (j, &token) in ids.iter().enumerate() {
+                // Token j is predicted by the token before it: the prompt's last for j = 0.
+                let position = if j == 0 { sequence.first_prediction } else { sequence.start + j - 1 };
+                response_positions.push(position as i64);
+                response_targets.push(i64::from(token));
+                owner.push(index);
+            }
+            last_positions.push((sequence.start + ids.len() - 1) as i64);
+            if let Some(logps) = &sequence.response.ref_logps {
+                ref_logps.push(logps.iter().sum::<f32>());
+            }
         }
-        last_positions.push((sequence.start + ids.len() - 1) as i64);
-        if let Some(logps) = &sequence.response.ref_logps {
-            ref_logps.push(logps.iter().sum::<f32>());
+        let (sequences, n) = (placed.len(), response_positions.len());
+        let mut one_hot = vec![0f32; sequences * n];
+        for (token, &index) in owner.iter().enumerate() {
+            one_hot[index * n + token] = 1.0;
+        }
+        let int1 = |values: Vec<i64>| {
+            let len = values.len();
+            Tensor::<1, Int>::from_data(TensorData::new(values, [len]), device)
+        };
+        let int2 = |values: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(values, [self.rows, self.seq]), device);
+        TokenBatch {
+            input_ids: int2(self.input_ids),
+            positions: int2(self.positions),
+            target_ids: int2(self.target_ids),
+            last_positions: int1(last_positions),
+            response_positions: int1(response_positions),
+            response_targets: int1(response_targets),
+            response_rows: Tensor::<2>::from_data(TensorData::new(one_hot, [sequences, n]), device),
+            attention_bias,
+            ref_logps: (ref_logps.len() == sequences).then(|| Tensor::<1>::from_data(TensorData::new(ref_logps, [sequences]), device)),
+            lengths: self.lengths,
+            prompt_lengths: self.prompt_lengths,
+            response_lengths: placed.iter().map(|s| s.response.ids.len()).collect(),
         }
     }
-    let (sequences, n) = (placed.len(), response_positions.len());
-    let mut one_hot = vec![0f32; sequences * n];
-    for (token, &index) in owner.iter().enumerate() {
-        one_hot[index * n + token] = 1.0;
-    }
-    let int = |values: Vec<i64>| {
-        let len = values.len();
-        Tensor::<1, Int>::from_data(TensorData::new(values, [len]), device)
-    };
-    let ref_logps = (ref_logps.len() == sequences).then(|| Tensor::<1>::from_data(TensorData::new(ref_logps, [sequences]), device));
-    (
-        int(last_positions),
-        int(response_positions),
-        int(response_targets),
-        Tensor::<2>::from_data(TensorData::new(one_hot, [sequences, n]), device),
-        ref_logps,
-    )
 }
 
 /// On a GPU, batch lengths are multiples of this. A GPU backend compiles (and autotunes)
@@ -158,11 +181,6 @@ impl TokenBatch {
         self.response_lengths.len()
     }
 
-    /// Response tokens in the batch (`n`).
-    pub fn response_tokens(&self) -> usize {
-        self.response_lengths.iter().sum()
-    }
-
     /// Collate sequences into one right-padded batch (see `padded_length`).
     pub fn from_sequences(sequences: &[SequenceRef<'_>], pad_id: u32, device: &Device) -> Self {
         let rows = sequences.len();
@@ -184,23 +202,18 @@ impl TokenBatch {
             placed.push(Placed { response: sequence.response, first_prediction: base + prompt_len - 1, start: base + prompt_len });
         }
         let lengths: Vec<usize> = sequences.iter().map(SequenceRef::token_count).collect();
-        let positions: Vec<i64> = (0..rows).flat_map(|_| 0..seq as i64).collect();
-        let (last_positions, response_positions, response_targets, response_rows, ref_logps) = sequence_tensors(&placed, device);
-        let int = |values: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(values, [rows, seq]), device);
-        Self {
-            input_ids: int(input_ids),
-            positions: int(positions),
-            target_ids: int(target_ids),
-            last_positions,
-            response_positions,
-            response_targets,
-            response_rows,
-            attention_bias: attention_bias(&lengths, seq, device),
-            ref_logps,
+        let attention_bias = attention_bias(&lengths, seq, device);
+        let host = HostRows {
+            rows,
+            seq,
+            input_ids,
+            positions: (0..rows).flat_map(|_| 0..seq as i64).collect(),
+            target_ids,
             lengths,
             prompt_lengths: sequences.iter().map(|s| s.prompt.len()).collect(),
-            response_lengths: sequences.iter().map(|s| s.response.ids.len()).collect(),
-        }
+            placed,
+        };
+        host.into_batch(attention_bias, device)
     }
 
     /// A batch of pairs, one a row: prompt, chosen, rejected (see the module's documentation).
@@ -248,22 +261,16 @@ impl TokenBatch {
             chosen.push(Placed { response: &pair.chosen, first_prediction: base + p - 1, start: base + p });
             rejected.push(Placed { response: &pair.rejected, first_prediction: base + p - 1, start: base + p + c });
         }
-        let placed: Vec<Placed> = chosen.into_iter().chain(rejected).collect();
-        let (last_positions, response_positions, response_targets, response_rows, ref_logps) = sequence_tensors(&placed, device);
-        let int = |values: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(values, [rows, seq]), device);
-        Self {
-            input_ids: int(input_ids),
-            positions: int(positions),
-            target_ids: int(target_ids),
-            last_positions,
-            response_positions,
-            response_targets,
-            response_rows,
-            attention_bias: Tensor::<4>::from_data(TensorData::new(bias, [rows, 1, seq, seq]), device),
-            ref_logps,
+        let host = HostRows {
+            rows,
+            seq,
+            input_ids,
+            positions,
+            target_ids,
             lengths: pairs.iter().map(row_len).collect(),
             prompt_lengths: pairs.iter().map(|p| p.prompt.len()).collect(),
-            response_lengths: placed.iter().map(|s| s.response.ids.len()).collect(),
-        }
+            placed: chosen.into_iter().chain(rejected).collect(),
+        };
+        host.into_batch(Tensor::<4>::from_data(TensorData::new(bias, [rows, 1, seq, seq]), device), device)
     }
 }

@@ -81,9 +81,10 @@ pub async fn score_response(
     let batch = TokenBatch::from_sequences(&[SequenceRef { prompt, response }], pad_id, &device.clone().without_autodiff());
     let (model, reference) = (model.valid(), reference.valid());
     let hidden = model.hidden(&batch);
-    let trained = [model.sequence_rewards(hidden.clone(), &batch), model.sequence_logps(hidden, &batch)];
+    let reward = model.sequence_rewards(hidden.clone(), &batch);
+    let logp = model.sequence_logps(hidden, &batch);
     let frozen = reference.sequence_logps(reference.hidden(&batch), &batch);
-    let values = read_floats(Tensor::cat(vec![trained[0].clone(), trained[1].clone(), frozen], 0), "scores").await?;
+    let values = read_floats(Tensor::cat(vec![reward, logp, frozen], 0), "scores").await?;
     let (reward, policy_logp, ref_logp) = (values[0], values[1], values[2]);
     Ok(ResponseScore {
         reward,

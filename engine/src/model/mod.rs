@@ -197,8 +197,8 @@ impl RewardModel {
 
     /// `log pi(target_t | tokens_<=t)` at every position, `[rows, seq]`.
     pub fn token_logps(&self, hidden: Tensor<3>, target_ids: Tensor<2, Int>) -> Tensor<2> {
-        let [rows, seq, d] = hidden.dims();
-        self.target_logps(hidden.reshape([rows * seq, d]), target_ids.reshape([rows * seq])).reshape([rows, seq])
+        let [rows, seq] = target_ids.dims();
+        self.target_logps(flatten_positions(hidden), target_ids.reshape([rows * seq])).reshape([rows, seq])
     }
 
     /// The policy's log-probability of each response token of the batch, sequence after
