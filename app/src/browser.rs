@@ -60,6 +60,38 @@ pub fn has_webgpu() -> bool {
     global_property("navigator").and_then(|n| js_sys::Reflect::get(&n, &"gpu".into()).ok()).is_some_and(|gpu| !gpu.is_undefined() && !gpu.is_null())
 }
 
+/// The adapter WebGPU would give: whether it is a software fallback (SwiftShader, which
+/// Chromium offers on a machine without a GPU) and what it says it is. Asking for an adapter
+/// creates no device, so the CPU can still be chosen at no cost.
+pub struct AdapterProbe {
+    pub fallback: bool,
+    pub label: String,
+}
+
+const PROBE_ADAPTER: &str = r#"
+return (async () => {
+  const adapter = await navigator.gpu.requestAdapter();
+  if (!adapter) return null;
+  const info = adapter.info ?? {};
+  const label = [info.description, info.vendor, info.architecture].filter(Boolean).join(" ");
+  return { fallback: Boolean(info.isFallbackAdapter ?? adapter.isFallbackAdapter), label };
+})();
+"#;
+
+/// `None` when the browser offers no adapter; an error when asking failed.
+pub async fn probe_webgpu_adapter() -> Result<Option<AdapterProbe>, String> {
+    let promise = js_sys::Function::new_no_args(PROBE_ADAPTER).call0(&JsValue::UNDEFINED).map_err(describe)?;
+    let probe = wasm_bindgen_futures::JsFuture::from(promise.unchecked_into::<js_sys::Promise>()).await.map_err(describe)?;
+    if probe.is_null() || probe.is_undefined() {
+        return Ok(None);
+    }
+    let field = |name: &str| js_sys::Reflect::get(&probe, &name.into()).ok();
+    Ok(Some(AdapterProbe {
+        fallback: field("fallback").and_then(|v| v.as_bool()).unwrap_or(false),
+        label: field("label").and_then(|v| v.as_string()).unwrap_or_default(),
+    }))
+}
+
 /// An in-memory blob URL holding `bytes` (the data stays in the browser).
 pub fn blob_url(bytes: &[u8], mime: &str) -> Result<String, String> {
     let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));

@@ -24,6 +24,20 @@ use components::token_panel::TokenPanel;
 use controller::Studio;
 use settings::{Settings, SettingsState};
 
+/// Runs the static constructors (the `inventory` registrations of Burn's kernel compiler) once,
+/// when the module starts, in the page and in the worker alike. Without a call to
+/// `__wasm_call_ctors` in the code, wasm-ld wraps every export in one (a "command" module), so
+/// that each call from JavaScript into the module (every closure, future poll and event)
+/// ran them all again: most of a second of main-thread work at load and per message.
+#[wasm_bindgen(start)]
+fn run_static_constructors() {
+    unsafe extern "C" {
+        fn __wasm_call_ctors();
+    }
+    // SAFETY: called once, by wasm-bindgen's start before anything else in the module runs.
+    unsafe { __wasm_call_ctors() }
+}
+
 /// Mounts the app on the page, in place of the page's loading note.
 #[wasm_bindgen]
 pub fn start_page() {

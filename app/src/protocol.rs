@@ -13,7 +13,6 @@ use crate::settings::Settings;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Phase {
     Starting(String),
-    Preparing { done: usize, total: usize },
     Ready,
     Training,
     Paused,
@@ -29,7 +28,7 @@ pub struct BackendBadge {
     pub detail: String,
     /// A software adapter (SwiftShader, lavapipe) rather than a GPU.
     pub software: bool,
-    /// Why the CPU runs when WebGPU was wanted.
+    /// Why this backend runs.
     pub note: Option<String>,
 }
 

@@ -11,9 +11,38 @@ use crate::controller::Studio;
 /// Which backend the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BackendPreference {
-    /// WebGPU when the browser offers an adapter, else the CPU.
+    /// WebGPU on a GPU; the CPU when the browser offers no adapter or only a software
+    /// fallback one (SwiftShader), which trains several times slower than the CPU backend.
     Auto,
+    /// WebGPU on whatever adapter the browser offers, a software one included.
+    WebGpu,
     Cpu,
+}
+
+impl BackendPreference {
+    pub const ALL: [Self; 3] = [Self::Auto, Self::WebGpu, Self::Cpu];
+
+    /// The name in the address bar and in the backend menu's values.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::WebGpu => "webgpu",
+            Self::Cpu => "cpu",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// What the backend menu says.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Auto => "Auto (the faster here)",
+            Self::WebGpu => "WebGPU",
+            Self::Cpu => "CPU",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -83,14 +112,7 @@ impl Settings {
                 "eval_every" => set_if(&mut s.eval_every, value.parse().ok().filter(|&n: &usize| n >= 1)),
                 "preset" => set_if(&mut s.preset, Some(value.clone()).filter(|v| v == "tiny" || v == "small")),
                 "seed" => set_if(&mut s.seed, value.parse().ok()),
-                "backend" => set_if(
-                    &mut s.backend,
-                    match value.as_str() {
-                        "auto" | "webgpu" => Some(BackendPreference::Auto),
-                        "cpu" => Some(BackendPreference::Cpu),
-                        _ => None,
-                    },
-                ),
+                "backend" => set_if(&mut s.backend, BackendPreference::from_name(&value)),
                 _ => false,
             };
             if !ok {
@@ -124,7 +146,7 @@ impl Settings {
         add("eval_every", self.eval_every != d.eval_every, self.eval_every.to_string());
         add("preset", self.preset != d.preset, self.preset.clone());
         add("seed", self.seed != d.seed, self.seed.to_string());
-        add("backend", self.backend != d.backend, "cpu".to_string());
+        add("backend", self.backend != d.backend, self.backend.name().to_string());
         if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
     }
 

@@ -15,13 +15,24 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::browser::{adapter_label, blob_url, has_webgpu, now_ms, sleep_ms, unix_seconds, yield_to_browser};
+use crate::browser::{adapter_label, blob_url, has_webgpu, now_ms, probe_webgpu_adapter, sleep_ms, unix_seconds, yield_to_browser};
 use crate::protocol::{BackendBadge, Command, Envelope, Event, Phase, Request, TrainPoint};
 use crate::settings::{BackendPreference, Settings};
 
 /// Held-out pairs scored for the precision table at each evaluation: a few dozen keep an
 /// evaluation short on a software WebGPU adapter.
 const PRECISION_PAIRS: usize = 24;
+
+/// Held-out pairs of the early estimates: the accuracy chart moves within seconds of pressing
+/// Train, a few steps in, well before the run's first full evaluation. A few dozen pairs cost
+/// a fraction of a second on the CPU backend.
+const ESTIMATE_PAIRS: usize = 48;
+
+/// Whether an early estimate is due after `step`: at steps 5, 10, 20, 40, … (doubling) until
+/// the first full evaluation, which comes every `eval_every` steps.
+fn estimate_due(step: usize, eval_every: usize) -> bool {
+    step < eval_every && step >= 5 && step % 5 == 0 && (step / 5).is_power_of_two()
+}
 
 /// Burn's WebGPU kernels may read the subgroup size, which WGSL allows only on a device
 /// created with the "subgroups" feature; wgpu does not know that feature's web name and never
@@ -128,19 +139,11 @@ async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, 
     let config = settings.run_config(encoder.vocab_size(), upload.as_ref().map(|(name, pairs)| (name.as_str(), pairs.len()))).map_err(|e| e.to_string())?;
     let pairs = read_pairs(&config, upload.map(|(_, pairs)| pairs), ReadLimits::default()).map_err(|e| e.to_string())?;
     emit(Event::Pairs(pairs.eval.iter().map(pair_label).collect()));
-    let mut preparation = Preparation::new(config, encoder, pairs, &device, |_, _| {}).await.map_err(|e| e.to_string())?;
-    while !preparation.is_done() {
-        if !is_current(generation) {
-            return Ok(());
-        }
-        let (done, total) = preparation.progress();
-        emit(Event::Phase(Phase::Preparing { done, total }));
-        yield_to_browser().await;
-        preparation.advance().await.map_err(|e| e.to_string())?;
-    }
-    let mut session = preparation.finish().await.map_err(|e| e.to_string())?;
-    // The curves start at step 0.
-    session.evaluate_now().await.map_err(|e| e.to_string())?;
+    emit(Event::Phase(Phase::Starting("setting the model up".into())));
+    let preparation = Preparation::new(config, encoder, pairs, &device, |_, _| {}).await.map_err(|e| e.to_string())?;
+    let mut session = preparation.finish().map_err(|e| e.to_string())?;
+    // The curves start at step 0, on the pairs of the early estimates.
+    session.evaluate_now(ESTIMATE_PAIRS).await.map_err(|e| e.to_string())?;
     if !is_current(generation) {
         return Ok(());
     }
@@ -245,9 +248,14 @@ impl Run {
                 (Some(first), n) if n > 1 && finished > *first => 1000.0 * (n - 1) as f64 / (finished - first),
                 _ => 1000.0 / (finished - started).max(1.0),
             };
-            let new_records = 1 + usize::from(progress.evaluation.is_some());
-            self.publish_records(self.session.records().len() - new_records, rate);
-            if progress.evaluation.is_some() || self.session.trainer.is_done() {
+            let from = self.session.records().len() - 1 - usize::from(progress.evaluation.is_some());
+            let step = self.session.trainer.step_count();
+            let estimate = progress.evaluation.is_none() && estimate_due(step, self.session.trainer.config().eval_every);
+            if estimate && let Err(e) = self.session.evaluate_now(ESTIMATE_PAIRS).await {
+                self.emit(Event::Notice(format!("early held-out estimate: {e}")));
+            }
+            self.publish_records(from, rate);
+            if progress.evaluation.is_some() || estimate || self.session.trainer.is_done() {
                 self.refresh_views().await;
             }
             if self.session.trainer.is_done() {
@@ -317,16 +325,28 @@ impl Run {
     }
 }
 
-/// The device to train on and its badge. WebGPU when asked and available, else the CPU.
+/// The device to train on and its badge. Auto: WebGPU on a GPU, the CPU otherwise (no
+/// WebGPU, no adapter, or only a software fallback adapter, on which a step of the demo takes
+/// seconds where the CPU backend takes a fraction of one). WebGPU: whatever adapter there is.
 async fn backend(preference: BackendPreference) -> (Device, BackendBadge) {
-    let cpu = |note: Option<String>| {
-        (cpu_device(), BackendBadge { kind: "CPU".into(), detail: "Burn flex, WebAssembly".into(), software: false, note })
+    let cpu = |note: String| {
+        (cpu_device(), BackendBadge { kind: "CPU".into(), detail: "Burn flex, WebAssembly".into(), software: false, note: Some(note) })
     };
-    if preference == BackendPreference::Cpu {
-        return cpu(None);
-    }
-    if !has_webgpu() {
-        return cpu(Some("this browser offers no WebGPU".into()));
+    match preference {
+        BackendPreference::Cpu => return cpu("chosen under Backend".into()),
+        _ if !has_webgpu() => return cpu("this browser offers no WebGPU".into()),
+        BackendPreference::Auto => match probe_webgpu_adapter().await {
+            Ok(None) => return cpu("the browser offers no WebGPU adapter".into()),
+            Ok(Some(adapter)) if adapter.fallback => {
+                let name = if adapter.label.is_empty() { "a software renderer".to_string() } else { adapter.label };
+                return cpu(format!(
+                    "the only WebGPU adapter is a software fallback ({name}), slower than the CPU backend; choose WebGPU under Backend to use it anyway"
+                ));
+            }
+            Ok(Some(_)) => {}
+            Err(e) => return cpu(format!("asking for a WebGPU adapter failed: {e}")),
+        },
+        BackendPreference::WebGpu => {}
     }
     if WEBGPU.with(|w| w.borrow().is_none()) {
         let result = init_wgpu_async().await.map_err(|e| e.to_string());
@@ -337,12 +357,16 @@ async fn backend(preference: BackendPreference) -> (Device, BackendBadge) {
             let adapter = backend.adapter.expect("wgpu reports its adapter");
             let name = Some(adapter.name).filter(|n| !n.trim().is_empty()).or_else(adapter_label).unwrap_or_else(|| "unnamed adapter".into());
             let detail = if adapter.software { format!("{name} · software fallback adapter") } else { name };
-            (backend.device, BackendBadge { kind: "WebGPU".into(), detail, software: adapter.software, note: None })
+            let note = match preference {
+                BackendPreference::WebGpu => "chosen under Backend",
+                _ => "the browser's GPU",
+            };
+            (backend.device, BackendBadge { kind: "WebGPU".into(), detail, software: adapter.software, note: Some(note.into()) })
         }
         Err(e) if e.contains("No suitable graphics adapter") || e.contains("No adapter available") => {
-            cpu(Some("the browser offers no WebGPU adapter".into()))
+            cpu("the browser offers no WebGPU adapter".into())
         }
-        Err(e) => cpu(Some(format!("WebGPU failed to start: {e}"))),
+        Err(e) => cpu(format!("WebGPU failed to start: {e}")),
     }
 }
 

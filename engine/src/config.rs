@@ -306,9 +306,9 @@ pub struct TrainConfig {
     /// alone for as many, and so on.
     #[config(default = "None")]
     pub alternate_step: Option<usize>,
-    /// Peak learning rate. 1e-3 trains the teaching demo (`tiny`, 800 steps of 16 pairs) to
-    /// 92–99% held-out over seeds 1–3, where 2e-3 stops near 88% and 1.5e-3 (8 pairs a step)
-    /// near 85%.
+    /// Peak learning rate. 1e-3 trains the teaching demo (`tiny` on the refusal set, 200 steps
+    /// of 16 pairs) past 95% held-out by step 60 for seeds 1–3; on the mixed set (800 steps)
+    /// it reaches 92–99%, where 2e-3 stops near 88%.
     #[config(default = 1e-3)]
     pub learning_rate: f64,
     #[config(default = 0.0)]
@@ -326,8 +326,9 @@ pub struct TrainConfig {
     pub batch_size: usize,
     #[config(default = 1)]
     pub grad_accum: usize,
-    /// Optimizer steps. When `None`, `epochs` decides.
-    #[config(default = "Some(800)")]
+    /// Optimizer steps. When `None`, `epochs` decides. 200 steps of 16 pairs are three epochs
+    /// of the teaching demo, in about a minute in a page on 2 cores.
+    #[config(default = "Some(200)")]
     pub steps: Option<usize>,
     #[config(default = 1)]
     pub epochs: usize,

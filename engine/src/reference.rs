@@ -1,6 +1,7 @@
 //! The frozen reference policy `pi_ref` is the initial model. Its log-probabilities never
-//! change, so they are computed once per example before training (TRL's
-//! `precompute_ref_log_probs`) and no second model is kept in memory while training.
+//! change, so they are computed once per example and kept with it (TRL's
+//! `precompute_ref_log_probs`): the trainer computes them for each batch as it first uses it
+//! (`fill_reference_logps`), so the first step does not wait for a pass over all the data.
 
 use burn::module::Module;
 use burn::tensor::Device;
@@ -33,8 +34,8 @@ async fn batch_token_logps(model: &RewardModel, batch: &TokenBatch) -> Result<Ve
         .collect())
 }
 
-/// Fills `ref_logps` of every response of `pairs` with `model`'s per-token log-probs.
-/// `on_batch(done, total)` reports progress.
+/// Fills `ref_logps` of every response of `pairs`, in chunks of `batch_size` pairs, with
+/// `model`'s per-token log-probs. `on_batch(done, total)` reports progress.
 pub async fn attach_reference_logps(
     model: &RewardModel,
     pairs: &mut [EncodedPair],
@@ -44,19 +45,30 @@ pub async fn attach_reference_logps(
     mut on_batch: impl FnMut(usize, usize),
 ) -> Result<()> {
     let total = pairs.len();
-    let device = device.clone().without_autodiff();
-    let mut done = 0;
-    for chunk in pairs.chunks_mut(batch_size.max(1)) {
-        let refs: Vec<&EncodedPair> = chunk.iter().collect();
-        let logps = batch_token_logps(model, &TokenBatch::from_pairs(&refs, pad_id, &device)).await?;
-        // The chosen sequences, then the rejected ones.
-        let (chosen, rejected) = logps.split_at(chunk.len());
-        for ((pair, chosen), rejected) in chunk.iter_mut().zip(chosen).zip(rejected) {
-            pair.chosen.ref_logps = Some(chosen.clone());
-            pair.rejected.ref_logps = Some(rejected.clone());
-        }
-        done += chunk.len();
-        on_batch(done, total);
+    let all: Vec<usize> = (0..total).collect();
+    for chunk in all.chunks(batch_size.max(1)) {
+        fill_reference_logps(model, pairs, chunk, pad_id, device).await?;
+        on_batch(chunk[chunk.len() - 1] + 1, total);
+    }
+    Ok(())
+}
+
+/// Fills, in one batch, `ref_logps` of the pairs at `indices` that lack them.
+pub async fn fill_reference_logps(model: &RewardModel, pairs: &mut [EncodedPair], indices: &[usize], pad_id: u32, device: &Device) -> Result<()> {
+    let lacks = |pair: &EncodedPair| pair.chosen.ref_logps.is_none() || pair.rejected.ref_logps.is_none();
+    let mut missing: Vec<usize> = indices.iter().copied().filter(|&i| lacks(&pairs[i])).collect();
+    missing.sort_unstable();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let refs: Vec<&EncodedPair> = missing.iter().map(|&i| &pairs[i]).collect();
+    let logps = batch_token_logps(model, &TokenBatch::from_pairs(&refs, pad_id, &device.clone().without_autodiff())).await?;
+    // The chosen sequences, then the rejected ones.
+    let (chosen, rejected) = logps.split_at(missing.len());
+    for ((&i, chosen), rejected) in missing.iter().zip(chosen).zip(rejected) {
+        pairs[i].chosen.ref_logps = Some(chosen.clone());
+        pairs[i].rejected.ref_logps = Some(rejected.clone());
     }
     Ok(())
 }

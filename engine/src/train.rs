@@ -2,7 +2,8 @@
 //!
 //! `Trainer::step` queues one optimizer step (its micro-batches, backward passes, global
 //! gradient clipping and the AdamW update) and returns its metrics still on the device; it
-//! never waits on the device. `StepOutput::read` fetches them asynchronously.
+//! waits on the device only to read the reference log-probs of pairs it uses for the first
+//! time. `StepOutput::read` fetches the metrics asynchronously.
 
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
@@ -17,6 +18,7 @@ use crate::metrics::{EvalMetrics, PackedPairMetrics, PairMetrics, StepMetrics};
 use crate::model::RewardModel;
 use crate::objective::{objective, pair_outputs};
 use crate::params::{clip_global_grad_norm, read_floats};
+use crate::reference::fill_reference_logps;
 use crate::rng::SeededRng;
 
 /// Where a run is: enough, with the weights and the optimizer state, to resume it exactly.
@@ -87,7 +89,8 @@ impl StepOutput {
     }
 }
 
-/// Tokenised pairs with reference log-probs attached.
+/// Tokenised pairs, with reference log-probs attached or left for the trainer's reference
+/// policy to fill as they are used.
 #[derive(Clone, Debug, Default)]
 pub struct TrainingData {
     pub train: Vec<EncodedPair>,
@@ -113,9 +116,12 @@ pub struct Trainer {
     diverged: Option<String>,
     optimizer: ModuleOptimizer,
     config: TrainConfig,
-    /// The training pairs, reference log-probs attached.
+    /// The frozen reference policy (no autodiff), which fills the reference log-probs of
+    /// pairs that lack them as they are first used; none: every pair came with them.
+    reference: Option<RewardModel>,
+    /// The training pairs.
     train: Vec<EncodedPair>,
-    /// The held-out pairs, reference log-probs attached.
+    /// The held-out pairs.
     eval: Vec<EncodedPair>,
     pad_id: u32,
     device: Device,
@@ -147,14 +153,25 @@ pub fn total_steps(config: &TrainConfig, train_pairs: usize) -> usize {
 impl Trainer {
     /// `model` must live on an autodiff device; the pairs must have reference log-probs.
     pub fn new(model: RewardModel, config: TrainConfig, data: TrainingData, pad_id: u32, device: Device) -> Result<Self> {
+        let lacks_reference = |p: &EncodedPair| p.chosen.ref_logps.is_none() || p.rejected.ref_logps.is_none();
+        if data.train.iter().chain(&data.eval).any(lacks_reference) {
+            return Err(Error::Config("pairs lack reference log-probs (see reference.rs)".into()));
+        }
+        Self::build(model, None, config, data, pad_id, device)
+    }
+
+    /// A trainer whose `reference` policy (the frozen initial model, on the device without
+    /// autodiff) fills the reference log-probs of each pair as a step or an evaluation first
+    /// uses it: training starts at once instead of after a pass over all the pairs.
+    pub fn with_reference(model: RewardModel, reference: RewardModel, config: TrainConfig, data: TrainingData, pad_id: u32, device: Device) -> Result<Self> {
+        Self::build(model, Some(reference), config, data, pad_id, device)
+    }
+
+    fn build(model: RewardModel, reference: Option<RewardModel>, config: TrainConfig, data: TrainingData, pad_id: u32, device: Device) -> Result<Self> {
         config.validate()?;
         let TrainingData { train, eval } = data;
         if train.is_empty() {
             return Err(Error::Config("no training pairs".into()));
-        }
-        let lacks_reference = |p: &EncodedPair| p.chosen.ref_logps.is_none() || p.rejected.ref_logps.is_none();
-        if train.iter().chain(&eval).any(lacks_reference) {
-            return Err(Error::Config("pairs lack reference log-probs (see reference.rs)".into()));
         }
         if !device.is_autodiff() {
             return Err(Error::Backend("training needs an autodiff device".into()));
@@ -173,6 +190,7 @@ impl Trainer {
             diverged: None,
             optimizer,
             config,
+            reference,
             train,
             eval,
             pad_id,
@@ -302,8 +320,32 @@ impl Trainer {
     }
 
     /// Evaluates the current model on the held-out pairs.
-    pub async fn evaluate(&self) -> Result<EvalMetrics> {
-        evaluate(&self.model, &self.eval, &self.config, self.pad_id, &self.device, self.state.step).await
+    pub async fn evaluate(&mut self) -> Result<EvalMetrics> {
+        self.evaluate_first(self.eval.len()).await
+    }
+
+    /// Evaluates the current model on the first `count` held-out pairs: an early estimate
+    /// that costs a fraction of a full evaluation.
+    pub async fn evaluate_first(&mut self, count: usize) -> Result<EvalMetrics> {
+        let count = count.min(self.eval.len());
+        let all: Vec<usize> = (0..count).collect();
+        for chunk in all.chunks(self.config.batch_size.max(1)) {
+            self.fill_reference(Set::Eval, chunk).await?;
+        }
+        evaluate(&self.model, &self.eval[..count], &self.config, self.pad_id, &self.device, self.state.step).await
+    }
+
+    /// Gives the pairs at `indices` of one set their reference log-probs, where missing.
+    async fn fill_reference(&mut self, set: Set, indices: &[usize]) -> Result<()> {
+        let pairs = match set {
+            Set::Train => &mut self.train,
+            Set::Eval => &mut self.eval,
+        };
+        match &self.reference {
+            Some(reference) => fill_reference_logps(reference, pairs, indices, self.pad_id, &self.device).await,
+            // `Trainer::new` checked that every pair has them.
+            None => Ok(()),
+        }
     }
 
     /// One step of a run: queue an optimizer step, read its metrics, and evaluate when due.
@@ -316,7 +358,7 @@ impl Trainer {
         if let Some(message) = &self.diverged {
             return Err(Error::Config(format!("this run stopped: {message}")));
         }
-        let metrics = self.step().read().await?;
+        let metrics = self.step().await?.read().await?;
         let step_values = [("loss", metrics.loss), ("gradient norm", metrics.grad_norm)];
         self.check_finite(metrics.step, "training", step_values.into_iter().chain(pair_values(&metrics.pair)))?;
         let (mut evaluation, mut is_best) = (None, false);
@@ -360,17 +402,27 @@ impl Trainer {
         Ok(())
     }
 
-    /// Queues one optimizer step.
-    pub fn step(&mut self) -> StepOutput {
+    /// Queues one optimizer step, after computing the reference log-probs of its pairs where
+    /// they are missing.
+    pub async fn step(&mut self) -> Result<StepOutput> {
+        let batches: Vec<Vec<usize>> = (0..self.config.grad_accum).map(|_| self.next_batch()).collect();
+        for indices in &batches {
+            self.fill_reference(Set::Train, indices).await?;
+        }
+        Ok(self.queue_step(batches))
+    }
+
+    /// Queues one optimizer step over `batches` (one per micro-batch), whose pairs have their
+    /// reference log-probs.
+    fn queue_step(&mut self, batches: Vec<Vec<usize>>) -> StepOutput {
         let config = &self.config;
         let weights = LossWeights::at_step(config.rm_ratio, config.alpha, config.alternate_step, self.state.step);
         let learning_rate = learning_rate_at(config, self.state.step, self.total_steps);
-        let (accumulation, beta, max_norm) = (config.grad_accum, config.beta, config.max_grad_norm);
+        let (accumulation, beta, max_norm) = (batches.len(), config.beta, config.max_grad_norm);
         let mut accumulator = GradientsAccumulator::<RewardModel>::new();
         let mut metric_sum: Option<PackedPairMetrics> = None;
         let mut pairs = 0;
-        for _ in 0..accumulation {
-            let indices = self.next_batch();
+        for indices in batches {
             let batch_pairs: Vec<&EncodedPair> = indices.iter().map(|&i| &self.train[i]).collect();
             pairs += batch_pairs.len();
             let batch = TokenBatch::from_pairs(&batch_pairs, self.pad_id, &self.device);
@@ -400,6 +452,13 @@ impl Trainer {
             method: self.config.method,
         }
     }
+}
+
+/// The training or the held-out pairs.
+#[derive(Clone, Copy)]
+enum Set {
+    Train,
+    Eval,
 }
 
 /// The pair metrics a divergence shows in, named for the message.

@@ -128,7 +128,7 @@ fn trained(method: Method, steps: usize) -> (RewardModel, RewardModel) {
     let config = TrainConfig::for_method(method).with_batch_size(4).with_steps(Some(10)).with_warmup_steps(0);
     let mut trainer = Trainer::new(model, config, TrainingData { train, eval: vec![] }, encoder.pad_id(), device).unwrap();
     for _ in 0..steps {
-        block_on(trainer.step().read()).unwrap();
+        block_on(async { trainer.step().await?.read().await }).unwrap();
     }
     (initial, trainer.model)
 }
@@ -194,7 +194,7 @@ fn precomputed_reference_log_probs_equal_a_frozen_copy_on_the_fly() {
     let config = TrainConfig::for_method(Method::Haf).with_batch_size(4).with_steps(Some(5)).with_learning_rate(1e-2);
     let mut trainer = Trainer::new(model, config, TrainingData { train: pairs.clone(), eval: vec![] }, encoder.pad_id(), device).unwrap();
     for _ in 0..3 {
-        block_on(trainer.step().read()).unwrap();
+        block_on(async { trainer.step().await?.read().await }).unwrap();
     }
     let refs: Vec<&EncodedPair> = pairs.iter().collect();
     let batch = TokenBatch::from_pairs(&refs, encoder.pad_id(), &Device::flex());
@@ -231,4 +231,44 @@ fn sequences_shorter_than_the_batch_get_an_eos_start_when_the_prompt_is_empty() 
     let batch = TokenBatch::from_sequences(&[SequenceRef { prompt: &prompt, response: &response }], encoder.pad_id(), &device);
     let logp = to_vec(model.sequence_logps(model.hidden(&batch), &batch));
     assert!(logp[0].is_finite() && logp[0] < 0.0);
+}
+
+/// A trainer given the reference policy fills each pair's reference log-probs as a step or an
+/// evaluation first uses it: the run is the one trained on pairs scored up front, step for
+/// step, and the pairs it has not reached yet are left unscored.
+#[test]
+fn reference_log_probs_filled_as_pairs_are_used_train_as_precomputed_ones() {
+    let encoder = TextEncoder::builtin();
+    let device = Device::flex();
+    let model = RewardModel::new(&small_config(encoder.vocab_size()), 3, &device.clone().autodiff());
+    let reference = model.valid();
+    let precomputed = encoded_demo(&encoder, &reference, DemoSet::Refusal, 40, 2, &device);
+    let unscored: Vec<EncodedPair> = precomputed
+        .iter()
+        .cloned()
+        .map(|mut pair| {
+            pair.chosen.ref_logps = None;
+            pair.rejected.ref_logps = None;
+            pair
+        })
+        .collect();
+    let split = |pairs: Vec<EncodedPair>| TrainingData { train: pairs[..32].to_vec(), eval: pairs[32..].to_vec() };
+    let config = TrainConfig::for_method(Method::Haf).with_batch_size(4).with_steps(Some(4)).with_warmup_steps(0);
+    let pad = encoder.pad_id();
+    assert!(Trainer::new(model.clone(), config.clone(), split(unscored.clone()), pad, device.clone().autodiff()).is_err(), "without a reference, pairs need their log-probs");
+    let mut upfront = Trainer::new(model.clone(), config.clone(), split(precomputed), pad, device.clone().autodiff()).unwrap();
+    let mut lazy = Trainer::with_reference(model, reference, config, split(unscored), pad, device.clone().autodiff()).unwrap();
+    for step in 0..3 {
+        let (a, b) = block_on(async { Ok::<_, hafrm::Error>((upfront.advance().await?, lazy.advance().await?)) }).unwrap();
+        let values = |m: &hafrm::metrics::StepMetrics| [m.loss, m.pair.policy_loss, m.pair.implicit_accuracy, m.grad_norm];
+        for (x, y) in values(&a.metrics).iter().zip(values(&b.metrics)) {
+            assert!((x - y).abs() < 1e-5, "step {step}: {x} vs {y}");
+        }
+    }
+    let (a, b) = block_on(async { Ok::<_, hafrm::Error>((upfront.evaluate().await?, lazy.evaluate_first(3).await?)) }).unwrap();
+    assert_eq!((a.pairs, b.pairs), (8, 3));
+    let scored = lazy.eval_pairs().iter().filter(|p| p.chosen.ref_logps.is_some()).count();
+    assert_eq!(scored, 3, "an estimate on 3 held-out pairs scores those 3 only");
+    let full = block_on(lazy.evaluate()).unwrap();
+    assert!((full.pair.implicit_accuracy - a.pair.implicit_accuracy).abs() < 1e-6 && (full.pair.policy_loss - a.pair.policy_loss).abs() < 1e-5);
 }

@@ -32,13 +32,13 @@ fn a_resumed_run_continues_bit_exactly_and_refuses_other_data() {
 
     let mut straight = new_trainer(&train);
     for _ in 0..20 {
-        block_on(straight.step().read()).unwrap();
+        block_on(async { straight.step().await?.read().await }).unwrap();
     }
 
     // Split after 7 steps: 56 pairs, 16 into the third epoch.
     let mut first = new_trainer(&train);
     for _ in 0..7 {
-        block_on(first.step().read()).unwrap();
+        block_on(async { first.step().await?.read().await }).unwrap();
     }
     let weights = block_on(model_to_safetensors(&first.model)).unwrap();
     let (optimizer, state) = (first.optimizer_bytes().unwrap(), first.state().clone());
@@ -51,7 +51,7 @@ fn a_resumed_run_continues_bit_exactly_and_refuses_other_data() {
     };
     let mut resumed = restart(&train).unwrap();
     for _ in 0..13 {
-        block_on(resumed.step().read()).unwrap();
+        block_on(async { resumed.step().await?.read().await }).unwrap();
     }
     assert_eq!(resumed.step_count(), 20);
     assert_eq!(resumed.state(), straight.state());
@@ -62,8 +62,8 @@ fn a_resumed_run_continues_bit_exactly_and_refuses_other_data() {
     bit_exact("after 20 steps", &straight.model, &resumed.model);
     // The optimizer state (its serialised form is not byte-stable) shows in the next update:
     // the moments scale every parameter's step.
-    block_on(straight.step().read()).unwrap();
-    block_on(resumed.step().read()).unwrap();
+    block_on(async { straight.step().await?.read().await }).unwrap();
+    block_on(async { resumed.step().await?.read().await }).unwrap();
     bit_exact("after one more step, which uses the optimizer's moments", &straight.model, &resumed.model);
 
     // Fewer pairs, or other pairs of the same number: refused with both counts.

@@ -49,7 +49,7 @@ fn train(config: TrainConfig) -> (BTreeMap<String, Vec<f32>>, BTreeMap<String, V
     let data = TrainingData { train: pairs[..20].to_vec(), eval: pairs[20..].to_vec() };
     let mut trainer = Trainer::new(model, config.with_batch_size(4).with_steps(Some(4)).with_learning_rate(1e-2).with_warmup_steps(0), data, encoder.pad_id(), device).unwrap();
     for _ in 0..4 {
-        common::block_on(trainer.step().read()).unwrap();
+        common::block_on(async { trainer.step().await?.read().await }).unwrap();
     }
     let after = tensors(&common::block_on(model_to_safetensors(&trainer.model)).unwrap());
     (before, after, trainer.model, pairs)

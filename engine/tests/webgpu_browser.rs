@@ -73,7 +73,8 @@ async fn webgpu_agrees_with_the_cpu_on_a_forward_pass_and_a_training_step() {
     let data = || TrainingData { train: pairs.clone(), eval: vec![] };
     let mut cpu_trainer = Trainer::new(cpu_model, recipe.clone(), data(), pad, cpu.clone().autodiff()).unwrap();
     let mut gpu_trainer = Trainer::new(gpu_model, recipe, data(), pad, gpu.clone().autodiff()).unwrap();
-    let (cpu_step, gpu_step) = (cpu_trainer.step().read().await.unwrap(), gpu_trainer.step().read().await.unwrap());
+    let cpu_step = cpu_trainer.step().await.unwrap().read().await.unwrap();
+    let gpu_step = gpu_trainer.step().await.unwrap().read().await.unwrap();
     let values = |m: &hafrm::metrics::StepMetrics| vec![m.loss, m.pair.reward_loss, m.pair.policy_loss, m.grad_norm];
     assert_close(&values(&cpu_step), &values(&gpu_step), "step metrics");
     assert!(cpu_step.loss.is_finite() && cpu_step.grad_norm > 0.0, "the step computed a gradient");

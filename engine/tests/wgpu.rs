@@ -65,7 +65,7 @@ fn wgpu_agrees_with_cpu_on_a_forward_pass_a_training_step_and_attributions() {
     let step = |model: RewardModel, device: &Device| {
         let data = TrainingData { train: pairs.clone(), eval: vec![] };
         let mut trainer = Trainer::new(model, recipe.clone(), data, encoder.pad_id(), device.clone()).unwrap();
-        let metrics = block_on(trainer.step().read()).unwrap();
+        let metrics = block_on(async { trainer.step().await?.read().await }).unwrap();
         (metrics, trainer.model)
     };
     let (cpu_metrics, cpu_trained) = step(cpu_model, &cpu_train);

@@ -28,7 +28,8 @@ const QUICK = "?data=polite&pairs=200&steps=20&batch=8&eval_every=5";
 // 1-7 and 42 (20 steps: 80% for two of them). 90% of 10 (9 or 10 right) happens by chance with
 // probability 11/1024, about 1%; the untrained model scores 0 (its reward head starts at zero,
 // so every pair is a tie).
-const WEBGPU = "?data=polite&pairs=100&steps=30&batch=4&eval_every=10";
+// The page's Auto backend takes the CPU over a software adapter, so this run asks for WebGPU.
+const WEBGPU = "?data=polite&pairs=100&steps=30&batch=4&eval_every=10&backend=webgpu";
 const ACCURACY_THRESHOLD = 0.9;
 const TRAIN_TIMEOUT_MS = 15 * 60 * 1000;
 
@@ -181,13 +182,28 @@ test("falls back to the CPU without WebGPU, trains, and hands its model to the C
   }
 });
 
-// The page at its plain address trains the engine's default run, the one `hafrm train` with no
-// options trains: the run it hands over holds the same settings as `hafrm train --print-config`.
-test("the page's default run is the command line's", { timeout: 480_000 }, async () => {
-  const session = await open(["--disable-gpu", "--disable-features=WebGPU"], "");
+// The page at its plain address, as a teacher opens it on a machine without a GPU, where
+// Chromium offers WebGPU only through SwiftShader, a software fallback adapter: Auto takes the
+// CPU backend and says why; pressing Train shows a first held-out estimate within a few steps;
+// and the run it trains is the engine's default run, the one `hafrm train` trains with no
+// options (the run it hands over holds the same settings as `hafrm train --print-config`).
+test("the page's default run picks the CPU over a software adapter, moves at once, and is the command line's", { timeout: 480_000 }, async () => {
+  const session = await open(["--enable-unsafe-webgpu"], "");
   const { page } = session;
   try {
-    await waitForPhase(page, ["ready"], 420_000);
+    await page.waitForSelector("#backend-badge b", { timeout: 120_000 });
+    const badge = await page.locator("#backend-badge").innerText();
+    assert.match(badge, /^CPU/, badge);
+    assert.match(badge, /software fallback/, badge);
+    assert.match(badge, /WebGPU under Backend/, badge);
+    await page.waitForFunction(() => !document.querySelector("#train").disabled, null, { timeout: 240_000 });
+    await page.click("#train");
+    // An early estimate (on some of the held-out pairs) after a few steps, before the first
+    // full evaluation at step 50.
+    await page.waitForFunction(() => Number(document.querySelector("#heldout-accuracy")?.dataset.step) >= 5, null, { timeout: 240_000, polling: 100 });
+    const step = Number(await page.locator("#heldout-accuracy").getAttribute("data-step"));
+    assert.ok(step < 50, `the first estimate after step 0 comes at step ${step}`);
+    assert.match(await page.locator(".stat small").first().innerText(), /early estimate on \d+ of \d+ pairs/);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hafrm-default-"));
     const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-model")]);
     const tar = path.join(dir, download.suggestedFilename());
@@ -196,6 +212,7 @@ test("the page's default run is the command line's", { timeout: 480_000 }, async
     const pageConfig = JSON.parse(fs.readFileSync(path.join(dir, "hafrm-run", "config.json"), "utf8"));
     const cliConfig = JSON.parse(execFileSync(hafrm, ["train", "--print-config"]).toString());
     assert.deepEqual(pageConfig, cliConfig);
+    assert.match(await page.locator("#status").innerText(), /training: step \d+\/200/);
     assert.deepEqual(session.errors, [], "no console errors");
   } finally {
     await session.close();

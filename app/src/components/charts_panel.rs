@@ -11,15 +11,22 @@ const ORANGE: &str = "#e08214";
 const INK: &str = "#333";
 const GREY: &str = "#999";
 
-/// The latest evaluation's value of one held-out accuracy.
+/// The latest evaluation's value of one held-out accuracy, and how many held-out pairs it
+/// covers when that is an early estimate on some of them.
 #[component]
 fn AccuracyStat(label: &'static str, id: &'static str, value: fn(&EvalMetrics) -> f32) -> impl IntoView {
     let studio = expect_context::<Studio>();
     let latest = move || studio.eval.with(|e| e.last().map(value));
+    let step = move || studio.eval.with(|e| e.last().map(|m| m.step.to_string()));
+    let subset = move || {
+        let held_out = studio.pairs.with(Vec::len);
+        studio.eval.with(|e| e.last().map(|m| m.pairs)).filter(|&pairs| pairs < held_out).map(|pairs| format!("early estimate on {pairs} of {held_out} pairs"))
+    };
     view! {
         <div class="stat">
             <span class="muted">{label}</span>
-            <b id=id data-value=move || latest().map(|v| format!("{v:.4}"))>{move || latest().map_or("–".into(), |v| format!("{:.1}%", 100.0 * v))}</b>
+            <b id=id data-value=move || latest().map(|v| format!("{v:.4}")) data-step=step>{move || latest().map_or("–".into(), |v| format!("{:.1}%", 100.0 * v))}</b>
+            {move || subset().map(|text| view! { <small class="muted">{text}</small> })}
         </div>
     }
 }

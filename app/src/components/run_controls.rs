@@ -58,9 +58,9 @@ pub fn RunControls() -> impl IntoView {
     let dirty = move || state.is_dirty();
     let apply = move || state.apply(studio);
     let phase = move || studio.phase.get();
-    let busy = move || matches!(phase(), Phase::Starting(_) | Phase::Preparing { .. });
+    let busy = move || matches!(phase(), Phase::Starting(_));
     let running = move || phase() == Phase::Training;
-    let can_train = move || matches!(phase(), Phase::Ready | Phase::Paused | Phase::Preparing { .. } | Phase::Starting(_));
+    let can_train = move || matches!(phase(), Phase::Ready | Phase::Paused | Phase::Starting(_));
     view! {
         <h2>"Run"</h2>
         <label class="field">
@@ -122,12 +122,11 @@ pub fn RunControls() -> impl IntoView {
             </label>
             <label class="field">
                 <span>"Backend"</span>
-                <select name="backend" prop:value=move || settings.with(|s| if s.backend == BackendPreference::Cpu { "cpu" } else { "auto" }) on:change=move |ev| {
-                    let cpu = event_target_value(&ev) == "cpu";
-                    settings.update(|s| s.backend = if cpu { BackendPreference::Cpu } else { BackendPreference::Auto })
+                <select name="backend" prop:value=move || settings.with(|s| s.backend.name()) on:change=move |ev| {
+                    let chosen = BackendPreference::from_name(&event_target_value(&ev));
+                    settings.update(|s| s.backend = chosen.unwrap_or(BackendPreference::Auto))
                 }>
-                    <option value="auto">"WebGPU if available"</option>
-                    <option value="cpu">"CPU"</option>
+                    {BackendPreference::ALL.map(|b| view! { <option value=b.name()>{b.label()}</option> })}
                 </select>
             </label>
         </div>

@@ -14,7 +14,6 @@ pub fn StatusLine() -> impl IntoView {
         let total = studio.total_steps.get();
         match studio.phase.get() {
             Phase::Starting(what) => format!("{what}…"),
-            Phase::Preparing { done, total } => format!("reference policy: scoring pairs {done}/{total}"),
             Phase::Ready => "ready: press Train".to_string(),
             Phase::Training => format!("training: step {step}/{total}"),
             Phase::Paused => format!("paused at step {step}/{total}"),
@@ -22,10 +21,7 @@ pub fn StatusLine() -> impl IntoView {
             Phase::Failed(e) => format!("stopped: {e}"),
         }
     };
-    let fraction = move || match studio.phase.get() {
-        Phase::Preparing { done, total } => done as f64 / total.max(1) as f64,
-        _ => studio.train.with(|t| t.last().map_or(0, |p| p.metrics.step)) as f64 / studio.total_steps.get().max(1) as f64,
-    };
+    let fraction = move || studio.train.with(|t| t.last().map_or(0, |p| p.metrics.step)) as f64 / studio.total_steps.get().max(1) as f64;
     view! {
         <div id="status" class="status" data-phase=move || format!("{:?}", studio.phase.get()).split(['(', ' ', '{']).next().unwrap_or("").to_lowercase()>
             <div class="progress"><div style=move || format!("width:{:.1}%", 100.0 * fraction())></div></div>

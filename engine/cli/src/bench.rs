@@ -113,13 +113,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let data = TrainingData { train: work.train, eval: work.eval };
     let mut trainer = Trainer::new(work.model, config.clone(), data, work.pad_id, train_device)?;
     for _ in 0..args.warmup {
-        block_on(trainer.step().read())?;
+        block_on(async { trainer.step().await?.read().await })?;
     }
     let (start, cpu_start) = (Instant::now(), cpu_seconds());
     let mut step_seconds = Vec::with_capacity(args.steps);
     for _ in 0..args.steps {
         let step_start = Instant::now();
-        block_on(trainer.step().read())?;
+        block_on(async { trainer.step().await?.read().await })?;
         step_seconds.push(step_start.elapsed().as_secs_f64());
     }
     let train_seconds = start.elapsed().as_secs_f64();

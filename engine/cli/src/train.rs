@@ -8,7 +8,7 @@ use hafrm::config::{Method, TrainConfig};
 use hafrm::device::{BackendChoice, select_backend};
 use hafrm::metrics::MetricsRecord;
 use hafrm::data::formats::human_bytes;
-use hafrm::run::{BackboneChoice, DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, LAST, MODEL, Preparation, RunChoices, Session};
+use hafrm::run::{BackboneChoice, DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, LAST, MODEL, RunChoices, Session};
 use hafrm::chat::ChatTemplate;
 use hafrm::hf::{read_backbone, settings_files};
 use hafrm::tokenizer::TextEncoder;
@@ -231,7 +231,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             c.train.method.name()
         ),
     );
-    let session = prepare(preparation, args.json)?;
+    let session = preparation.finish()?;
     let out = args.resume.clone().unwrap_or(args.out.clone());
     train_loop(session, &out, args.json)
 }
@@ -263,18 +263,6 @@ fn encoder(args: &TrainArgs, backbone: &BackboneChoice) -> Result<(TextEncoder, 
 
 fn parameter_count(n: usize) -> String {
     if n >= 1_000_000 { format!("{:.2}M", n as f64 / 1e6) } else { format!("{:.1}k", n as f64 / 1e3) }
-}
-
-/// The reference pass, with a progress bar.
-fn prepare(mut preparation: Preparation, json: bool) -> Result<Session> {
-    let (_, total) = preparation.progress();
-    let bar = if json { indicatif::ProgressBar::hidden() } else { progress_bar(total as u64, "reference policy {bar:30} {pos}/{len} pairs") };
-    while !preparation.is_done() {
-        block_on(preparation.advance())?;
-        bar.set_position(preparation.progress().0 as u64);
-    }
-    bar.finish_and_clear();
-    block_on(preparation.finish())
 }
 
 fn train_loop(mut session: Session, out: &Path, json: bool) -> Result<()> {

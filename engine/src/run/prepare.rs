@@ -1,5 +1,5 @@
-//! Setting a run up: its pairs tokenised, and the frozen reference policy's log-probs computed
-//! a chunk per call, so that a caller can draw progress (or let a page breathe) in between.
+//! Setting a run up: its model (initialised, read from a folder, or resumed), its frozen
+//! reference policy, and its pairs tokenised.
 
 use burn::module::Module;
 
@@ -9,7 +9,6 @@ use crate::data::PreferencePair;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::model::RewardModel;
-use crate::reference::attach_reference_logps;
 use crate::tokenizer::TextEncoder;
 use crate::train::{Trainer, TrainerState, TrainingData};
 
@@ -33,10 +32,10 @@ pub struct Preparation {
     reference: RewardModel,
     /// The reference weights as saved (the initial model's, for a fresh run).
     reference_weights: Vec<u8>,
-    /// Training pairs, then held-out pairs, in one list while the reference runs over them.
+    /// Training pairs, then held-out pairs; the trainer gives them their reference log-probs
+    /// as it uses them.
     encoded: Vec<EncodedPair>,
     train_count: usize,
-    done: usize,
     device: Device,
     start: Start,
     store: Store,
@@ -99,7 +98,6 @@ impl Preparation {
             reference,
             reference_weights,
             encoded,
-            done: 0,
             device: device.clone(),
             start,
             store: Store::Memory { best: None },
@@ -147,34 +145,14 @@ impl Preparation {
         self.model.num_params()
     }
 
-    /// Pairs whose reference log-probs are done, of all pairs.
-    pub fn progress(&self) -> (usize, usize) {
-        (self.done, self.encoded.len())
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.done == self.encoded.len()
-    }
-
-    /// Computes the reference log-probs of the next chunk of pairs.
-    pub async fn advance(&mut self) -> Result<()> {
-        let chunk = (2 * self.config.train.batch_size).max(1);
-        let end = (self.done + chunk).min(self.encoded.len());
-        let pad = self.encoder.pad_id();
-        attach_reference_logps(&self.reference, &mut self.encoded[self.done..end], chunk, pad, &self.device, |_, _| {}).await?;
-        self.done = end;
-        Ok(())
-    }
-
-    /// The session, once every pair has its reference log-probs.
-    pub async fn finish(mut self) -> Result<Session> {
-        while !self.is_done() {
-            self.advance().await?;
-        }
+    /// The session: the trainer computes the reference log-probs of each batch as it first
+    /// uses it, so the first step does not wait for a pass over all the pairs.
+    pub fn finish(mut self) -> Result<Session> {
         let eval = self.encoded.split_off(self.train_count);
         let data = TrainingData { train: self.encoded, eval };
         let train_device = self.device.clone().autodiff();
-        let mut trainer = Trainer::new(self.model, self.config.train.clone(), data, self.encoder.pad_id(), train_device)?;
+        let pad = self.encoder.pad_id();
+        let mut trainer = Trainer::with_reference(self.model, self.reference.clone(), self.config.train.clone(), data, pad, train_device)?;
         if let Start::Resumed { state, optimizer } = self.start {
             trainer.restore(state, Some(optimizer))?;
         }

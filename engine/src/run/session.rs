@@ -56,11 +56,13 @@ impl Session {
         Self { config, encoder, eval_texts, trainer, reference, reference_weights, store, records: Vec::new(), saved_step }
     }
 
-    /// Evaluates the current model and records it, so that the curves start where the run
-    /// does (the page does this before its first step).
-    pub async fn evaluate_now(&mut self) -> Result<()> {
+    /// Evaluates the current model on the first `pairs` held-out pairs (all of them when
+    /// there are fewer) and records it: the page does this before its first step, so that
+    /// the curves start where the run does, and for early estimates before the first full
+    /// evaluation. The record's `pairs` says how many pairs it covers.
+    pub async fn evaluate_now(&mut self, pairs: usize) -> Result<()> {
         if !self.trainer.eval_pairs().is_empty() {
-            let metrics = self.trainer.evaluate().await?;
+            let metrics = self.trainer.evaluate_first(pairs).await?;
             self.record(MetricsRecord::Eval(metrics))?;
         }
         Ok(())
