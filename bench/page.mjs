@@ -98,7 +98,8 @@ try {
 }
 const pct = (v) => (v === null ? "–" : `${(100 * v).toFixed(1)}%`);
 const sec = (v) => (v === null ? "never" : `${v.toFixed(1)} s`);
-console.log(`page: ${origin}/${query} · Chromium ${flags[0]} · ${fs.readFileSync("/proc/cpuinfo", "utf8").match(/model name\s*:\s*(.*)/)?.[1] ?? "?"}, ${(fs.readFileSync("/proc/cpuinfo", "utf8").match(/^processor/gm) ?? []).length} cores`);
+const cpuinfo = fs.readFileSync("/proc/cpuinfo", "utf8");
+console.log(`page: ${origin}/${query} · Chromium ${flags[0]} · ${cpuinfo.match(/model name\s*:\s*(.*)/)?.[1] ?? "?"}, ${(cpuinfo.match(/^processor/gm) ?? []).length} cores`);
 console.log("");
 console.log("| seed | backend chosen | first step | first held-out | held-out at 30 s | held-out at 60 s | 90% reached | step at 60 s | steps/s | longest main-thread task |");
 console.log("|---|---|---|---|---|---|---|---|---|---|");

@@ -35,6 +35,13 @@ pub struct EncodedPair {
     pub rejected: EncodedResponse,
 }
 
+impl EncodedPair {
+    /// Whether a response still lacks the reference policy's log-probs.
+    pub fn lacks_reference_logps(&self) -> bool {
+        self.chosen.ref_logps.is_none() || self.rejected.ref_logps.is_none()
+    }
+}
+
 /// A prompt and one response, as the model sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct SequenceRef<'a> {

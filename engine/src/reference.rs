@@ -34,8 +34,8 @@ async fn batch_token_logps(model: &RewardModel, batch: &TokenBatch) -> Result<Ve
         .collect())
 }
 
-/// Fills `ref_logps` of every response of `pairs`, in chunks of `batch_size` pairs, with
-/// `model`'s per-token log-probs. `on_batch(done, total)` reports progress.
+/// Fills `ref_logps` of every response of `pairs` that lacks them, in chunks of `batch_size`
+/// pairs, with `model`'s per-token log-probs. `on_batch(done, total)` reports progress.
 pub async fn attach_reference_logps(
     model: &RewardModel,
     pairs: &mut [EncodedPair],
@@ -55,8 +55,8 @@ pub async fn attach_reference_logps(
 
 /// Fills, in one batch, `ref_logps` of the pairs at `indices` that lack them.
 pub async fn fill_reference_logps(model: &RewardModel, pairs: &mut [EncodedPair], indices: &[usize], pad_id: u32, device: &Device) -> Result<()> {
-    let lacks = |pair: &EncodedPair| pair.chosen.ref_logps.is_none() || pair.rejected.ref_logps.is_none();
-    let mut missing: Vec<usize> = indices.iter().copied().filter(|&i| lacks(&pairs[i])).collect();
+    // A batch that runs into the next epoch may hold a pair twice.
+    let mut missing: Vec<usize> = indices.iter().copied().filter(|&i| pairs[i].lacks_reference_logps()).collect();
     missing.sort_unstable();
     missing.dedup();
     if missing.is_empty() {

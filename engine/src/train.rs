@@ -18,7 +18,7 @@ use crate::metrics::{EvalMetrics, PackedPairMetrics, PairMetrics, StepMetrics};
 use crate::model::RewardModel;
 use crate::objective::{objective, pair_outputs};
 use crate::params::{clip_global_grad_norm, read_floats};
-use crate::reference::fill_reference_logps;
+use crate::reference::{attach_reference_logps, fill_reference_logps};
 use crate::rng::SeededRng;
 
 /// Where a run is: enough, with the weights and the optimizer state, to resume it exactly.
@@ -153,8 +153,7 @@ pub fn total_steps(config: &TrainConfig, train_pairs: usize) -> usize {
 impl Trainer {
     /// `model` must live on an autodiff device; the pairs must have reference log-probs.
     pub fn new(model: RewardModel, config: TrainConfig, data: TrainingData, pad_id: u32, device: Device) -> Result<Self> {
-        let lacks_reference = |p: &EncodedPair| p.chosen.ref_logps.is_none() || p.rejected.ref_logps.is_none();
-        if data.train.iter().chain(&data.eval).any(lacks_reference) {
+        if data.train.iter().chain(&data.eval).any(EncodedPair::lacks_reference_logps) {
             return Err(Error::Config("pairs lack reference log-probs (see reference.rs)".into()));
         }
         Self::build(model, None, config, data, pad_id, device)
@@ -328,24 +327,11 @@ impl Trainer {
     /// that costs a fraction of a full evaluation.
     pub async fn evaluate_first(&mut self, count: usize) -> Result<EvalMetrics> {
         let count = count.min(self.eval.len());
-        let all: Vec<usize> = (0..count).collect();
-        for chunk in all.chunks(self.config.batch_size.max(1)) {
-            self.fill_reference(Set::Eval, chunk).await?;
+        // Without a reference policy, `Trainer::new` checked that every pair has them.
+        if let Some(reference) = &self.reference {
+            attach_reference_logps(reference, &mut self.eval[..count], self.config.batch_size, self.pad_id, &self.device, |_, _| {}).await?;
         }
         evaluate(&self.model, &self.eval[..count], &self.config, self.pad_id, &self.device, self.state.step).await
-    }
-
-    /// Gives the pairs at `indices` of one set their reference log-probs, where missing.
-    async fn fill_reference(&mut self, set: Set, indices: &[usize]) -> Result<()> {
-        let pairs = match set {
-            Set::Train => &mut self.train,
-            Set::Eval => &mut self.eval,
-        };
-        match &self.reference {
-            Some(reference) => fill_reference_logps(reference, pairs, indices, self.pad_id, &self.device).await,
-            // `Trainer::new` checked that every pair has them.
-            None => Ok(()),
-        }
     }
 
     /// One step of a run: queue an optimizer step, read its metrics, and evaluate when due.
@@ -406,8 +392,10 @@ impl Trainer {
     /// they are missing.
     pub async fn step(&mut self) -> Result<StepOutput> {
         let batches: Vec<Vec<usize>> = (0..self.config.grad_accum).map(|_| self.next_batch()).collect();
-        for indices in &batches {
-            self.fill_reference(Set::Train, indices).await?;
+        if let Some(reference) = &self.reference {
+            for indices in &batches {
+                fill_reference_logps(reference, &mut self.train, indices, self.pad_id, &self.device).await?;
+            }
         }
         Ok(self.queue_step(batches))
     }
@@ -452,13 +440,6 @@ impl Trainer {
             method: self.config.method,
         }
     }
-}
-
-/// The training or the held-out pairs.
-#[derive(Clone, Copy)]
-enum Set {
-    Train,
-    Eval,
 }
 
 /// The pair metrics a divergence shows in, named for the message.
