@@ -38,7 +38,7 @@ impl BackendPreference {
     /// What the backend menu says.
     pub fn label(self) -> &'static str {
         match self {
-            Self::Auto => "Auto (the faster here)",
+            Self::Auto => "Auto",
             Self::WebGpu => "WebGPU",
             Self::Cpu => "CPU",
         }
