@@ -618,3 +618,56 @@ fn bench_reports_throughput_cpu_use_and_memory_for_the_shape_asked() {
     let error = fails(&["bench", "--backend", "cpu", "--steps", "0"]);
     assert!(error.contains("--steps is 0"), "{error}");
 }
+
+#[test]
+fn an_experiment_trains_its_grid_writes_the_table_and_plots_and_resumes_by_skipping() {
+    let dir = temp_dir("experiment");
+    let out = dir.join("grid");
+    let args = [
+        "experiment", "--backbone", "tiny", "--methods", "haf,baseline", "--seeds", "2", "--demo-pairs", "100", "--eval-fraction", "0.2",
+        "--steps", "4", "--batch", "8", "--eval-every", "2", "--backend", "cpu", "--out", s(&out),
+    ];
+    let run = hafrm(&args);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("2 methods x 2 seeds = 4 runs; 80 training pairs, 20 held out"), "{stderr}");
+    for name in ["haf-seed1", "baseline-seed1", "haf-seed2", "baseline-seed2"] {
+        assert!(stderr.contains(&format!("{name}: held-out ")), "{name}: {stderr}");
+        assert!(out.join("runs").join(name).join("eval_margins.json").is_file(), "{name}");
+    }
+    let stdout = String::from_utf8(run.stdout).unwrap();
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let haf = &results["methods"][0]["accuracy"];
+    let row = format!("| haf | **{:.1} ± {:.1}** |", 100.0 * haf["mean"].as_f64().unwrap(), 100.0 * haf["sd"].as_f64().unwrap());
+    assert!(stdout.contains(&row) && stdout.contains("| haf − baseline |"), "{stdout}");
+    for file in ["results.md", "accuracy.svg", "final-accuracy.svg"] {
+        let text = std::fs::read_to_string(out.join(file)).unwrap();
+        assert!(text.len() > 500, "{file}");
+    }
+    // A run of the grid is an ordinary run: `eval` scores it.
+    let eval = json_lines(&ok(&["eval", "--model", s(&out.join("runs/haf-seed1")), "--data", s(&out.join("data/eval.jsonl")), "--backend", "cpu", "--json"]));
+    assert_eq!(eval[0]["pairs"], 20);
+
+    // Again: every run is skipped, the table is the same.
+    let again = hafrm(&args);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("finished before, skipped").count(), 4, "{stderr}");
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), stdout);
+
+    // Other settings in the same directory, and bad grids, are refused.
+    let mut changed = args.to_vec();
+    let steps = changed.iter().position(|a| *a == "--steps").unwrap();
+    changed[steps + 1] = "6";
+    let error = fails(&changed);
+    assert!(error.contains("haf-seed1") && error.contains("train.steps: 4 saved, 6 now"), "{error}");
+    let error = fails(&["experiment", "--backbone", "tiny", "--methods", "haf,haf", "--out", s(&dir.join("twice"))]);
+    assert!(error.contains("--methods"), "{error}");
+    let error = fails_with(2, &["experiment", "--seeds", "0"]);
+    assert!(error.contains("at least one seed"), "{error}");
+    let error = fails_with(2, &["experiment", "--seeds", "1,x"]);
+    assert!(error.contains("nor a list of seeds"), "{error}");
+    let error = fails(&["experiment", "--backbone", "tiny", "--steps", "0", "--out", s(&dir.join("zero"))]);
+    assert!(error.contains("steps (--steps) is 0"), "{error}");
+    assert!(!dir.join("zero").exists(), "bad settings left a directory behind");
+}

@@ -20,6 +20,39 @@ pub async fn model_to_safetensors(model: &RewardModel) -> Result<Vec<u8>> {
     store.get_bytes().map_err(|e| Error::Backend(format!("cannot serialise the model: {e}")))
 }
 
+/// A fingerprint of a safetensors file's tensors (FNV-1a over each tensor's name, type,
+/// shape and bytes, in name order): equal for equal weights whatever order the header lists
+/// them in. A file whose header does not parse fingerprints as its bytes.
+pub fn weights_fingerprint(bytes: &[u8]) -> u64 {
+    let mut hash = crate::train::Fnv1a::new();
+    let tensors = || -> Option<Vec<(String, String, &[u8])>> {
+        let header_len = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+        let data = bytes.get(8usize.checked_add(header_len)?..)?;
+        let header: std::collections::BTreeMap<String, serde_json::Value> = serde_json::from_slice(bytes.get(8..8 + header_len)?).ok()?;
+        header
+            .into_iter()
+            .filter(|(name, _)| name != "__metadata__")
+            .map(|(name, info)| {
+                let offsets = info.get("data_offsets")?.as_array()?;
+                let (start, end) = (offsets.first()?.as_u64()? as usize, offsets.get(1)?.as_u64()? as usize);
+                let kind = format!("{} {}", info.get("dtype")?, info.get("shape")?);
+                Some((name, kind, data.get(start..end)?))
+            })
+            .collect()
+    };
+    match tensors() {
+        Some(tensors) => {
+            for (name, kind, raw) in tensors {
+                hash.feed(name.as_bytes());
+                hash.feed(kind.as_bytes());
+                hash.feed(raw);
+            }
+        }
+        None => hash.feed(bytes),
+    }
+    hash.finish()
+}
+
 /// The first tensor of a safetensors file holding a NaN or an infinity, and the value. A file
 /// whose header does not parse is left to the loader, which says what is wrong with it.
 pub fn first_non_finite(bytes: &[u8]) -> Option<(String, f64)> {

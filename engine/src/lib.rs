@@ -14,6 +14,8 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod eval;
+#[cfg(not(target_family = "wasm"))]
+pub mod experiment;
 pub mod export;
 pub mod gguf;
 pub mod hf;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::{EncodedPair, TokenBatch};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
-use crate::eval::evaluate;
+use crate::eval::{PairMargins, evaluate};
 use crate::losses::LossWeights;
 use crate::metrics::{EvalMetrics, PackedPairMetrics, PairMetrics, StepMetrics};
 use crate::model::RewardModel;
@@ -48,19 +48,33 @@ pub struct DataFingerprint {
 
 impl DataFingerprint {
     pub fn of(pairs: &[EncodedPair]) -> Self {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut feed = |value: u64| {
-            for byte in value.to_le_bytes() {
-                hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-            }
-        };
+        let mut hash = Fnv1a::new();
         for pair in pairs {
             for ids in [&pair.prompt, &pair.chosen.ids, &pair.rejected.ids] {
-                feed(ids.len() as u64);
-                ids.iter().for_each(|&id| feed(u64::from(id)));
+                hash.feed(&(ids.len() as u64).to_le_bytes());
+                ids.iter().for_each(|&id| hash.feed(&u64::from(id).to_le_bytes()));
             }
         }
-        Self { pairs: pairs.len(), tokens_fnv1a: hash }
+        Self { pairs: pairs.len(), tokens_fnv1a: hash.finish() }
+    }
+}
+
+/// FNV-1a, 64 bits: a fingerprint of tokens or weights, not a cryptographic hash.
+pub(crate) struct Fnv1a(u64);
+
+impl Fnv1a {
+    pub fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    pub fn feed(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    pub fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -128,6 +142,8 @@ pub struct Trainer {
     state: TrainerState,
     order: Vec<usize>,
     total_steps: usize,
+    /// The step of the last evaluation of every held-out pair, and its pairs' margins.
+    last_margins: Option<(usize, Vec<PairMargins>)>,
 }
 
 /// Linear warm-up from 0, then linear decay to 0 at `total` (the schedule of the paper's
@@ -197,6 +213,7 @@ impl Trainer {
             state: TrainerState { data: Some(data), ..TrainerState::default() },
             order: Vec::new(),
             total_steps,
+            last_margins: None,
         };
         trainer.shuffle_epoch();
         Ok(trainer)
@@ -318,6 +335,10 @@ impl Trainer {
         &self.eval
     }
 
+    pub fn train_pairs(&self) -> &[EncodedPair] {
+        &self.train
+    }
+
     /// Evaluates the current model on the held-out pairs.
     pub async fn evaluate(&mut self) -> Result<EvalMetrics> {
         self.evaluate_first(self.eval.len()).await
@@ -326,12 +347,35 @@ impl Trainer {
     /// Evaluates the current model on the first `count` held-out pairs: an early estimate
     /// that costs a fraction of a full evaluation.
     pub async fn evaluate_first(&mut self, count: usize) -> Result<EvalMetrics> {
+        let count = self.fill_held_out(count).await?;
+        let (metrics, margins) = evaluate(&self.model, &self.eval[..count], &self.config, self.pad_id, &self.device, self.state.step).await?;
+        if count == self.eval.len() {
+            self.last_margins = Some((self.state.step, margins));
+        }
+        Ok(metrics)
+    }
+
+    /// Each held-out pair's margins under the current model: the last evaluation's when it was
+    /// of every held-out pair at this step (a run's final one), else from an evaluation now.
+    pub async fn eval_margins(&mut self) -> Result<Vec<PairMargins>> {
+        match &self.last_margins {
+            Some((step, margins)) if *step == self.state.step => Ok(margins.clone()),
+            _ => {
+                self.evaluate().await?;
+                Ok(self.last_margins.as_ref().map(|(_, m)| m.clone()).unwrap_or_default())
+            }
+        }
+    }
+
+    /// Fills the reference log-probs of the first `count` held-out pairs (all of them when
+    /// there are fewer); returns how many that is.
+    async fn fill_held_out(&mut self, count: usize) -> Result<usize> {
         let count = count.min(self.eval.len());
         // Without a reference policy, `Trainer::new` checked that every pair has them.
         if let Some(reference) = &self.reference {
             attach_reference_logps(reference, &mut self.eval[..count], self.config.batch_size, self.pad_id, &self.device, |_, _| {}).await?;
         }
-        evaluate(&self.model, &self.eval[..count], &self.config, self.pad_id, &self.device, self.state.step).await
+        Ok(count)
     }
 
     /// One step of a run: queue an optimizer step, read its metrics, and evaluate when due.

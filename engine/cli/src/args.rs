@@ -1,6 +1,6 @@
 //! The command line: subcommands, the flags they share, and helpers for drawing progress.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use hafrm::config::Method;
@@ -9,12 +9,14 @@ use hafrm::run::DEFAULT_DEMO;
 use hafrm::data::formats::{ReadLimits, RecordShape};
 use hafrm::config::PRESETS;
 use hafrm::device::{BackendChoice, select_backend};
-use hafrm::hf::read_backbone;
+use hafrm::chat::ChatTemplate;
+use hafrm::hf::{read_backbone, settings_files};
+use hafrm::tokenizer::TextEncoder;
 use hafrm::tuning::LoraSettings;
-use hafrm::run::{BackboneChoice, TrainedRun};
-use hafrm::Result;
+use hafrm::run::{BackboneChoice, RunChoices, TrainedRun};
+use hafrm::{Error, Result};
 
-use crate::{attribute, bench, data, export, score, train};
+use crate::{attribute, bench, data, experiment, export, score, train};
 
 #[derive(Parser, Debug)]
 #[command(name = "hafrm", version, about = "Train HaF-RM hybrid reward models (reward head + token-level DPO policy loss)")]
@@ -33,6 +35,9 @@ pub enum Command {
     Score(score::ScoreArgs),
     /// Which tokens drive the reward: coloured in the terminal, or an HTML page.
     Attribute(attribute::AttributeArgs),
+    /// The paper's comparison: HaF, a reward model alone and DPO, over several seeds, each an
+    /// ordinary run; then a table (mean ± sd, bootstrap intervals, HaF's differences) and plots.
+    Experiment(experiment::ExperimentArgs),
     /// Write a trained run as a Hugging Face reward model (and, with --policy, its policy).
     Export(export::ExportArgs),
     /// Training throughput (pairs per second) on the chosen backend.
@@ -49,6 +54,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => score::eval(args),
         Command::Score(args) => score::score(args),
         Command::Attribute(args) => attribute::run(args),
+        Command::Experiment(args) => experiment::run(args),
         Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Tokenizer(args) => data::tokenizer(args),
@@ -113,6 +119,31 @@ pub fn backbone_path(backbone: &str) -> Result<PathBuf> {
     path.canonicalize().map_err(|e| hafrm::Error::io(&path, e))
 }
 
+/// The tokenizer and what to call it in errors: --tokenizer's, a backbone's own, or the
+/// bundled one (the run's EOS is applied by `RunConfig::with_eos`).
+pub fn encoder(tokenizer: Option<&Path>, backbone: &BackboneChoice) -> Result<(TextEncoder, String)> {
+    if let Some(path) = tokenizer {
+        return Ok((TextEncoder::from_file(path)?, path.display().to_string()));
+    }
+    match backbone {
+        BackboneChoice::Preset(_) => Ok((TextEncoder::builtin(), "built in".to_string())),
+        // A GGUF file's tokenizer is rebuilt from its metadata.
+        BackboneChoice::Pretrained { path, .. } if path.is_file() => {
+            let gguf = read_backbone(path)?;
+            let json = gguf.tokenizer_json.as_deref().ok_or_else(|| Error::checkpoint(path, "has no tokenizer: give one with --tokenizer"))?;
+            Ok((TextEncoder::from_json(json)?.with_chat_template(ChatTemplate::from_files(&gguf.settings)?), path.display().to_string()))
+        }
+        BackboneChoice::Pretrained { path, .. } => {
+            let file = path.join("tokenizer.json");
+            if !file.is_file() {
+                return Err(Error::checkpoint(path, "has no tokenizer.json: give one with --tokenizer"));
+            }
+            let chat = ChatTemplate::from_files(&settings_files(path)?)?;
+            Ok((TextEncoder::from_file(&file)?.with_chat_template(chat), file.display().to_string()))
+        }
+    }
+}
+
 /// Where pairs come from: a file, or a built-in teaching set.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
@@ -162,6 +193,13 @@ fn parse_size(s: &str) -> std::result::Result<u64, String> {
     }
 }
 
+pub fn parse_fraction(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
+        _ => Err(format!("`{s}` is not a fraction from 0 (nothing held out) to below 1")),
+    }
+}
+
 pub fn parse_shape(s: &str) -> std::result::Result<RecordShape, String> {
     s.parse()
 }
@@ -192,6 +230,91 @@ pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
             .progress_chars("=> "),
     );
     bar
+}
+
+/// The training recipe, the flags `train` and `experiment` share. Unset, a flag takes the
+/// engine's default (`--print-config` shows them all), or for `experiment` on a pretrained
+/// backbone the experiment's own.
+#[derive(Args, Debug, Clone)]
+pub struct RecipeArgs {
+    /// Weight of the DPO policy loss [mode's default: haf 0.2, baseline 0, dpo 0.2].
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// DPO temperature [default: 0.1].
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// Weight of the reward loss [mode's default: haf 1, baseline 1, dpo 0].
+    #[arg(long)]
+    pub rm_ratio: Option<f64>,
+    /// Alternate between the reward and the policy loss every K steps (mode haf).
+    #[arg(long)]
+    pub alternate_step: Option<usize>,
+    /// Peak learning rate [default: 0.001].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// AdamW's weight decay [default: 0].
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Clip the global gradient norm to this [default: 1].
+    #[arg(long)]
+    pub max_grad_norm: Option<f64>,
+    /// Pairs per micro-batch [default: 16].
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Micro-batches per optimizer step [default: 1].
+    #[arg(long)]
+    pub grad_accum: Option<usize>,
+    /// Optimizer steps [default: 200 unless --epochs is given].
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Passes over the training data (instead of --steps).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Linear warm-up steps [default: 20, or a tenth of the steps when that is fewer].
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Evaluate (and checkpoint) every N steps [default: 50].
+    #[arg(long)]
+    pub eval_every: Option<usize>,
+    /// Prompt template: plain, chat (the backbone's chat template), phi2, mistral, or a string
+    /// containing {prompt} [default: plain].
+    #[arg(long)]
+    pub template: Option<String>,
+    /// Longest prompt + response (EOS included) [default: 512, or the model's positions if fewer].
+    #[arg(long)]
+    pub max_length: Option<usize>,
+    /// Tokens a too-long prompt keeps, from its end [default: 128, below --max-length].
+    #[arg(long)]
+    pub max_prompt_length: Option<usize>,
+    #[command(flatten)]
+    pub tuning: TuningArgs,
+}
+
+impl RecipeArgs {
+    /// `choices` with the recipe's flags that were given.
+    pub fn apply(&self, choices: RunChoices) -> RunChoices {
+        RunChoices {
+            alpha: self.alpha.or(choices.alpha),
+            beta: self.beta.or(choices.beta),
+            rm_ratio: self.rm_ratio.or(choices.rm_ratio),
+            alternate_step: self.alternate_step.or(choices.alternate_step),
+            learning_rate: self.lr.or(choices.learning_rate),
+            weight_decay: self.weight_decay.or(choices.weight_decay),
+            max_grad_norm: self.max_grad_norm.or(choices.max_grad_norm),
+            batch_size: self.batch.or(choices.batch_size),
+            grad_accum: self.grad_accum.or(choices.grad_accum),
+            steps: self.steps.or(choices.steps),
+            epochs: self.epochs.or(choices.epochs),
+            warmup_steps: self.warmup.or(choices.warmup_steps),
+            eval_every: self.eval_every.or(choices.eval_every),
+            template: self.template.clone().or(choices.template),
+            max_length: self.max_length.or(choices.max_length),
+            max_prompt_length: self.max_prompt_length.or(choices.max_prompt_length),
+            freeze_layers: self.tuning.freeze_layers.or(choices.freeze_layers),
+            lora: self.tuning.lora().or(choices.lora),
+            ..choices
+        }
+    }
 }
 
 /// Which parameters of a pretrained backbone train.

@@ -5,6 +5,7 @@ mod args;
 mod attribute;
 mod bench;
 mod data;
+mod experiment;
 mod export;
 mod score;
 mod train;

@@ -9,12 +9,9 @@ use hafrm::device::{BackendChoice, select_backend};
 use hafrm::metrics::MetricsRecord;
 use hafrm::data::formats::human_bytes;
 use hafrm::run::{BackboneChoice, DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, LAST, MODEL, RunChoices, Session};
-use hafrm::chat::ChatTemplate;
-use hafrm::hf::{read_backbone, settings_files};
-use hafrm::tokenizer::TextEncoder;
 use hafrm::{Error, Result};
 
-use crate::args::{DataArgs, TuningArgs, backbone_choice, block_on, parse_backend, parse_method, progress_bar};
+use crate::args::{DataArgs, RecipeArgs, backbone_choice, block_on, encoder, parse_backend, parse_fraction, parse_method, progress_bar};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -29,49 +26,12 @@ pub struct TrainArgs {
     /// haf (reward + policy loss), baseline (reward loss only) or dpo (policy loss only).
     #[arg(long, default_value = TrainConfig::new().method.name(), value_parser = parse_method)]
     mode: Method,
-    /// Weight of the DPO policy loss [mode's default: haf 0.2, baseline 0, dpo 0.2].
-    #[arg(long)]
-    alpha: Option<f64>,
-    /// DPO temperature.
-    #[arg(long, default_value_t = TrainConfig::new().beta)]
-    beta: f64,
-    /// Weight of the reward loss [mode's default: haf 1, baseline 1, dpo 0].
-    #[arg(long)]
-    rm_ratio: Option<f64>,
-    /// Alternate between the reward and the policy loss every K steps (mode haf).
-    #[arg(long)]
-    alternate_step: Option<usize>,
     /// The backbone: a built-in shape trained from scratch, tiny (d 128, 4 layers) or small
     /// (d 256, 6 layers), or a pretrained model to fine-tune: a Hugging Face model folder or a
     /// GGUF file (GPT-2, Llama family, Qwen2, Mistral, Phi), or smollm2-135m from the model
     /// cache (`bash engine/scripts/fetch-smollm2.sh` puts it there).
     #[arg(long, alias = "preset", default_value = DEFAULT_PRESET)]
     backbone: String,
-    #[arg(long, default_value_t = TrainConfig::new().learning_rate)]
-    lr: f64,
-    #[arg(long, default_value_t = TrainConfig::new().weight_decay)]
-    weight_decay: f64,
-    /// Clip the global gradient norm to this.
-    #[arg(long, default_value_t = TrainConfig::new().max_grad_norm)]
-    max_grad_norm: f64,
-    /// Pairs per micro-batch.
-    #[arg(long, default_value_t = TrainConfig::new().batch_size)]
-    batch: usize,
-    /// Micro-batches per optimizer step.
-    #[arg(long, default_value_t = TrainConfig::new().grad_accum)]
-    grad_accum: usize,
-    /// Optimizer steps [default 800 unless --epochs is given].
-    #[arg(long)]
-    steps: Option<usize>,
-    /// Passes over the training data (instead of --steps).
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Linear warm-up steps [default: 20, or a tenth of the steps when that is fewer].
-    #[arg(long)]
-    warmup: Option<usize>,
-    /// Evaluate (and checkpoint) every N steps.
-    #[arg(long, default_value_t = TrainConfig::new().eval_every)]
-    eval_every: usize,
     #[arg(long, default_value_t = TrainConfig::new().seed)]
     seed: u64,
     /// Run directory.
@@ -83,15 +43,6 @@ pub struct TrainArgs {
     /// A tokenizer.json; default: the bundled one.
     #[arg(long)]
     tokenizer: Option<PathBuf>,
-    /// Prompt template: plain, phi2, mistral, or a string containing {prompt}.
-    #[arg(long, default_value = "plain")]
-    template: String,
-    /// Longest prompt + response (EOS included) [default: 512, or the model's positions if fewer].
-    #[arg(long)]
-    max_length: Option<usize>,
-    /// Tokens a too-long prompt keeps, from its end [default: 128, below --max-length].
-    #[arg(long)]
-    max_prompt_length: Option<usize>,
     /// Continue the run in this directory (its saved settings apply; --steps may extend it).
     #[arg(long)]
     resume: Option<PathBuf>,
@@ -99,7 +50,7 @@ pub struct TrainArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    tuning: TuningArgs,
+    recipe: RecipeArgs,
     /// Print the settings the run would use (its config.json) and stop.
     #[arg(long)]
     print_config: bool,
@@ -118,38 +69,15 @@ impl TrainArgs {
             }),
             None => DataChoice::Demo { set: Some(self.data.demo), pairs: self.data.demo_pairs },
         };
-        Ok(RunChoices {
+        let choices = RunChoices {
             data,
             eval_fraction: Some(self.eval_fraction),
             backbone: Some(backbone),
             method: Some(self.mode),
-            rm_ratio: self.rm_ratio,
-            alpha: self.alpha,
-            beta: Some(self.beta),
-            alternate_step: self.alternate_step,
-            learning_rate: Some(self.lr),
-            weight_decay: Some(self.weight_decay),
-            max_grad_norm: Some(self.max_grad_norm),
-            batch_size: Some(self.batch),
-            grad_accum: Some(self.grad_accum),
-            steps: self.steps,
-            epochs: self.epochs,
-            warmup_steps: self.warmup,
-            eval_every: Some(self.eval_every),
             seed: Some(self.seed),
-            template: Some(self.template.clone()),
-            max_length: self.max_length,
-            max_prompt_length: self.max_prompt_length,
-            freeze_layers: self.tuning.freeze_layers,
-            lora: self.tuning.lora(),
-        })
-    }
-}
-
-fn parse_fraction(s: &str) -> std::result::Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
-        _ => Err(format!("`{s}` is not a fraction from 0 (nothing held out) to below 1")),
+            ..RunChoices::default()
+        };
+        Ok(self.recipe.apply(choices))
     }
 }
 
@@ -166,7 +94,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             Some(path) => hafrm::run::RunDir::open(path)?.load_config()?,
             None => {
                 let backbone = backbone_choice(&args.backbone)?;
-                let (encoder, _) = encoder(&args, &backbone)?;
+                let (encoder, _) = encoder(args.tokenizer.as_deref(), &backbone)?;
                 args.choices(backbone)?.into_config(encoder.vocab_size())?
             }
         };
@@ -177,10 +105,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     status(args.json, format!("backend: {}", backend.describe()));
     let limits = args.data.limits();
     let preparation = match &args.resume {
-        Some(path) => hafrm::run::resume(path, args.steps, limits, &backend.device)?,
+        Some(path) => hafrm::run::resume(path, args.recipe.steps, limits, &backend.device)?,
         None => {
             let backbone = backbone_choice(&args.backbone)?;
-            let (encoder, name) = encoder(&args, &backbone)?;
+            let (encoder, name) = encoder(args.tokenizer.as_deref(), &backbone)?;
             let config = args.choices(backbone)?.into_config(encoder.vocab_size())?;
             let encoder = config.with_eos(encoder)?;
             config.check_tokenizer(&encoder, &name)?;
@@ -234,31 +162,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let session = preparation.finish()?;
     let out = args.resume.clone().unwrap_or(args.out.clone());
     train_loop(session, &out, args.json)
-}
-
-/// The tokenizer and what to call it in errors: --tokenizer's, a backbone's own, or the
-/// bundled one (the run's EOS is applied by `RunConfig::with_eos`).
-fn encoder(args: &TrainArgs, backbone: &BackboneChoice) -> Result<(TextEncoder, String)> {
-    if let Some(path) = &args.tokenizer {
-        return Ok((TextEncoder::from_file(path)?, path.display().to_string()));
-    }
-    match backbone {
-        BackboneChoice::Preset(_) => Ok((TextEncoder::builtin(), "built in".to_string())),
-        // A GGUF file's tokenizer is rebuilt from its metadata.
-        BackboneChoice::Pretrained { path, .. } if path.is_file() => {
-            let gguf = read_backbone(path)?;
-            let json = gguf.tokenizer_json.as_deref().ok_or_else(|| Error::checkpoint(path, "has no tokenizer: give one with --tokenizer"))?;
-            Ok((TextEncoder::from_json(json)?.with_chat_template(ChatTemplate::from_files(&gguf.settings)?), path.display().to_string()))
-        }
-        BackboneChoice::Pretrained { path, .. } => {
-            let file = path.join("tokenizer.json");
-            if !file.is_file() {
-                return Err(Error::checkpoint(path, "has no tokenizer.json: give one with --tokenizer"));
-            }
-            let chat = ChatTemplate::from_files(&settings_files(path)?)?;
-            Ok((TextEncoder::from_file(&file)?.with_chat_template(chat), file.display().to_string()))
-        }
-    }
 }
 
 fn parameter_count(n: usize) -> String {

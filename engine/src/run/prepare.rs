@@ -145,6 +145,30 @@ impl Preparation {
         self.model.num_params()
     }
 
+    /// A fingerprint (FNV-1a, 64 bits) of the reference policy's weights: runs whose
+    /// fingerprints agree (a pretrained backbone's, whatever the method and seed) have the same
+    /// reference log-probs, so one run's can serve the others (`reuse_reference_logps`).
+    pub fn reference_fingerprint(&self) -> u64 {
+        crate::checkpoint::weights_fingerprint(&self.reference_weights)
+    }
+
+    /// Takes the reference log-probs that `pairs` (another run's, training pairs then
+    /// held-out ones, as `Session::encoded_pairs` gives them) hold for pairs of the same
+    /// tokens as this run's; returns how many pairs it took. Only for a run whose
+    /// `reference_fingerprint` is theirs.
+    pub fn reuse_reference_logps(&mut self, pairs: &[EncodedPair]) -> usize {
+        let mut reused = 0;
+        for (mine, theirs) in self.encoded.iter_mut().zip(pairs) {
+            let same_tokens = mine.prompt == theirs.prompt && mine.chosen.ids == theirs.chosen.ids && mine.rejected.ids == theirs.rejected.ids;
+            if same_tokens && mine.lacks_reference_logps() && !theirs.lacks_reference_logps() {
+                mine.chosen.ref_logps = theirs.chosen.ref_logps.clone();
+                mine.rejected.ref_logps = theirs.rejected.ref_logps.clone();
+                reused += 1;
+            }
+        }
+        reused
+    }
+
     /// The session: the trainer computes the reference log-probs of each batch as it first
     /// uses it, so the first step does not wait for a pass over all the pairs.
     pub fn finish(mut self) -> Result<Session> {

@@ -194,6 +194,13 @@ impl Session {
         )
     }
 
+    /// The run's pairs as the trainer holds them, training pairs then held-out ones, with
+    /// the reference log-probs computed so far (`Preparation::reuse_reference_logps` takes
+    /// them for another run).
+    pub fn encoded_pairs(&self) -> Vec<EncodedPair> {
+        self.trainer.train_pairs().iter().chain(self.trainer.eval_pairs()).cloned().collect()
+    }
+
     /// The number of model parameters.
     pub fn parameter_count(&self) -> usize {
         burn::module::Module::num_params(&self.trainer.model)

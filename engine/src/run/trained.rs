@@ -86,7 +86,7 @@ impl TrainedRun {
 
     /// The run's held-out metrics on `pairs` (from `encode`).
     pub async fn evaluate(&self, pairs: &[EncodedPair]) -> Result<EvalMetrics> {
-        evaluate(&self.model, pairs, &self.config.train, self.encoder.pad_id(), &self.device, 0).await
+        Ok(evaluate(&self.model, pairs, &self.config.train, self.encoder.pad_id(), &self.device, 0).await?.0)
     }
 
     /// The reward and implicit reward of one response to one prompt.
