@@ -36,7 +36,7 @@ pub struct ExperimentArgs {
     /// Train on the first N training pairs of the split only [default: all].
     #[arg(long, value_name = "N")]
     train_pairs: Option<usize>,
-    /// Evaluate on the first N held-out pairs of the split only [default: all; on a
+    /// Evaluate on the first N held-out pairs of the split only (0: all) [default: all; on a
     /// pretrained backbone 100].
     #[arg(long, value_name = "N")]
     eval_pairs: Option<usize>,
@@ -113,7 +113,8 @@ impl ExperimentArgs {
             (None, Some(_)) => return Err(Error::Config("--eval-data needs --data".into())),
         };
         train.truncate(self.train_pairs.unwrap_or(usize::MAX));
-        eval.truncate(self.eval_pairs.or(pretrained.then_some(PRETRAINED_EVAL_PAIRS)).unwrap_or(usize::MAX));
+        let eval_pairs = self.eval_pairs.or(pretrained.then_some(PRETRAINED_EVAL_PAIRS)).filter(|&n| n > 0);
+        eval.truncate(eval_pairs.unwrap_or(usize::MAX));
         Ok(RunPairs { train, eval, skipped })
     }
 }

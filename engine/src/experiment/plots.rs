@@ -4,6 +4,7 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::config::Method;
 use crate::error::{Error, Result};
@@ -14,6 +15,8 @@ pub const CURVES: &str = "accuracy.svg";
 pub const BARS: &str = "final-accuracy.svg";
 
 const SIZE: (u32, u32) = (760, 440);
+/// Tick labels, axis titles and the legend.
+const LABEL: (&str, u32) = ("sans-serif", 16);
 
 /// A method's colour, the same in both plots.
 fn colour(method: Method) -> RGBColor {
@@ -51,13 +54,22 @@ pub fn curves(results: &ExperimentResults) -> Result<String> {
         let last_step = results.runs.iter().flat_map(|r| r.curve.iter().map(|&(s, _)| s)).max().unwrap_or(1).max(1);
         let range = percent_range(results.runs.iter().flat_map(|r| r.curve.iter().map(|&(_, a)| f64::from(a))));
         let mut chart = ChartBuilder::on(root)
-            .caption(format!("Held-out accuracy during training ({} pairs)", results.eval_pairs), ("sans-serif", 18))
+            .caption(format!("Held-out accuracy during training ({} pairs)", results.eval_pairs), ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(52)
             .build_cartesian_2d(0f64..last_step as f64, range)
             .map_err(plot_error)?;
-        chart.configure_mesh().x_desc("step").y_desc("held-out accuracy (%)").draw().map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .y_desc("held-out accuracy (%)")
+            .x_label_formatter(&|step| format!("{step:.0}"))
+            .y_label_formatter(&|percent| format!("{percent:.0}"))
+            .label_style(LABEL)
+            .axis_desc_style(LABEL)
+            .draw()
+            .map_err(plot_error)?;
         chart
             .draw_series(std::iter::once(PathElement::new(vec![(0.0, 50.0), (last_step as f64, 50.0)], BLACK.mix(0.35))))
             .map_err(plot_error)?;
@@ -76,6 +88,7 @@ pub fn curves(results: &ExperimentResults) -> Result<String> {
             .position(SeriesLabelPosition::LowerRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.4))
+            .label_font(LABEL)
             .draw()
             .map_err(plot_error)?;
         Ok(())
@@ -93,11 +106,12 @@ pub fn bars(results: &ExperimentResults) -> Result<String> {
         }));
         let floor = range.start;
         let mut chart = ChartBuilder::on(root)
-            .caption(format!("Final held-out accuracy, mean ± sd over {} seeds", results.plan.seeds.len()), ("sans-serif", 18))
+            .caption(format!("Final held-out accuracy, mean ± sd over {} seeds", results.plan.seeds.len()), ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(52)
-            .build_cartesian_2d((0..methods.len() as i32).into_segmented(), range)
+            // A segmented range `0..n` has n + 1 segments, one per method from 0 to n.
+            .build_cartesian_2d((0..(methods.len() as i32 - 1).max(1)).into_segmented(), range)
             .map_err(plot_error)?;
         let name = |v: &SegmentValue<i32>| match v {
             SegmentValue::CenterOf(i) => methods.get(*i as usize).map(|m| m.method.name().to_string()).unwrap_or_default(),
@@ -109,6 +123,9 @@ pub fn bars(results: &ExperimentResults) -> Result<String> {
             .x_desc("method")
             .y_desc("held-out accuracy (%)")
             .x_label_formatter(&name)
+            .y_label_formatter(&|percent| format!("{percent:.0}"))
+            .label_style(LABEL)
+            .axis_desc_style(LABEL)
             .draw()
             .map_err(plot_error)?;
         for (i, m) in methods.iter().enumerate() {
@@ -125,8 +142,10 @@ pub fn bars(results: &ExperimentResults) -> Result<String> {
             chart
                 .draw_series(a.per_seed.iter().map(|&v| Circle::new((centre(), 100.0 * v), 4, BLACK.filled())))
                 .map_err(plot_error)?;
+            // The mean beside its error bar.
+            let style = TextStyle::from(LABEL.into_font()).pos(Pos::new(HPos::Left, VPos::Center));
             chart
-                .draw_series(std::iter::once(Text::new(format!("{:.1}%", 100.0 * a.mean), (SegmentValue::Exact(i), 100.0 * a.mean), ("sans-serif", 14))))
+                .draw_series(std::iter::once(EmptyElement::at((centre(), 100.0 * a.mean)) + Text::new(format!("{:.1}%", 100.0 * a.mean), (8, 0), style)))
                 .map_err(plot_error)?;
         }
         Ok(())
