@@ -47,9 +47,8 @@ pub async fn evaluate(
     for chunk in pairs.chunks(config.batch_size.max(1)) {
         let refs: Vec<&EncodedPair> = chunk.iter().collect();
         let batch = TokenBatch::from_pairs(&refs, pad_id, device);
-        let outputs = pair_outputs(&model, &batch, weights);
-        let (_, batch_metrics) = objective(&outputs, weights, config.beta);
-        let o = outputs;
+        let o = pair_outputs(&model, &batch, weights);
+        let (_, batch_metrics) = objective(&o, weights, config.beta);
         let reward = o.reward_chosen - o.reward_rejected;
         let implicit = implicit_reward(o.policy_chosen, o.ref_chosen, config.beta) - implicit_reward(o.policy_rejected, o.ref_rejected, config.beta);
         let values = read_floats(Tensor::cat(vec![batch_metrics.into_tensor(), reward, implicit], 0), "evaluation metrics").await?;

@@ -9,15 +9,11 @@ use clap::Args;
 use hafrm::config::Method;
 use hafrm::data::{demo, split_train_eval};
 use hafrm::device::{BackendChoice, select_backend};
-use hafrm::experiment::{CellState, Experiment, Plan, pretrained_defaults};
+use hafrm::experiment::{CellState, Experiment, PRETRAINED_EVAL_PAIRS, Plan, pretrained_defaults};
 use hafrm::run::{BackboneChoice, DEFAULT_EVAL_FRACTION, RunChoices, RunPairs, read_file};
 use hafrm::{Error, Result};
 
 use crate::args::{DataArgs, RecipeArgs, backbone_choice, block_on, encoder, parse_backend, parse_fraction, parse_method, progress_bar};
-
-/// Held-out pairs on a pretrained backbone unless --eval-pairs says otherwise: each evaluation
-/// of SmolLM2-135M scores about 5 pairs a second on 2 CPU cores.
-const PRETRAINED_EVAL_PAIRS: usize = 100;
 
 #[derive(Args, Debug)]
 pub struct ExperimentArgs {

@@ -112,9 +112,9 @@ impl ExperimentResults {
             });
             margins.push(run_margins.margins);
         }
-        let eval_pairs = margins[0].len();
+        let eval_pairs = experiment.eval_pairs;
         if let Some(i) = margins.iter().position(|m| m.len() != eval_pairs) {
-            return Err(Error::checkpoint(experiment.run_dir(plan.cells()[i]), "was evaluated on other held-out pairs than the first run"));
+            return Err(Error::checkpoint(experiment.run_dir(plan.cells()[i]), format!("was evaluated on other held-out pairs than the split's {eval_pairs}")));
         }
         let bootstrap = Bootstrap::new(eval_pairs, Bootstrap::RESAMPLES, BOOTSTRAP_SEED);
         // Whether each run of `method` ranked each pair right, by its own score or the implicit reward.
@@ -163,8 +163,7 @@ impl ExperimentResults {
         };
         let first = plan.cells()[0];
         let settings = experiment.config(first)?;
-        let train_pairs = crate::run::read_pairs(&settings, None, experiment.limits)?.train.len();
-        Ok(Self { plan, settings, train_pairs, eval_pairs, runs, methods, differences, bootstrap_resamples: Bootstrap::RESAMPLES })
+        Ok(Self { plan, settings, train_pairs: experiment.train_pairs, eval_pairs, runs, methods, differences, bootstrap_resamples: Bootstrap::RESAMPLES })
     }
 
     /// The table as Markdown: settings, accuracies, differences, and the plots beside it.
