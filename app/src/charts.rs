@@ -11,6 +11,16 @@ pub struct Series<'a> {
     pub dashed: bool,
 }
 
+/// Chance (50%) on an accuracy chart, dashed.
+pub fn chance_line(x_max: f64) -> Series<'static> {
+    Series { name: "chance", colour: "#999", points: vec![(0.0, 0.5), (x_max, 0.5)], dashed: true }
+}
+
+/// A CSS colour from an RGB triple (the engine's method colours).
+pub fn css_colour((r, g, b): (u8, u8, u8)) -> String {
+    format!("#{r:02x}{g:02x}{b:02x}")
+}
+
 const WIDTH: f64 = 360.0;
 const HEIGHT: f64 = 170.0;
 const LEFT: f64 = 44.0;

@@ -5,8 +5,9 @@
 use std::cell::RefCell;
 
 use hafrm::attribution::PrecisionReport;
+use hafrm::config::Method;
 use hafrm::data::PreferencePair;
-use hafrm::metrics::EvalMetrics;
+use hafrm::metrics::{EvalMetrics, StepMetrics};
 use hafrm::token_view::AttributedResponse;
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
@@ -41,9 +42,33 @@ pub struct Studio {
     /// When the step in flight started (ms since load), for the watchdog.
     pub busy_since: RwSignal<Option<f64>>,
     pub model_summary: RwSignal<String>,
+    /// A race's methods, in its order, the lead first; empty for a single run (whose numbers
+    /// are the signals above, as the lead's are in a race).
+    pub race: RwSignal<Vec<RaceLane>>,
     /// The last file the user gave the page, and its name: what `data=upload` trains on.
     pub upload: StoredValue<Option<(String, Vec<PreferencePair>)>>,
     generation: RwSignal<u64>,
+}
+
+/// One method of a race, as the page draws it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RaceLane {
+    pub method: Method,
+    pub eval: Vec<EvalMetrics>,
+    pub last_train: Option<StepMetrics>,
+    pub pair_view: Option<(usize, Vec<AttributedResponse>)>,
+}
+
+impl RaceLane {
+    fn new(method: Method) -> Self {
+        Self { method, eval: Vec::new(), last_train: None, pair_view: None }
+    }
+
+    /// The held-out accuracy of the method's own score (the reward head, or DPO's implicit
+    /// reward): what the paper compares.
+    pub fn accuracy(&self, metrics: &EvalMetrics) -> f32 {
+        if self.method.scores_by_implicit_reward() { metrics.pair.implicit_accuracy } else { metrics.pair.reward_accuracy }
+    }
 }
 
 /// The worker and the requests waiting for it to listen.
@@ -75,6 +100,7 @@ impl Studio {
             notice: RwSignal::new(None),
             busy_since: RwSignal::new(None),
             model_summary: RwSignal::new(String::new()),
+            race: RwSignal::new(Vec::new()),
             upload: StoredValue::new(None),
             generation: RwSignal::new(0),
         };
@@ -144,12 +170,13 @@ impl Studio {
         self.notice.set(None);
         self.busy_since.set(None);
         self.selected.set(0);
+        self.race.set(settings.compare.iter().map(|&method| RaceLane::new(method)).collect());
         let upload = if settings.demo_set().is_none() { self.upload.get_value() } else { None };
         Self::post(&Request::Launch { generation, settings, upload });
     }
 
     /// Applies one of the worker's events, unless it belongs to a replaced run.
-    fn receive(&self, Envelope { generation, event }: Envelope) {
+    fn receive(&self, Envelope { generation, lane, event }: Envelope) {
         match event {
             Event::Listening => LINK.with(|l| {
                 if let Some(link) = l.borrow_mut().as_mut() {
@@ -163,6 +190,20 @@ impl Studio {
                 show_fatal(&message);
             }
             _ if generation != self.generation.get_untracked() => {}
+            event => {
+                self.update_race(lane, &event);
+                // The lead's events are also the run's: every panel shows them.
+                if lane == 0 {
+                    self.apply(event);
+                }
+            }
+        }
+    }
+
+    /// Applies one of the current run's events to the panels' signals.
+    fn apply(&self, event: Event) {
+        match event {
+            Event::Listening | Event::Fatal(_) => {}
             Event::Phase(phase) => {
                 if self.phase.get_untracked() != phase {
                     self.phase.set(phase);
@@ -187,5 +228,21 @@ impl Studio {
                 }
             }
         }
+    }
+
+    /// A race lane's view of one of its events (nothing outside a race).
+    fn update_race(&self, lane: usize, event: &Event) {
+        if self.race.with_untracked(|race| lane >= race.len()) {
+            return;
+        }
+        self.race.update(|race| {
+            let lane = &mut race[lane];
+            match event {
+                Event::Train(point) => lane.last_train = Some(point.metrics.clone()),
+                Event::Eval(metrics) => lane.eval.push(metrics.clone()),
+                Event::PairView(index, view) => lane.pair_view = Some((*index, view.clone())),
+                _ => {}
+            }
+        });
     }
 }

@@ -18,6 +18,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use components::backend_badge::BackendBadge;
 use components::charts_panel::Charts;
 use components::own_text::OwnText;
+use components::race::Race;
 use components::run_controls::RunControls;
 use components::status::Watchdog;
 use components::token_panel::TokenPanel;
@@ -89,6 +90,7 @@ fn App() -> impl IntoView {
             </aside>
             <section class="content">
                 <Watchdog now=now />
+                <Race />
                 <Charts />
                 <TokenPanel />
                 <OwnText />

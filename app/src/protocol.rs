@@ -1,6 +1,7 @@
 //! The messages between the page and the worker that trains: the page sends requests, the
 //! worker answers with events. Both travel as JSON text, and every event names the run (its
-//! generation) it belongs to, so the page drops what a run it has replaced still says.
+//! generation) it belongs to, so the page drops what a run it has replaced still says, and,
+//! in a race, the method (its lane) it comes from.
 
 use hafrm::attribution::PrecisionReport;
 use hafrm::data::PreferencePair;
@@ -90,5 +91,9 @@ pub enum Event {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     pub generation: u64,
+    /// The method's place in a race (`Settings::compare`); 0, the lead, outside one and for
+    /// what concerns the whole run (phase, badge, notices).
+    #[serde(default)]
+    pub lane: usize,
     pub event: Event,
 }

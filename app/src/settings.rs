@@ -61,6 +61,9 @@ pub struct Settings {
     pub preset: String,
     pub seed: u64,
     pub backend: BackendPreference,
+    /// The methods of a race (at least two, the first leading), trained side by side on the
+    /// same data and seed; empty for a single run of `mode`.
+    pub compare: Vec<Method>,
 }
 
 /// The engine's default run, as the page's settings: the page at its plain address trains what
@@ -81,6 +84,7 @@ impl Default for Settings {
             preset: DEFAULT_PRESET.into(),
             seed: train.seed,
             backend: BackendPreference::Auto,
+            compare: Vec::new(),
         }
     }
 }
@@ -113,11 +117,16 @@ impl Settings {
                 "preset" => set_if(&mut s.preset, Some(value.clone()).filter(|v| v == "tiny" || v == "small")),
                 "seed" => set_if(&mut s.seed, value.parse().ok()),
                 "backend" => set_if(&mut s.backend, BackendPreference::from_name(&value)),
+                "compare" => set_if(&mut s.compare, parse_race(&value)),
                 _ => false,
             };
             if !ok {
                 problems.push(format!("ignored `{key}={value}` in the address"));
             }
+        }
+        // A race's first method leads: the mode, and the loss weights the settings show.
+        if let Some(&lead) = s.compare.first() {
+            s.mode = lead;
         }
         // Unset, alpha is the mode's own weight, as `hafrm train` takes it without `--alpha`.
         if !alpha_given {
@@ -137,7 +146,8 @@ impl Settings {
         };
         add("data", self.data != d.data, self.data.clone());
         add("pairs", self.pairs != d.pairs, self.pairs.to_string());
-        add("mode", self.mode != d.mode, self.mode.name().to_string());
+        // A race's lead is its mode: `compare` says it.
+        add("mode", self.mode != d.mode && self.compare.is_empty(), self.mode.name().to_string());
         add("alpha", self.alpha != self.mode.default_weights().1, self.alpha.to_string());
         add("beta", self.beta != d.beta, self.beta.to_string());
         add("lr", self.lr != d.lr, self.lr.to_string());
@@ -147,6 +157,10 @@ impl Settings {
         add("preset", self.preset != d.preset, self.preset.clone());
         add("seed", self.seed != d.seed, self.seed.to_string());
         add("backend", self.backend != d.backend, self.backend.name().to_string());
+        // Method names need no escaping, and the commas stay readable: `compare=haf,dpo`.
+        if !self.compare.is_empty() {
+            parts.push(format!("compare={}", self.compare.iter().map(|m| m.name()).collect::<Vec<_>>().join(",")));
+        }
         if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
     }
 
@@ -155,8 +169,54 @@ impl Settings {
         self.data.parse().ok()
     }
 
-    /// The engine's run for these settings; `upload` names the user's file and its pairs
-    /// when the settings ask for it.
+    /// The runs these settings ask for: one, or a race's, one per method in its order. Every
+    /// run has the same data, seed and recipe; the loss weights the settings hold are the
+    /// lead's, and the other methods train with their own (as `hafrm experiment` does).
+    pub fn runs(&self) -> Vec<Settings> {
+        if self.compare.is_empty() {
+            return vec![self.clone()];
+        }
+        self.compare
+            .iter()
+            .map(|&method| Settings {
+                mode: method,
+                alpha: if method == self.mode { self.alpha } else { method.default_weights().1 },
+                compare: Vec::new(),
+                ..self.clone()
+            })
+            .collect()
+    }
+
+    /// Turns the race on (all three methods, the current mode leading) or off (the lead's
+    /// single run).
+    pub fn set_racing(&mut self, on: bool) {
+        self.compare = if on {
+            std::iter::once(self.mode).chain(Method::ALL.into_iter().filter(|&m| m != self.mode)).collect()
+        } else {
+            Vec::new()
+        };
+    }
+
+    /// A press on a method's button: a single run's mode (with its own loss weights), or, in
+    /// a race, the method joins or leaves it; a race keeps at least two methods, and a new
+    /// lead brings its own loss weights.
+    pub fn choose_method(&mut self, method: Method) {
+        if self.compare.is_empty() {
+            self.mode = method;
+        } else if !self.compare.contains(&method) {
+            self.compare.push(method);
+        } else if self.compare.len() > 2 {
+            self.compare.retain(|&m| m != method);
+        }
+        let lead = self.compare.first().copied().unwrap_or(method);
+        if lead != self.mode || self.compare.is_empty() {
+            self.mode = lead;
+            self.alpha = lead.default_weights().1;
+        }
+    }
+
+    /// The engine's run for these settings (a single run's: see `runs`); `upload` names the
+    /// user's file and its pairs when the settings ask for it.
     pub fn run_config(&self, vocab_size: usize, upload: Option<(&str, usize)>) -> hafrm::Result<RunConfig> {
         let data = match (self.demo_set(), upload) {
             (Some(set), _) => DataChoice::Demo { set: Some(set), pairs: Some(self.pairs) },
@@ -204,6 +264,13 @@ impl SettingsState {
         self.applied.set(settings.clone());
         studio.launch(settings);
     }
+}
+
+/// A race from the address: two or more distinct methods, `haf,baseline,dpo`.
+fn parse_race(value: &str) -> Option<Vec<Method>> {
+    let methods = value.split(',').map(|name| name.trim().parse::<Method>().ok()).collect::<Option<Vec<_>>>()?;
+    let distinct = methods.iter().enumerate().all(|(i, m)| !methods[..i].contains(m));
+    (methods.len() >= 2 && distinct).then_some(methods)
 }
 
 fn set_if<T>(slot: &mut T, value: Option<T>) -> bool {

@@ -1,10 +1,12 @@
-//! The worker that owns the engine's session, so that training never blocks the page: it sets
-//! a run up, trains it step by step, answers the page's commands between steps, and reports
-//! everything the page shows as events.
+//! The worker that owns the engine's sessions, so that training never blocks the page: it sets
+//! a run up (or a race: one session per method, on the same data and seed), trains it step by
+//! step, answers the page's commands between steps, and reports everything the page shows as
+//! events.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
+use hafrm::config::Method;
 use hafrm::data::PreferencePair;
 use hafrm::data::formats::ReadLimits;
 use hafrm::device::{Backend, Device, cpu_device, init_wgpu_async};
@@ -75,8 +77,8 @@ fn scope() -> web_sys::DedicatedWorkerGlobalScope {
     js_sys::global().unchecked_into()
 }
 
-fn post(generation: u64, event: Event) {
-    let text = serde_json::to_string(&Envelope { generation, event }).expect("events serialise");
+fn post(generation: u64, lane: usize, event: Event) {
+    let text = serde_json::to_string(&Envelope { generation, lane, event }).expect("events serialise");
     if let Err(e) = scope().post_message(&text.into()) {
         web_sys::console::error_2(&"hafrm worker: could not post an event".into(), &e);
     }
@@ -86,7 +88,7 @@ fn post(generation: u64, event: Event) {
 pub fn start() {
     std::panic::set_hook(Box::new(|info| {
         console_error_panic_hook::hook(info);
-        post(CURRENT.with(Cell::get), Event::Fatal(info.to_string()));
+        post(CURRENT.with(Cell::get), 0, Event::Fatal(info.to_string()));
     }));
     crate::browser::install_console_log();
     if let Err(e) = js_sys::Function::new_no_args(WEBGPU_SHIM).call0(&JsValue::UNDEFINED) {
@@ -102,8 +104,8 @@ pub fn start() {
                     if let Err(message) = run(settings, upload, generation).await
                         && is_current(generation)
                     {
-                        post(generation, Event::Busy(false));
-                        post(generation, Event::Phase(Phase::Failed(message)));
+                        post(generation, 0, Event::Busy(false));
+                        post(generation, 0, Event::Phase(Phase::Failed(message)));
                     }
                 });
             }
@@ -118,7 +120,7 @@ pub fn start() {
     scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget();
     // A message that reaches a worker before it listens is dropped, so the page waits for this.
-    post(0, Event::Listening);
+    post(0, 0, Event::Listening);
 }
 
 fn is_current(generation: u64) -> bool {
@@ -130,44 +132,68 @@ fn take_commands() -> Vec<Command> {
 }
 
 async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, generation: u64) -> Result<(), String> {
-    let emit = |event| post(generation, event);
+    let emit = |event| post(generation, 0, event);
     emit(Event::Phase(Phase::Starting("starting the backend".into())));
     let (device, badge) = backend(settings.backend).await;
     emit(Event::Badge(badge));
 
     let encoder = TextEncoder::builtin();
-    let config = settings.run_config(encoder.vocab_size(), upload.as_ref().map(|(name, pairs)| (name.as_str(), pairs.len()))).map_err(|e| e.to_string())?;
-    let pairs = read_pairs(&config, upload.map(|(_, pairs)| pairs), ReadLimits::default()).map_err(|e| e.to_string())?;
+    let upload_size = upload.as_ref().map(|(name, pairs)| (name.as_str(), pairs.len()));
+    let runs = settings.runs();
+    let configs = runs.iter().map(|run| run.run_config(encoder.vocab_size(), upload_size)).collect::<hafrm::Result<Vec<_>>>().map_err(|e| e.to_string())?;
+    // Every run of a race names the same data: read once.
+    let pairs = read_pairs(&configs[0], upload.map(|(_, pairs)| pairs), ReadLimits::default()).map_err(|e| e.to_string())?;
     emit(Event::Pairs(pairs.eval.iter().map(pair_label).collect()));
-    emit(Event::Phase(Phase::Starting("setting the model up".into())));
-    let preparation = Preparation::new(config, encoder, pairs, &device, |_, _| {}).await.map_err(|e| e.to_string())?;
-    let mut session = preparation.finish().map_err(|e| e.to_string())?;
-    // The curves start at step 0, on the pairs of the early estimates.
-    session.evaluate_now(ESTIMATE_PAIRS).await.map_err(|e| e.to_string())?;
-    if !is_current(generation) {
-        return Ok(());
+    let mut lanes = Vec::with_capacity(runs.len());
+    for (run, config) in runs.iter().zip(configs) {
+        let what = match runs.len() {
+            1 => "setting the model up".to_string(),
+            n => format!("setting up {} ({} of {n})", run.mode.label(), lanes.len() + 1),
+        };
+        emit(Event::Phase(Phase::Starting(what)));
+        let preparation = Preparation::new(config, encoder.clone(), pairs.clone(), &device, |_, _| {}).await.map_err(|e| e.to_string())?;
+        let mut session = preparation.finish().map_err(|e| e.to_string())?;
+        // The curves start at step 0, on the pairs of the early estimates.
+        session.evaluate_now(ESTIMATE_PAIRS).await.map_err(|e| e.to_string())?;
+        if !is_current(generation) {
+            return Ok(());
+        }
+        lanes.push(Lane { method: run.mode, session });
+        yield_to_browser().await;
     }
-    emit(Event::Model {
-        total_steps: session.trainer.total_steps(),
-        summary: format!(
-            "{} GPT · {:.0}k parameters · {} training / {} held-out pairs",
-            settings.preset,
-            session.parameter_count() as f64 / 1e3,
-            session.trainer.train_len(),
-            session.eval_texts.len()
-        ),
-    });
-    let run = Run { generation, session, selected: 0, own: None, download: None };
-    run.publish_records(0, 0.0);
+    let lead = &lanes[0].session;
+    let race = match settings.compare.as_slice() {
+        [] => String::new(),
+        methods => format!(" · racing {} on the same data and seed", methods.iter().map(|m| m.label()).collect::<Vec<_>>().join(", ")),
+    };
+    let summary = format!(
+        "{} GPT · {:.0}k parameters · {} training / {} held-out pairs{race}",
+        settings.preset,
+        lead.parameter_count() as f64 / 1e3,
+        lead.trainer.train_len(),
+        lead.eval_texts.len()
+    );
+    let run = Run { generation, lanes, selected: 0, own: None, download: None };
+    for (index, lane) in run.lanes.iter().enumerate() {
+        run.emit(index, Event::Model { total_steps: lane.session.trainer.total_steps(), summary: summary.clone() });
+        run.publish_records(index, 0, 0.0);
+    }
     run.refresh_views().await;
     emit(Event::Phase(Phase::Ready));
     run.drive().await
 }
 
-/// A run's session and what the page is looking at.
+/// One method's session: a single run has one, a race one per method.
+struct Lane {
+    method: Method,
+    session: Session,
+}
+
+/// A run's sessions and what the page is looking at. The first lane leads: downloads, the
+/// precision table and the user's own text are its.
 struct Run {
     generation: u64,
-    session: Session,
+    lanes: Vec<Lane>,
     selected: usize,
     own: Option<(String, String)>,
     /// The blob URL of the last download, released when the next one is made.
@@ -175,16 +201,25 @@ struct Run {
 }
 
 impl Run {
-    fn emit(&self, event: Event) {
-        post(self.generation, event);
+    fn emit(&self, lane: usize, event: Event) {
+        post(self.generation, lane, event);
     }
 
-    /// The loop: commands, then a training step when running, then a turn for the worker's
-    /// event loop (which delivers the page's requests).
+    fn lead(&self) -> &Session {
+        &self.lanes[0].session
+    }
+
+    /// Every lane has the same steps, and they take them together.
+    fn is_done(&self) -> bool {
+        self.lanes.iter().all(|lane| lane.session.trainer.is_done())
+    }
+
+    /// The loop: commands, then a training step of every lane when running, then a turn for
+    /// the worker's event loop (which delivers the page's requests).
     async fn drive(mut self) -> Result<(), String> {
         let mut running = false;
-        // Set when a step failed (a divergence): the session stays, with the model from
-        // before that step, for the views and the download; it takes no more steps.
+        // Set when a step failed (a divergence): the sessions stay, with the models from
+        // before that step, for the views and the download; they take no more steps.
         let mut stopped = false;
         let mut phase = Phase::Ready;
         let mut step_times: VecDeque<f64> = VecDeque::new();
@@ -195,9 +230,9 @@ impl Run {
             let mut step_once = false;
             for command in take_commands() {
                 match command {
-                    Command::Start => running = !stopped && !self.session.trainer.is_done(),
+                    Command::Start => running = !stopped && !self.is_done(),
                     Command::Pause => running = false,
-                    Command::Step => step_once = !stopped && !self.session.trainer.is_done(),
+                    Command::Step => step_once = !stopped && !self.is_done(),
                     Command::ViewPair(index) => {
                         self.selected = index;
                         self.refresh_views().await;
@@ -206,19 +241,19 @@ impl Run {
                         self.own = Some((prompt, response));
                         self.refresh_own().await;
                     }
-                    Command::DownloadModel => match self.session.archive("hafrm-run", unix_seconds()).await {
+                    Command::DownloadModel => match self.lead().archive("hafrm-run", unix_seconds()).await {
                         Ok(bytes) => self.offer("hafrm-run.tar", &bytes, "application/x-tar"),
-                        Err(e) => self.emit(Event::Notice(format!("could not package the model: {e}"))),
+                        Err(e) => self.emit(0, Event::Notice(format!("could not package the model: {e}"))),
                     },
                     Command::DownloadMetrics => {
-                        let metrics = self.session.metrics_jsonl();
+                        let metrics = self.lead().metrics_jsonl();
                         self.offer("metrics.jsonl", metrics.as_bytes(), "application/jsonl")
                     }
                 }
             }
-            let done = self.session.trainer.is_done();
+            let done = self.is_done();
             if !(running || step_once) || done {
-                if self.session.trainer.step_count() > 0 && !stopped {
+                if self.lead().trainer.step_count() > 0 && !stopped {
                     self.set_phase(&mut phase, if done { Phase::Finished } else { Phase::Paused });
                 }
                 sleep_ms(40).await;
@@ -226,19 +261,19 @@ impl Run {
             }
             self.set_phase(&mut phase, Phase::Training);
             let started = now_ms();
-            self.emit(Event::Busy(true));
-            let progress = match self.session.advance().await {
-                Ok(progress) => progress,
-                Err(e) => {
-                    self.emit(Event::Busy(false));
+            self.emit(0, Event::Busy(true));
+            let stepped = self.step_lanes().await;
+            self.emit(0, Event::Busy(false));
+            let (firsts, views_due) = match stepped {
+                Ok(stepped) => stepped,
+                Err(message) => {
                     stopped = true;
                     running = false;
-                    self.set_phase(&mut phase, Phase::Failed(format!("{e}. Download model gives the run as it was then.")));
+                    self.set_phase(&mut phase, Phase::Failed(format!("{message}. Download model gives the run as it was then.")));
                     self.refresh_views().await;
                     continue;
                 }
             };
-            self.emit(Event::Busy(false));
             let finished = now_ms();
             step_times.push_back(finished);
             if step_times.len() > 20 {
@@ -248,46 +283,72 @@ impl Run {
                 (Some(first), n) if n > 1 && finished > *first => 1000.0 * (n - 1) as f64 / (finished - first),
                 _ => 1000.0 / (finished - started).max(1.0),
             };
-            let from = self.session.records().len() - 1 - usize::from(progress.evaluation.is_some());
-            let step = self.session.trainer.step_count();
-            let estimate = progress.evaluation.is_none() && estimate_due(step, self.session.trainer.config().eval_every);
-            if estimate && let Err(e) = self.session.evaluate_now(ESTIMATE_PAIRS).await {
-                self.emit(Event::Notice(format!("early held-out estimate: {e}")));
+            for (lane, from) in firsts.into_iter().enumerate() {
+                self.publish_records(lane, from, rate);
             }
-            self.publish_records(from, rate);
-            if progress.evaluation.is_some() || estimate || self.session.trainer.is_done() {
+            if views_due {
                 self.refresh_views().await;
             }
-            if self.session.trainer.is_done() {
+            if self.is_done() {
                 running = false;
             }
             yield_to_browser().await;
         }
     }
 
-    /// Sends the session's records from index `from` to the charts.
-    fn publish_records(&self, from: usize, steps_per_second: f64) {
-        for record in &self.session.records()[from..] {
-            self.emit(match record {
-                MetricsRecord::Train(metrics) => Event::Train(TrainPoint { metrics: metrics.clone(), steps_per_second }),
-                MetricsRecord::Eval(metrics) => Event::Eval(metrics.clone()),
-            });
+    /// One training step of each lane in turn, with an early held-out estimate when due.
+    /// Returns where each lane's new records start, and whether the views are due (an
+    /// evaluation, an estimate, the end); or, when a step failed, what to say.
+    async fn step_lanes(&mut self) -> Result<(Vec<usize>, bool), String> {
+        let (racing, generation) = (self.lanes.len() > 1, self.generation);
+        let mut firsts = Vec::with_capacity(self.lanes.len());
+        let mut views_due = false;
+        for index in 0..self.lanes.len() {
+            let Lane { method, session } = &mut self.lanes[index];
+            let from = session.records().len();
+            let progress = session.advance().await.map_err(|e| if racing { format!("{} stopped: {e}", method.label()) } else { e.to_string() })?;
+            let estimate = progress.evaluation.is_none() && estimate_due(session.trainer.step_count(), session.trainer.config().eval_every);
+            if estimate && let Err(e) = session.evaluate_now(ESTIMATE_PAIRS).await {
+                post(generation, 0, Event::Notice(format!("early held-out estimate ({}): {e}", method.label())));
+            }
+            views_due |= progress.evaluation.is_some() || estimate || session.trainer.is_done();
+            firsts.push(from);
+            if racing {
+                // The page's requests between one method's step and the next.
+                yield_to_browser().await;
+            }
+        }
+        Ok((firsts, views_due))
+    }
+
+    /// Sends a lane's records from index `from` to the charts.
+    fn publish_records(&self, lane: usize, from: usize, steps_per_second: f64) {
+        for record in &self.lanes[lane].session.records()[from..] {
+            self.emit(
+                lane,
+                match record {
+                    MetricsRecord::Train(metrics) => Event::Train(TrainPoint { metrics: metrics.clone(), steps_per_second }),
+                    MetricsRecord::Eval(metrics) => Event::Eval(metrics.clone()),
+                },
+            );
         }
     }
 
-    /// Re-attributes the selected pair, the user's own text, and the precision table with the
-    /// current weights.
+    /// Re-attributes the selected pair under every lane's model, and the lead's precision
+    /// table and the user's own text, with the current weights.
     async fn refresh_views(&self) {
-        if !self.session.eval_texts.is_empty() {
-            match self.session.pair_view(self.selected).await {
-                Ok(view) => self.emit(Event::PairView(self.selected, view)),
-                Err(e) => self.emit(Event::Notice(format!("token view: {e}"))),
+        if !self.lead().eval_texts.is_empty() {
+            for (index, lane) in self.lanes.iter().enumerate() {
+                match lane.session.pair_view(self.selected).await {
+                    Ok(view) => self.emit(index, Event::PairView(self.selected, view)),
+                    Err(e) => self.emit(0, Event::Notice(format!("token view ({}): {e}", lane.method.label()))),
+                }
+                yield_to_browser().await;
             }
-            yield_to_browser().await;
-            match self.session.precision(1, PRECISION_PAIRS).await {
-                Ok(Some(report)) => self.emit(Event::Precision(self.session.trainer.step_count(), report)),
+            match self.lead().precision(1, PRECISION_PAIRS).await {
+                Ok(Some(report)) => self.emit(0, Event::Precision(self.lead().trainer.step_count(), report)),
                 Ok(None) => {}
-                Err(e) => self.emit(Event::Notice(format!("precision: {e}"))),
+                Err(e) => self.emit(0, Event::Notice(format!("precision: {e}"))),
             }
             yield_to_browser().await;
         }
@@ -296,9 +357,9 @@ impl Run {
 
     async fn refresh_own(&self) {
         if let Some((prompt, response)) = &self.own {
-            match self.session.response_view(prompt, response).await {
-                Ok(view) => self.emit(Event::OwnView(view)),
-                Err(e) => self.emit(Event::Notice(format!("your text: {e}"))),
+            match self.lead().response_view(prompt, response).await {
+                Ok(view) => self.emit(0, Event::OwnView(view)),
+                Err(e) => self.emit(0, Event::Notice(format!("your text: {e}"))),
             }
         }
     }
@@ -310,9 +371,9 @@ impl Run {
                 if let Some(previous) = self.download.replace(url.clone()) {
                     let _ = web_sys::Url::revoke_object_url(&previous);
                 }
-                self.emit(Event::Download { name: name.into(), url });
+                self.emit(0, Event::Download { name: name.into(), url });
             }
-            Err(e) => self.emit(Event::Notice(format!("could not save {name}: {e}"))),
+            Err(e) => self.emit(0, Event::Notice(format!("could not save {name}: {e}"))),
         }
     }
 
@@ -320,7 +381,7 @@ impl Run {
     fn set_phase(&self, current: &mut Phase, phase: Phase) {
         if *current != phase {
             *current = phase.clone();
-            self.emit(Event::Phase(phase));
+            self.emit(0, Event::Phase(phase));
         }
     }
 }

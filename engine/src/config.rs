@@ -245,6 +245,8 @@ pub enum Method {
 }
 
 impl Method {
+    pub const ALL: [Method; 3] = [Method::Haf, Method::Baseline, Method::Dpo];
+
     /// The paper's loss weights `(rm_ratio, alpha)` for this method.
     ///
     /// DPO is the authors' `DPORMTrainer` with `rm_ratio = 0`: its policy loss keeps the
@@ -269,6 +271,25 @@ impl Method {
             Method::Haf => "haf",
             Method::Baseline => "baseline",
             Method::Dpo => "dpo",
+        }
+    }
+
+    /// The name people read: on the page's buttons, in legends.
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::Haf => "HaF",
+            Method::Baseline => "Baseline",
+            Method::Dpo => "DPO",
+        }
+    }
+
+    /// The method's colour (RGB) wherever methods are drawn side by side: the experiment's
+    /// plots and the page's race.
+    pub fn colour(self) -> (u8, u8, u8) {
+        match self {
+            Method::Haf => (0x1f, 0x77, 0xb4),
+            Method::Baseline => (0xe6, 0x7e, 0x22),
+            Method::Dpo => (0x2c, 0xa0, 0x2c),
         }
     }
 }

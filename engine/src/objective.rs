@@ -101,7 +101,7 @@ mod tests {
             ref_rejected: column("ref_rejected"),
         };
         let beta = reference["beta"].as_f64().unwrap();
-        for method in [Method::Haf, Method::Baseline, Method::Dpo] {
+        for method in Method::ALL {
             let (rm_ratio, alpha) = method.default_weights();
             let expected_weights = &reference["weights"][method.name()];
             assert_eq!((rm_ratio, alpha), (expected_weights[0].as_f64().unwrap(), expected_weights[1].as_f64().unwrap()));

@@ -136,7 +136,7 @@ fn trained(method: Method, steps: usize) -> (RewardModel, RewardModel) {
 #[test]
 fn gradients_reach_only_the_heads_each_method_trains() {
     let changed = |before: &[f32], after: &[f32]| max_abs_diff(before, after) > 0.0;
-    for method in [Method::Haf, Method::Baseline, Method::Dpo] {
+    for method in Method::ALL {
         let (before, after) = trained(method, 2);
         let policy = changed(&param_values(&before.policy_head), &param_values(&after.policy_head));
         let reward = changed(&param_values(&before.reward_head), &param_values(&after.reward_head));

@@ -236,6 +236,56 @@ test("a baseline run from the address trains", { timeout: 300_000 }, async () =>
   }
 });
 
+// The race (`?compare=`), on the CPU fallback: the methods train side by side on the same data
+// and seed, one chart draws their held-out accuracy in their colours, the token view shows the
+// same held-out pair under each, and each method's lane is the engine's own run of that method:
+// its last loss and held-out accuracy are those of `hafrm train --mode <method>` with the same
+// settings (natively; the two backends' sums differ in their last digits).
+test("a race from the address trains each method as its own run, side by side", { timeout: 480_000 }, async () => {
+  const methods = ["haf", "baseline", "dpo"];
+  const session = await open(["--disable-gpu", "--disable-features=WebGPU"], `?data=polite&pairs=200&steps=10&batch=8&eval_every=5&compare=${methods}`);
+  const { page } = session;
+  try {
+    await waitForPhase(page, ["ready"], 240_000);
+    assert.ok(await page.locator("#compare").isChecked(), "the switch is on");
+    await page.click("#train");
+    await waitForPhase(page, ["finished", "failed"], 300_000);
+    assert.equal(await page.locator("#failure").count(), 0);
+    assert.match(page.url(), /compare=haf,baseline,dpo/);
+    for (const method of methods) {
+      const stat = page.locator(`#race-${method}`);
+      assert.equal(await stat.getAttribute("data-step"), "10", method);
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), `hafrm-race-${method}-`));
+      execFileSync(hafrm, ["train", "--demo", "polite", "--demo-pairs", "200", "--steps", "10", "--batch", "8", "--eval-every", "5", "--mode", method, "--backend", "cpu", "--out", path.join(dir, "run")]);
+      const records = fs.readFileSync(path.join(dir, "run", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      const lastTrain = records.filter((r) => r.kind === "train").pop();
+      const lastEval = records.filter((r) => r.kind === "eval").pop();
+      const loss = Number(await stat.getAttribute("data-loss"));
+      assert.ok(Math.abs(loss - lastTrain.loss) <= 1e-2 * Math.abs(lastTrain.loss) + 1e-4, `${method}: the page's loss ${loss}, hafrm train's ${lastTrain.loss}`);
+      const accuracy = Number(await stat.getAttribute("data-value"));
+      assert.ok(Math.abs(accuracy - lastEval.accuracy) <= 1 / lastEval.pairs + 1e-6, `${method}: the page's held-out accuracy ${accuracy}, hafrm train's ${lastEval.accuracy}`);
+      for (const label of ["chosen", "rejected"]) {
+        const tokens = page.locator(`#pair-view .lane[data-method="${method}"] .response[data-label="${label}"] .tok`);
+        assert.ok((await tokens.count()) > 3, `${method}: ${label} shows its tokens`);
+      }
+    }
+    // The lanes are different runs: HaF's loss has the policy term the baseline lacks.
+    assert.notEqual(await page.locator("#race-haf").getAttribute("data-loss"), await page.locator("#race-baseline").getAttribute("data-loss"));
+    // One chart: a line per method in the method's colour (as in `hafrm experiment`'s plots), then chance.
+    const strokes = await page.locator("#race svg polyline").evaluateAll((lines) => lines.map((l) => l.getAttribute("stroke")));
+    assert.deepEqual(strokes, ["#1f77b4", "#e67e22", "#2ca02c", "#999"]);
+    assert.match(await page.locator("#race-standing").innerText(), /^At step 10: .+ one pair is 5\.0 points\.$/);
+    // The switch off: a single run of the lead, and the address says so.
+    await page.click("#compare");
+    await page.waitForFunction(() => !location.search.includes("compare"), null, { timeout: 10_000 });
+    await page.click("#reset");
+    await page.waitForFunction(() => !document.querySelector("#race"), null, { timeout: 60_000 });
+    assert.deepEqual(session.errors, [], "no console errors");
+  } finally {
+    await session.close();
+  }
+});
+
 // When the engine's code stops for good (a panic: on WebGPU usually a lost device or an
 // out-of-memory error), the page must say so and offer the CPU backend, not go blank. The worker
 // is replaced by a stand-in that fails the way the real one does: it reports the panic

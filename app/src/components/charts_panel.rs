@@ -3,13 +3,12 @@
 use hafrm::metrics::EvalMetrics;
 use leptos::prelude::*;
 
-use crate::charts::{Series, legend, line_chart};
+use crate::charts::{Series, chance_line, legend, line_chart};
 use crate::controller::{Studio, TrainPoint};
 
 const BLUE: &str = "#2166ac";
 const ORANGE: &str = "#e08214";
 const INK: &str = "#333";
-const GREY: &str = "#999";
 
 /// The latest evaluation's value of one held-out accuracy, and how many held-out pairs it
 /// covers when that is an early estimate on some of them.
@@ -55,8 +54,7 @@ pub fn Charts() -> impl IntoView {
                 points: points.iter().map(|p| (p.step as f64, f64::from(f(p)))).collect(),
                 dashed: false,
             };
-            let chance = Series { name: "chance", colour: GREY, points: vec![(0.0, 0.5), (x_max(), 0.5)], dashed: true };
-            vec![line("reward head", BLUE, |p| p.pair.reward_accuracy), line("implicit reward", ORANGE, |p| p.pair.implicit_accuracy), chance]
+            vec![line("reward head", BLUE, |p| p.pair.reward_accuracy), line("implicit reward", ORANGE, |p| p.pair.implicit_accuracy), chance_line(x_max())]
         });
         (line_chart(&series, x_max(), Some((0.0, 1.0)), true), legend(&series))
     });

@@ -80,28 +80,33 @@ pub fn RunControls() -> impl IntoView {
         {number_field("Pairs", "pairs", settings, |s| s.pairs.to_string(), |s, t| parse_into(&mut s.pairs, t, |n| (20..=20_000).contains(n)))}
         <DataUpload />
         <div class="field">
-            <span>"Mode"</span>
+            <span>{move || if settings.with(|s| s.compare.is_empty()) { "Mode" } else { "Methods in the race (the first leads)" }}</span>
             <div class="segmented" role="group">
-                {[Method::Haf, Method::Baseline, Method::Dpo]
+                {Method::ALL
                     .map(|m| {
                         view! {
                             <button
-                                class:active=move || settings.with(|s| s.mode == m)
+                                class:active=move || settings.with(|s| if s.compare.is_empty() { s.mode == m } else { s.compare.contains(&m) })
                                 data-mode=m.name()
-                                on:click=move |_| settings.update(|s| {
-                                    s.mode = m;
-                                    s.alpha = m.default_weights().1;
-                                })
+                                on:click=move |_| settings.update(|s| s.choose_method(m))
                             >
-                                {match m {
-                                    Method::Haf => "HaF",
-                                    Method::Baseline => "Baseline",
-                                    Method::Dpo => "DPO",
-                                }}
+                                {m.label()}
                             </button>
                         }
                     })}
             </div>
+            <label class="switch" title="Train the chosen methods side by side on the same data, seed and starting weights, and draw their held-out accuracy on one chart">
+                <input
+                    type="checkbox"
+                    id="compare"
+                    prop:checked=move || settings.with(|s| !s.compare.is_empty())
+                    on:change=move |ev| {
+                        let on = event_target_checked(&ev);
+                        settings.update(|s| s.set_racing(on))
+                    }
+                />
+                "Compare methods side by side"
+            </label>
         </div>
         <div class="grid2">
             {number_field("alpha (policy weight)", "alpha", settings, |s| s.alpha.to_string(), |s, t| parse_into(&mut s.alpha, t, |v| *v >= 0.0))}

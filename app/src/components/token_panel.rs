@@ -1,10 +1,12 @@
-//! "Which tokens drive the reward": a held-out pair coloured by an attribution method, and
-//! each method's precision against the decisive spans.
+//! "Which tokens drive the reward": a held-out pair coloured by an attribution method (in a
+//! race, under each training method's model), and each attribution method's precision
+//! against the decisive spans.
 
 use hafrm::attribution::AttributionMethod;
 use leptos::prelude::*;
 
 use super::tokens::{HoverCard, Responses};
+use crate::charts::css_colour;
 use crate::controller::{Command, Studio};
 
 #[component]
@@ -44,15 +46,27 @@ pub fn TokenPanel() -> impl IntoView {
                 </select>
             </label>
             <div id="pair-view">
-                {move || match studio.pair_view.get() {
-                    None => view! { <p class="muted">"The token view appears once the held-out pairs are scored."</p> }.into_any(),
-                    Some((index, responses)) => {
-                        let prompt = studio.pairs.with(|p| p.get(index).cloned().unwrap_or_default());
-                        view! {
-                            <div class="prompt"><span class="muted">"prompt "</span>{prompt}</div>
+                {move || {
+                    let prompt = |index: usize| studio.pairs.with(|p| p.get(index).cloned().unwrap_or_default());
+                    let racing = studio.race.with(|race| !race.is_empty());
+                    match studio.pair_view.get() {
+                        None => view! { <p class="muted">"The token view appears once the held-out pairs are scored."</p> }.into_any(),
+                        Some((index, responses)) if !racing => view! {
+                            <div class="prompt"><span class="muted">"prompt "</span>{prompt(index)}</div>
                             <Responses responses=responses method=method.get() hover=hover />
                         }
-                        .into_any()
+                        .into_any(),
+                        // A race: the same pair under every method's model, one row each.
+                        Some((index, _)) => view! {
+                            <div class="prompt"><span class="muted">"prompt "</span>{prompt(index)}</div>
+                            {studio.race.get().into_iter().filter_map(|lane| lane.pair_view.map(|(_, responses)| (lane.method, responses))).map(|(m, responses)| view! {
+                                <div class="lane" data-method=m.name()>
+                                    <h3><i class="swatch" style=format!("background:{}", css_colour(m.colour()))></i>{m.label()}</h3>
+                                    <Responses responses=responses method=method.get() hover=hover />
+                                </div>
+                            }).collect_view()}
+                        }
+                        .into_any(),
                     }
                 }}
             </div>

@@ -18,13 +18,9 @@ const SIZE: (u32, u32) = (760, 440);
 /// Tick labels, axis titles and the legend.
 const LABEL: (&str, u32) = ("sans-serif", 16);
 
-/// A method's colour, the same in both plots.
 fn colour(method: Method) -> RGBColor {
-    match method {
-        Method::Haf => RGBColor(0x1f, 0x77, 0xb4),
-        Method::Baseline => RGBColor(0xe6, 0x7e, 0x22),
-        Method::Dpo => RGBColor(0x2c, 0xa0, 0x2c),
-    }
+    let (r, g, b) = method.colour();
+    RGBColor(r, g, b)
 }
 
 fn plot_error<E: std::error::Error + Send + Sync>(error: DrawingAreaErrorKind<E>) -> Error {
