@@ -201,10 +201,10 @@ impl Settings {
     /// a race, the method joins or leaves it; a race keeps at least two methods, and a new
     /// lead brings its own loss weights.
     pub fn choose_method(&mut self, method: Method) {
-        if self.compare.is_empty() {
-            self.mode = method;
-        } else if !self.compare.contains(&method) {
-            self.compare.push(method);
+        if !self.compare.contains(&method) {
+            if !self.compare.is_empty() {
+                self.compare.push(method);
+            }
         } else if self.compare.len() > 2 {
             self.compare.retain(|&m| m != method);
         }

@@ -6,7 +6,6 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
-use hafrm::config::Method;
 use hafrm::data::PreferencePair;
 use hafrm::data::formats::ReadLimits;
 use hafrm::device::{Backend, Device, cpu_device, init_wgpu_async};
@@ -158,10 +157,10 @@ async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, 
         if !is_current(generation) {
             return Ok(());
         }
-        lanes.push(Lane { method: run.mode, session });
+        lanes.push(session);
         yield_to_browser().await;
     }
-    let lead = &lanes[0].session;
+    let lead = &lanes[0];
     let race = match settings.compare.as_slice() {
         [] => String::new(),
         methods => format!(" · racing {} on the same data and seed", methods.iter().map(|m| m.label()).collect::<Vec<_>>().join(", ")),
@@ -173,27 +172,23 @@ async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, 
         lead.trainer.train_len(),
         lead.eval_texts.len()
     );
+    // Every lane has the same steps: the lead's say them.
+    emit(Event::Model { total_steps: lead.trainer.total_steps(), summary });
     let run = Run { generation, lanes, selected: 0, own: None, download: None };
-    for (index, lane) in run.lanes.iter().enumerate() {
-        run.emit(index, Event::Model { total_steps: lane.session.trainer.total_steps(), summary: summary.clone() });
-        run.publish_records(index, 0, 0.0);
+    for lane in 0..run.lanes.len() {
+        run.publish_records(lane, 0, 0.0);
     }
     run.refresh_views().await;
     emit(Event::Phase(Phase::Ready));
     run.drive().await
 }
 
-/// One method's session: a single run has one, a race one per method.
-struct Lane {
-    method: Method,
-    session: Session,
-}
-
 /// A run's sessions and what the page is looking at. The first lane leads: downloads, the
 /// precision table and the user's own text are its.
 struct Run {
     generation: u64,
-    lanes: Vec<Lane>,
+    /// One session per method: a single run has one, a race one per method in its order.
+    lanes: Vec<Session>,
     selected: usize,
     own: Option<(String, String)>,
     /// The blob URL of the last download, released when the next one is made.
@@ -206,12 +201,12 @@ impl Run {
     }
 
     fn lead(&self) -> &Session {
-        &self.lanes[0].session
+        &self.lanes[0]
     }
 
     /// Every lane has the same steps, and they take them together.
     fn is_done(&self) -> bool {
-        self.lanes.iter().all(|lane| lane.session.trainer.is_done())
+        self.lanes.iter().all(|session| session.trainer.is_done())
     }
 
     /// The loop: commands, then a training step of every lane when running, then a turn for
@@ -303,8 +298,8 @@ impl Run {
         let (racing, generation) = (self.lanes.len() > 1, self.generation);
         let mut firsts = Vec::with_capacity(self.lanes.len());
         let mut views_due = false;
-        for index in 0..self.lanes.len() {
-            let Lane { method, session } = &mut self.lanes[index];
+        for session in &mut self.lanes {
+            let method = session.trainer.config().method;
             let from = session.records().len();
             let progress = session.advance().await.map_err(|e| if racing { format!("{} stopped: {e}", method.label()) } else { e.to_string() })?;
             let estimate = progress.evaluation.is_none() && estimate_due(session.trainer.step_count(), session.trainer.config().eval_every);
@@ -323,7 +318,7 @@ impl Run {
 
     /// Sends a lane's records from index `from` to the charts.
     fn publish_records(&self, lane: usize, from: usize, steps_per_second: f64) {
-        for record in &self.lanes[lane].session.records()[from..] {
+        for record in &self.lanes[lane].records()[from..] {
             self.emit(
                 lane,
                 match record {
@@ -338,10 +333,10 @@ impl Run {
     /// table and the user's own text, with the current weights.
     async fn refresh_views(&self) {
         if !self.lead().eval_texts.is_empty() {
-            for (index, lane) in self.lanes.iter().enumerate() {
-                match lane.session.pair_view(self.selected).await {
+            for (index, session) in self.lanes.iter().enumerate() {
+                match session.pair_view(self.selected).await {
                     Ok(view) => self.emit(index, Event::PairView(self.selected, view)),
-                    Err(e) => self.emit(0, Event::Notice(format!("token view ({}): {e}", lane.method.label()))),
+                    Err(e) => self.emit(0, Event::Notice(format!("token view ({}): {e}", session.trainer.config().method.label()))),
                 }
                 yield_to_browser().await;
             }

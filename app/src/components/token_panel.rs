@@ -59,7 +59,7 @@ pub fn TokenPanel() -> impl IntoView {
                         // A race: the same pair under every method's model, one row each.
                         Some((index, _)) => view! {
                             <div class="prompt"><span class="muted">"prompt "</span>{prompt(index)}</div>
-                            {studio.race.get().into_iter().filter_map(|lane| lane.pair_view.map(|(_, responses)| (lane.method, responses))).map(|(m, responses)| view! {
+                            {studio.race.with(|race| race.iter().filter_map(|lane| Some((lane.method, lane.pair_view.clone()?.1))).collect::<Vec<_>>()).into_iter().map(|(m, responses)| view! {
                                 <div class="lane" data-method=m.name()>
                                     <h3><i class="swatch" style=format!("background:{}", css_colour(m.colour()))></i>{m.label()}</h3>
                                     <Responses responses=responses method=method.get() hover=hover />
