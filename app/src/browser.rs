@@ -111,6 +111,29 @@ pub fn save_url(name: &str, url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A request between the page and the worker with files alongside: the JSON text alone, or an
+/// object `{ request, files }` (files travel as handles; their bytes are read where they are
+/// used). `None` for anything else.
+pub fn request_with_files(data: &JsValue) -> Option<(String, Vec<web_sys::File>)> {
+    if let Some(text) = data.as_string() {
+        return Some((text, Vec::new()));
+    }
+    let text = js_sys::Reflect::get(data, &"request".into()).ok()?.as_string()?;
+    let files = js_sys::Reflect::get(data, &"files".into()).ok()?.dyn_into::<js_sys::Array>().ok()?;
+    Some((text, files.iter().filter_map(|file| file.dyn_into::<web_sys::File>().ok()).collect()))
+}
+
+/// The message that sends `text` with `files` to the worker (`request_with_files`).
+pub fn message_with_files(text: &str, files: &[web_sys::File]) -> JsValue {
+    if files.is_empty() {
+        return text.into();
+    }
+    let message = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&message, &"request".into(), &text.into());
+    let _ = js_sys::Reflect::set(&message, &"files".into(), &files.iter().collect::<js_sys::Array>());
+    message.into()
+}
+
 /// The bytes of a file the user picked; a file over `limit` bytes is refused before it is read.
 pub async fn read_bytes(file: &web_sys::File, limit: u64) -> Result<Vec<u8>, String> {
     let size = file.size();

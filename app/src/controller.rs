@@ -13,8 +13,8 @@ use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use crate::browser::{describe, now_ms, save_url, show_fatal};
-pub use crate::protocol::{BackendBadge, Command, Phase, TrainPoint};
+use crate::browser::{describe, message_with_files, now_ms, save_url, show_fatal};
+pub use crate::protocol::{BackboneInfo, BackendBadge, Command, Phase, TrainPoint};
 use crate::protocol::{Envelope, Event, Request};
 use crate::settings::Settings;
 
@@ -47,7 +47,13 @@ pub struct Studio {
     pub race: RwSignal<Vec<RaceLane>>,
     /// The last file the user gave the page, and its name: what `data=upload` trains on.
     pub upload: StoredValue<Option<(String, Vec<PreferencePair>)>>,
+    /// The model files last opened, as the worker read them (`open_backbone`); `None` while
+    /// it reads them.
+    pub opened: RwSignal<Option<Result<BackboneInfo, String>>>,
+    /// Whether the worker is reading opened model files.
+    pub inspecting: RwSignal<bool>,
     generation: RwSignal<u64>,
+    inspection: RwSignal<u64>,
 }
 
 /// One method of a race, as the page draws it.
@@ -75,12 +81,16 @@ impl RaceLane {
 struct Link {
     worker: web_sys::Worker,
     /// `None` once the worker listens.
-    waiting: Option<Vec<String>>,
+    waiting: Option<Vec<JsValue>>,
 }
 
 thread_local! {
     /// The worker, which is browser glue rather than page state (it cannot cross threads).
     static LINK: RefCell<Option<Link>> = const { RefCell::new(None) };
+    /// The files of the model a run's `Settings::backbone` names, and of the one last opened
+    /// (not yet chosen): handles, read in the worker.
+    static BACKBONE_FILES: RefCell<Vec<web_sys::File>> = const { RefCell::new(Vec::new()) };
+    static OPENED_FILES: RefCell<Vec<web_sys::File>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Studio {
@@ -102,7 +112,10 @@ impl Studio {
             model_summary: RwSignal::new(String::new()),
             race: RwSignal::new(Vec::new()),
             upload: StoredValue::new(None),
+            opened: RwSignal::new(None),
+            inspecting: RwSignal::new(false),
             generation: RwSignal::new(0),
+            inspection: RwSignal::new(0),
         };
         if let Err(e) = studio.spawn_worker() {
             show_fatal(&format!("could not start the training worker: {e}"));
@@ -133,15 +146,15 @@ impl Studio {
         Ok(())
     }
 
-    fn post(request: &Request) {
-        let text = serde_json::to_string(request).expect("requests serialise");
+    fn post(request: &Request, files: &[web_sys::File]) {
+        let message = message_with_files(&serde_json::to_string(request).expect("requests serialise"), files);
         LINK.with(|l| {
             let mut link = l.borrow_mut();
             let Some(link) = link.as_mut() else { return };
             match &mut link.waiting {
-                Some(queue) => queue.push(text),
+                Some(queue) => queue.push(message),
                 None => {
-                    if let Err(e) = link.worker.post_message(&text.into()) {
+                    if let Err(e) = link.worker.post_message(&message) {
                         web_sys::console::error_2(&"could not reach the worker".into(), &e);
                     }
                 }
@@ -154,7 +167,7 @@ impl Studio {
         if let Command::ViewPair(index) = command {
             self.selected.set(index);
         }
-        Self::post(&Request::Command { generation: self.generation.get_untracked(), command });
+        Self::post(&Request::Command { generation: self.generation.get_untracked(), command }, &[]);
     }
 
     /// Starts a new run with `settings`, ending the current one.
@@ -172,7 +185,25 @@ impl Studio {
         self.selected.set(0);
         self.race.set(settings.compare.iter().map(|&method| RaceLane::new(method)).collect());
         let upload = if settings.demo_set().is_none() { self.upload.get_value() } else { None };
-        Self::post(&Request::Launch { generation, settings, upload });
+        let files = if settings.backbone.is_some() { BACKBONE_FILES.with(|f| f.borrow().clone()) } else { Vec::new() };
+        Self::post(&Request::Launch { generation, settings, upload }, &files);
+    }
+
+    /// Has the worker read model files the user opened and say what training them with
+    /// `settings` takes (`opened`); the current run goes on.
+    pub fn open_backbone(&self, files: Vec<web_sys::File>, settings: Settings) {
+        let id = self.inspection.get_untracked() + 1;
+        self.inspection.set(id);
+        self.opened.set(None);
+        self.inspecting.set(true);
+        let upload = self.upload.with_value(|upload| upload.as_ref().map(|(name, pairs)| (name.clone(), pairs.len())));
+        Self::post(&Request::Inspect { id, settings, upload }, &files);
+        OPENED_FILES.with(|f| *f.borrow_mut() = files);
+    }
+
+    /// Makes the model last opened the one runs train (`Settings::backbone` names it).
+    pub fn choose_opened(&self) {
+        OPENED_FILES.with(|opened| BACKBONE_FILES.with(|chosen| *chosen.borrow_mut() = opened.borrow().clone()));
     }
 
     /// Applies one of the worker's events, unless it belongs to a replaced run.
@@ -180,14 +211,20 @@ impl Studio {
         match event {
             Event::Listening => LINK.with(|l| {
                 if let Some(link) = l.borrow_mut().as_mut() {
-                    for text in link.waiting.take().unwrap_or_default() {
-                        let _ = link.worker.post_message(&text.into());
+                    for message in link.waiting.take().unwrap_or_default() {
+                        let _ = link.worker.post_message(&message);
                     }
                 }
             }),
             Event::Fatal(message) => {
                 self.busy_since.set(None);
                 show_fatal(&message);
+            }
+            Event::Backbone { id, info } => {
+                if id == self.inspection.get_untracked() {
+                    self.inspecting.set(false);
+                    self.opened.set(Some(info));
+                }
             }
             _ if generation != self.generation.get_untracked() => {}
             event => {
@@ -203,7 +240,7 @@ impl Studio {
     /// Applies one of the current run's events to the panels' signals.
     fn apply(&self, event: Event) {
         match event {
-            Event::Listening | Event::Fatal(_) => {}
+            Event::Listening | Event::Fatal(_) | Event::Backbone { .. } => {}
             Event::Phase(phase) => {
                 if self.phase.get_untracked() != phase {
                     self.phase.set(phase);

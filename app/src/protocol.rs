@@ -49,6 +49,8 @@ pub enum Command {
     ViewPair(usize),
     Score { prompt: String, response: String },
     DownloadModel,
+    /// The best model as the Hugging Face folder `hafrm export` writes, in a tar.
+    DownloadRewardModel,
     DownloadMetrics,
 }
 
@@ -59,6 +61,22 @@ pub enum Request {
     /// settings name it.
     Launch { generation: u64, settings: Settings, upload: Option<(String, Vec<PreferencePair>)> },
     Command { generation: u64, command: Command },
+    /// Read the model files sent along (`Studio::open_backbone`) and say what training it
+    /// with `settings` would take, without touching the current run.
+    Inspect { id: u64, settings: Settings, upload: Option<(String, usize)> },
+}
+
+/// A model the user opened, as the worker read it: what the page shows before training it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackboneInfo {
+    /// What `Settings::backbone` calls it: the GGUF file's or the folder's name.
+    pub name: String,
+    /// Architecture, parameters, layers, vocabulary.
+    pub summary: String,
+    /// What training needs and what this page has, in words.
+    pub memory: String,
+    /// Why it cannot train here (too large, bad settings); `None` when it can.
+    pub refusal: Option<String>,
 }
 
 /// Worker to page.
@@ -83,6 +101,8 @@ pub enum Event {
     Busy(bool),
     /// A file is ready to save: an in-memory blob URL of the worker's.
     Download { name: String, url: String },
+    /// The answer to `Request::Inspect` number `id`: the model, or why its files cannot be read.
+    Backbone { id: u64, info: Result<BackboneInfo, String> },
     /// The worker's code stopped for good (a panic: often a lost GPU device).
     Fatal(String),
 }

@@ -2,6 +2,8 @@
 
 use hafrm::config::{Method, TrainConfig};
 use hafrm::data::demo::DemoSet;
+use hafrm::hf::HfConfig;
+use hafrm::tuning::LoraSettings;
 use hafrm::run::{BackboneChoice, DEFAULT_DEMO, DEFAULT_PRESET, DataChoice, DataSource, RunChoices, RunConfig};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -64,7 +66,24 @@ pub struct Settings {
     /// The methods of a race (at least two, the first leading), trained side by side on the
     /// same data and seed; empty for a single run of `mode`.
     pub compare: Vec<Method>,
+    /// The pretrained model opened in the page (its name), instead of the `preset` trained
+    /// from scratch. Its files stay in the page, so the address cannot carry it.
+    pub backbone: Option<String>,
+    /// Pretrained backbones: the LoRA rank; 0 trains the whole backbone (less the
+    /// `freeze` lowest blocks).
+    pub lora: usize,
+    pub freeze: usize,
+    /// Pretrained backbones: the longest pair, in tokens (a page holds the whole run in
+    /// WebAssembly's 4 GiB, and activations grow with the length).
+    pub max_length: usize,
 }
+
+/// The LoRA rank a pretrained backbone trains with in the page unless the address says
+/// otherwise: the backbone's weights stay frozen, so a step needs a fraction of the memory.
+pub const DEFAULT_LORA_RANK: usize = 8;
+/// The longest pair of a pretrained run in the page: the teaching sets' pairs fit, with a chat
+/// template around the prompt.
+pub const DEFAULT_PRETRAINED_LENGTH: usize = 128;
 
 /// The engine's default run, as the page's settings: the page at its plain address trains what
 /// `hafrm train` with no options trains.
@@ -85,6 +104,10 @@ impl Default for Settings {
             seed: train.seed,
             backend: BackendPreference::Auto,
             compare: Vec::new(),
+            backbone: None,
+            lora: DEFAULT_LORA_RANK,
+            freeze: 0,
+            max_length: DEFAULT_PRETRAINED_LENGTH,
         }
     }
 }
@@ -118,6 +141,9 @@ impl Settings {
                 "seed" => set_if(&mut s.seed, value.parse().ok()),
                 "backend" => set_if(&mut s.backend, BackendPreference::from_name(&value)),
                 "compare" => set_if(&mut s.compare, parse_race(&value)),
+                "lora" => set_if(&mut s.lora, value.parse().ok().filter(|&n: &usize| n <= 256)),
+                "freeze" => set_if(&mut s.freeze, value.parse().ok()),
+                "max_length" => set_if(&mut s.max_length, value.parse().ok().filter(|&n: &usize| n >= 8)),
                 _ => false,
             };
             if !ok {
@@ -157,6 +183,9 @@ impl Settings {
         add("preset", self.preset != d.preset, self.preset.clone());
         add("seed", self.seed != d.seed, self.seed.to_string());
         add("backend", self.backend != d.backend, self.backend.name().to_string());
+        add("lora", self.lora != d.lora, self.lora.to_string());
+        add("freeze", self.freeze != d.freeze, self.freeze.to_string());
+        add("max_length", self.max_length != d.max_length, self.max_length.to_string());
         // Method names need no escaping, and the commas stay readable: `compare=haf,dpo`.
         if !self.compare.is_empty() {
             parts.push(format!("compare={}", self.compare.iter().map(|m| m.name()).collect::<Vec<_>>().join(",")));
@@ -216,16 +245,41 @@ impl Settings {
     }
 
     /// The engine's run for these settings (a single run's: see `runs`); `upload` names the
-    /// user's file and its pairs when the settings ask for it.
-    pub fn run_config(&self, vocab_size: usize, upload: Option<(&str, usize)>) -> hafrm::Result<RunConfig> {
+    /// user's file and its pairs when the settings ask for it, `backbone` the opened model's
+    /// settings and whether its tokenizer has a chat template (which its prompts are then put
+    /// in, as under `hafrm train --template chat`).
+    pub fn run_config(&self, vocab_size: usize, upload: Option<(&str, usize)>, backbone: Option<(&HfConfig, bool)>) -> hafrm::Result<RunConfig> {
         let data = match (self.demo_set(), upload) {
             (Some(set), _) => DataChoice::Demo { set: Some(set), pairs: Some(self.pairs) },
             (None, Some((name, pairs))) => DataChoice::Given(DataSource::Upload { name: name.to_string(), pairs }),
             (None, None) => return Err(hafrm::Error::Config("no file has been uploaded in this page yet".into())),
         };
+        let pretrained = match (&self.backbone, backbone) {
+            (Some(name), Some((config, chat))) => Some((name, config, chat)),
+            (Some(name), None) => return Err(hafrm::Error::Config(format!("{name} is not open in this page: open it under Model"))),
+            (None, _) => None,
+        };
+        let fine_tuning = pretrained.map(|(name, config, chat)| {
+            let backbone = BackboneChoice::Pretrained { path: name.into(), model: config.model.clone(), eos_token_id: config.eos_token_id };
+            // No longer than the model's positions.
+            (backbone, chat, self.max_length.min(config.model.max_len))
+        });
+        let (lora, freeze_layers, template, max_length) = match &fine_tuning {
+            Some((_, chat, max_length)) => (
+                (self.lora > 0).then(|| LoraSettings::new(self.lora)),
+                Some(self.freeze),
+                Some(if *chat { "chat" } else { "plain" }.to_string()),
+                Some(*max_length),
+            ),
+            None => (None, None, None, None),
+        };
         RunChoices {
             data,
-            backbone: Some(BackboneChoice::Preset(self.preset.clone())),
+            backbone: Some(fine_tuning.map(|(backbone, ..)| backbone).unwrap_or_else(|| BackboneChoice::Preset(self.preset.clone()))),
+            lora,
+            freeze_layers,
+            template,
+            max_length,
             method: Some(self.mode),
             alpha: Some(self.alpha),
             beta: Some(self.beta),

@@ -10,15 +10,23 @@ use hafrm::data::PreferencePair;
 use hafrm::data::formats::ReadLimits;
 use hafrm::device::{Backend, Device, cpu_device, init_wgpu_async};
 use hafrm::metrics::MetricsRecord;
-use hafrm::run::{Preparation, Session, read_pairs};
+use hafrm::data::formats::human_bytes;
+use hafrm::hf::{FileBytes, HfFolder};
+use hafrm::run::{Preparation, RunConfig, RunPairs, Session, memory_needed, read_pairs};
 use hafrm::tokenizer::TextEncoder;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::browser::{adapter_label, blob_url, has_webgpu, now_ms, probe_webgpu_adapter, sleep_ms, unix_seconds, yield_to_browser};
-use crate::protocol::{BackendBadge, Command, Envelope, Event, Phase, Request, TrainPoint};
+use crate::browser::{adapter_label, blob_url, read_bytes, has_webgpu, now_ms, probe_webgpu_adapter, sleep_ms, unix_seconds, yield_to_browser};
+use crate::protocol::{BackboneInfo, BackendBadge, Command, Envelope, Event, Phase, Request, TrainPoint};
 use crate::settings::{BackendPreference, Settings};
+
+/// The folder (and archive) name of an exported reward model.
+const REWARD_MODEL: &str = "hafrm-reward-model";
+
+/// The most a page's WebAssembly memory holds (32-bit addresses).
+const WASM_MEMORY: u64 = 4 << 30;
 
 /// Held-out pairs scored for the precision table at each evaluation: a few dozen keep an
 /// evaluation short on a software WebGPU adapter.
@@ -94,13 +102,13 @@ pub fn start() {
         web_sys::console::warn_2(&"hafrm worker: WebGPU shim failed".into(), &e);
     }
     let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(|message: web_sys::MessageEvent| {
-        let Some(text) = message.data().as_string() else { return };
+        let Some((text, files)) = crate::browser::request_with_files(&message.data()) else { return };
         match serde_json::from_str::<Request>(&text) {
             Ok(Request::Launch { generation, settings, upload }) => {
                 CURRENT.with(|c| c.set(generation));
                 COMMANDS.with(|c| c.borrow_mut().clear());
                 spawn_local(async move {
-                    if let Err(message) = run(settings, upload, generation).await
+                    if let Err(message) = run(settings, upload, files, generation).await
                         && is_current(generation)
                     {
                         post(generation, 0, Event::Busy(false));
@@ -108,6 +116,10 @@ pub fn start() {
                     }
                 });
             }
+            Ok(Request::Inspect { id, settings, upload }) => spawn_local(async move {
+                let info = inspect(&settings, upload, &files).await;
+                post(0, 0, Event::Backbone { id, info });
+            }),
             Ok(Request::Command { generation, command }) => {
                 if is_current(generation) {
                     COMMANDS.with(|c| c.borrow_mut().push_back(command));
@@ -130,27 +142,158 @@ fn take_commands() -> Vec<Command> {
     COMMANDS.with(|c| c.borrow_mut().drain(..).collect())
 }
 
-async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, generation: u64) -> Result<(), String> {
+/// What training the model in `files` with `settings` would take, or why it cannot train here.
+async fn inspect(settings: &Settings, upload: Option<(String, usize)>, files: &[web_sys::File]) -> Result<BackboneInfo, String> {
+    let opened = open_backbone(files).await?;
+    let settings = Settings { backbone: Some(opened.name.clone()), compare: Vec::new(), ..settings.clone() };
+    let encoder = opened.folder.encoder(&opened.name).map_err(|e| e.to_string())?;
+    let config = settings.run_config(encoder.vocab_size(), upload.as_ref().map(|(name, pairs)| (name.as_str(), *pairs)), Some((&opened.folder.config, encoder.has_chat_template())));
+    // The teaching sets' pairs are made here, so their length is known; an upload's are in the
+    // page, and count at the longest the settings allow.
+    let checked = config.map_err(|e| e.to_string()).and_then(|config| {
+        let length = match settings.demo_set() {
+            Some(_) => longest_pair(&config, &encoder, &read_pairs(&config, None, ReadLimits::default()).map_err(|e| e.to_string())?)?,
+            None => config.encode.max_length,
+        };
+        fits(&config, 1, length, opened.bytes)
+    });
+    let (memory, refusal) = match checked {
+        Ok(memory) => (memory, None),
+        Err(refusal) => (String::new(), Some(refusal)),
+    };
+    let model = &opened.folder.config.model;
+    let summary = format!(
+        "{} · {} parameters · {} layers, d_model {}, vocabulary {} · {}",
+        opened.folder.config.class,
+        count(model.parameter_count()),
+        model.n_layers,
+        model.d_model,
+        model.vocab_size,
+        human_bytes(opened.bytes)
+    );
+    Ok(BackboneInfo { name: opened.name, summary, memory, refusal })
+}
+
+/// A model the user opened: its name, its files read, and their size.
+struct OpenedBackbone {
+    name: String,
+    folder: HfFolder,
+    bytes: u64,
+}
+
+/// Reads the model files the page sent (one GGUF file, or a folder's files), each copied once
+/// into this worker's memory, and indexes their tensors.
+async fn open_backbone(files: &[web_sys::File]) -> Result<OpenedBackbone, String> {
+    if files.is_empty() {
+        return Err("no model files were given: open a model folder or a GGUF file".into());
+    }
+    // A folder picked whole gives its files' paths inside it; files picked together, names.
+    let name = match files {
+        [file] => file.name(),
+        _ => js_sys::Reflect::get(&files[0], &"webkitRelativePath".into()).ok().and_then(|p| p.as_string()).unwrap_or_default().split('/').next().filter(|folder| !folder.is_empty()).map(String::from).unwrap_or_else(|| "the model's files".into()),
+    };
+    let mut read = Vec::with_capacity(files.len());
+    let mut bytes = 0;
+    for file in files {
+        let data = read_bytes(file, WASM_MEMORY).await?;
+        bytes += data.len() as u64;
+        read.push((file.name(), FileBytes::Owned(data)));
+    }
+    let folder = HfFolder::from_files(&name, read).map_err(|e| e.to_string())?;
+    Ok(OpenedBackbone { name, folder, bytes })
+}
+
+/// The tokens of the longest of `pairs` as `config` encodes them.
+fn longest_pair(config: &RunConfig, encoder: &TextEncoder, pairs: &RunPairs) -> Result<usize, String> {
+    let encoded = encoder.encode_pairs(&[pairs.train.as_slice(), pairs.eval.as_slice()].concat(), &config.encode).map_err(|e| e.to_string())?;
+    Ok(encoded.iter().map(|pair| pair.prompt.len() + pair.chosen.ids.len().max(pair.rejected.ids.len())).max().unwrap_or(0))
+}
+
+/// What `lanes` runs of `config` (a race's, or one) whose longest pair has `length` tokens
+/// need in memory, in words, or why they do not fit WebAssembly's 4 GiB with the model's files
+/// (`backbone_bytes`) read.
+fn fits(config: &RunConfig, lanes: usize, length: usize, backbone_bytes: u64) -> Result<String, String> {
+    let needed = lanes as u64 * memory_needed(config, length, 0) + backbone_bytes;
+    let trained = hafrm::tuning::trainable_parameters(&config.train, &config.model);
+    let how = match &config.train.lora {
+        Some(lora) => format!("LoRA rank {}", lora.rank),
+        None if config.train.freeze_layers > 0 => format!("the {} lowest blocks frozen", config.train.freeze_layers),
+        None => "the whole backbone".into(),
+    };
+    let race = if lanes > 1 { format!(" for each of {lanes} methods") } else { String::new() };
+    let what = format!(
+        "training {how}{race} ({} parameters trained), {} pairs a step of up to {length} tokens, needs about {} at most",
+        count(trained),
+        config.train.batch_size,
+        human_bytes(needed)
+    );
+    if needed > WASM_MEMORY {
+        let lora = if config.train.lora.is_none() { "LoRA (a rank above 0), " } else { "" };
+        return Err(format!(
+            "{what}, more than the {} a page's WebAssembly can hold: try {lora}fewer pairs a step or a shorter max length",
+            human_bytes(WASM_MEMORY)
+        ));
+    }
+    Ok(format!("{what}; a page holds up to {}", human_bytes(WASM_MEMORY)))
+}
+
+async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, files: Vec<web_sys::File>, generation: u64) -> Result<(), String> {
     let emit = |event| post(generation, 0, event);
     emit(Event::Phase(Phase::Starting("starting the backend".into())));
     let (device, badge) = backend(settings.backend).await;
     emit(Event::Badge(badge));
 
-    let encoder = TextEncoder::builtin();
+    // A pretrained backbone brings its tokenizer; its files are read again for each lane of a
+    // race, since a run's model takes the tensors it reads.
+    let opened = match settings.backbone {
+        Some(_) => {
+            emit(Event::Phase(Phase::Starting("reading the model's files".into())));
+            Some(open_backbone(&files).await?)
+        }
+        None => None,
+    };
+    let (encoder, backbone) = match &opened {
+        Some(opened) => {
+            let encoder = opened.folder.encoder(&opened.name).map_err(|e| e.to_string())?;
+            let chat = encoder.has_chat_template();
+            (encoder, Some((&opened.folder.config, chat)))
+        }
+        None => (TextEncoder::builtin(), None),
+    };
     let upload_size = upload.as_ref().map(|(name, pairs)| (name.as_str(), pairs.len()));
     let runs = settings.runs();
-    let configs = runs.iter().map(|run| run.run_config(encoder.vocab_size(), upload_size)).collect::<hafrm::Result<Vec<_>>>().map_err(|e| e.to_string())?;
+    let configs = runs.iter().map(|run| run.run_config(encoder.vocab_size(), upload_size, backbone)).collect::<hafrm::Result<Vec<_>>>().map_err(|e| e.to_string())?;
+    let encoder = configs[0].with_eos(encoder).map_err(|e| e.to_string())?;
     // Every run of a race names the same data: read once.
     let pairs = read_pairs(&configs[0], upload.map(|(_, pairs)| pairs), ReadLimits::default()).map_err(|e| e.to_string())?;
+    if let Some(opened) = &opened {
+        fits(&configs[0], configs.len(), longest_pair(&configs[0], &encoder, &pairs)?, opened.bytes)?;
+    }
     emit(Event::Pairs(pairs.eval.iter().map(pair_label).collect()));
+    let mut opened = opened;
     let mut lanes = Vec::with_capacity(runs.len());
     for (run, config) in runs.iter().zip(configs) {
         let what = match runs.len() {
             1 => "setting the model up".to_string(),
             n => format!("setting up {} ({} of {n})", run.mode.label(), lanes.len() + 1),
         };
-        emit(Event::Phase(Phase::Starting(what)));
-        let preparation = Preparation::new(config, encoder.clone(), pairs.clone(), &device, |_, _| {}).await.map_err(|e| e.to_string())?;
+        emit(Event::Phase(Phase::Starting(what.clone())));
+        let preparation = match opened.take() {
+            None if settings.backbone.is_none() => Preparation::new(config, encoder.clone(), pairs.clone(), &device, |_, _| {}).await,
+            backbone => {
+                let backbone = match backbone {
+                    Some(backbone) => backbone,
+                    None => open_backbone(&files).await?,
+                };
+                let on_load = move |read: usize, total: usize| {
+                    if read % 8 == 0 || read == total {
+                        post(generation, 0, Event::Phase(Phase::Starting(format!("{what}: {read} of {total} tensors read"))));
+                    }
+                };
+                Preparation::from_backbone(config, encoder.clone(), pairs.clone(), backbone.folder, &device, on_load).await
+            }
+        }
+        .map_err(|e| e.to_string())?;
         let mut session = preparation.finish().map_err(|e| e.to_string())?;
         // The curves start at step 0, on the pairs of the early estimates.
         session.evaluate_now(ESTIMATE_PAIRS).await.map_err(|e| e.to_string())?;
@@ -165,13 +308,14 @@ async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, 
         [] => String::new(),
         methods => format!(" · racing {} on the same data and seed", methods.iter().map(|m| m.label()).collect::<Vec<_>>().join(", ")),
     };
-    let summary = format!(
-        "{} GPT · {:.0}k parameters · {} training / {} held-out pairs{race}",
-        settings.preset,
-        lead.parameter_count() as f64 / 1e3,
-        lead.trainer.train_len(),
-        lead.eval_texts.len()
-    );
+    let model = match &settings.backbone {
+        Some(name) => {
+            let trained = hafrm::tuning::trainable_parameters(&lead.config.train, &lead.config.model);
+            format!("{name} · {} parameters, {} trained", count(lead.parameter_count()), count(trained))
+        }
+        None => format!("{} GPT · {} parameters", settings.preset, count(lead.parameter_count())),
+    };
+    let summary = format!("{model} · {} training / {} held-out pairs{race}", lead.trainer.train_len(), lead.eval_texts.len());
     // Every lane has the same steps: the lead's say them.
     emit(Event::Model { total_steps: lead.trainer.total_steps(), summary });
     let run = Run { generation, lanes, selected: 0, own: None, download: None };
@@ -239,6 +383,10 @@ impl Run {
                     Command::DownloadModel => match self.lead().archive("hafrm-run", unix_seconds()).await {
                         Ok(bytes) => self.offer("hafrm-run.tar", &bytes, "application/x-tar"),
                         Err(e) => self.emit(0, Event::Notice(format!("could not package the model: {e}"))),
+                    },
+                    Command::DownloadRewardModel => match self.reward_model_archive().await {
+                        Ok(bytes) => self.offer(&format!("{REWARD_MODEL}.tar"), &bytes, "application/x-tar"),
+                        Err(e) => self.emit(0, Event::Notice(format!("could not export the reward model: {e}"))),
                     },
                     Command::DownloadMetrics => {
                         let metrics = self.lead().metrics_jsonl();
@@ -359,6 +507,13 @@ impl Run {
         }
     }
 
+    /// The lead's best model as `hafrm export`'s folder, in one tar.
+    async fn reward_model_archive(&self) -> hafrm::Result<Vec<u8>> {
+        let files = self.lead().export_files().await?;
+        let members: Vec<(&str, &[u8])> = files.iter().map(|file| (file.path.as_str(), file.bytes.as_slice())).collect();
+        hafrm::run::run_archive(REWARD_MODEL, &members, unix_seconds())
+    }
+
     /// Hands a file to the page as an in-memory blob: nothing leaves the browser.
     fn offer(&mut self, name: &str, bytes: &[u8], mime: &str) {
         match blob_url(bytes, mime) {
@@ -424,6 +579,11 @@ async fn backend(preference: BackendPreference) -> (Device, BackendBadge) {
         }
         Err(e) => cpu(format!("WebGPU failed to start: {e}")),
     }
+}
+
+/// A parameter count in thousands or millions: `812k`, `134.5M`.
+fn count(n: usize) -> String {
+    if n >= 1_000_000 { format!("{:.1}M", n as f64 / 1e6) } else { format!("{:.0}k", n as f64 / 1e3) }
 }
 
 fn pair_label(pair: &PreferencePair) -> String {

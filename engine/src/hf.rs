@@ -509,6 +509,67 @@ pub struct HfFolder {
     pub settings: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
+impl HfFolder {
+    /// A model given as files, each as (name, bytes), as a page opens them: a folder's
+    /// `config.json`, weights (`model.safetensors`, or the shards its index lists) and
+    /// tokenizer files, or one GGUF file. `folder` names the whole in errors. Only the base
+    /// name of each file counts (a directory picker gives `folder/config.json`).
+    pub fn from_files(folder: &str, files: Vec<(String, FileBytes)>) -> Result<Self> {
+        let mut files: Vec<(String, FileBytes)> = files.into_iter().map(|(name, bytes)| (base_name(&name).to_string(), bytes)).collect();
+        if let Some(gguf) = files.iter().position(|(_, bytes)| crate::gguf::is_gguf(bytes)) {
+            if files.len() > 1 {
+                return Err(Error::checkpoint(&files[gguf].0, "a GGUF file holds the whole model: open it alone, without other files"));
+            }
+            let (name, bytes) = files.remove(gguf);
+            return crate::gguf::read_gguf(&name, bytes);
+        }
+        let text = |files: &[(String, FileBytes)], name: &str| -> Result<Option<String>> {
+            files.iter().find(|(n, _)| n == name).map(|(_, bytes)| String::from_utf8(bytes.to_vec()).map_err(|_| Error::checkpoint(name, "not UTF-8 text"))).transpose()
+        };
+        let config = text(&files, "config.json")?.ok_or_else(|| {
+            Error::checkpoint(folder, "has no config.json: open a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) or one GGUF file")
+        })?;
+        let config = parse_config(&config, "config.json")?;
+        let weights = match text(&files, SHARD_INDEX)? {
+            _ if files.iter().any(|(n, _)| n == SINGLE_WEIGHTS) => vec![SINGLE_WEIGHTS.to_string()],
+            Some(index) => index_shards(index.as_bytes(), SHARD_INDEX)?,
+            None => return Err(Error::checkpoint(folder, format!("has neither {SINGLE_WEIGHTS} nor {SHARD_INDEX}"))),
+        };
+        if let Some(missing) = weights.iter().find(|w| !files.iter().any(|(n, _)| n == *w)) {
+            return Err(Error::checkpoint(folder, format!("lacks {missing}, which {SHARD_INDEX} lists: open all of the folder's files together")));
+        }
+        let tokenizer_json = text(&files, "tokenizer.json")?;
+        let settings = files.iter().filter(|(n, _)| SETTINGS_FILES.contains(&n.as_str())).map(|(n, bytes)| (n.clone(), bytes.to_vec())).collect();
+        let weight_bytes = files.into_iter().filter(|(n, _)| weights.contains(n)).collect();
+        Ok(HfFolder { config, tensors: HfTensors::from_files(weight_bytes)?, tokenizer_json, settings })
+    }
+
+    /// The model's own tokenizer (`tokenizer.json`, or a GGUF file's vocabulary), with its chat
+    /// template when it has one; `source` names the model in errors.
+    pub fn encoder(&self, source: &str) -> Result<crate::tokenizer::TextEncoder> {
+        let json = self.tokenizer_json.as_deref().ok_or_else(|| Error::checkpoint(source, "has no tokenizer.json: give the model's tokenizer"))?;
+        Ok(crate::tokenizer::TextEncoder::from_json(json)?.with_chat_template(crate::chat::ChatTemplate::from_files(&self.settings)?))
+    }
+}
+
+/// A folder's weights in one file, or its shards' index.
+const SINGLE_WEIGHTS: &str = "model.safetensors";
+const SHARD_INDEX: &str = "model.safetensors.index.json";
+
+fn base_name(path: &str) -> &str {
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
+}
+
+/// The shard files `model.safetensors.index.json` lists, each once, in order.
+fn index_shards(bytes: &[u8], source: &str) -> Result<Vec<String>> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| Error::checkpoint(source, format!("invalid JSON: {e}")))?;
+    let map = value.get("weight_map").and_then(Value::as_object).ok_or_else(|| Error::checkpoint(source, "field `weight_map`: missing"))?;
+    let mut files: Vec<String> = map.values().filter_map(|f| f.as_str().map(String::from)).collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
 #[cfg(not(target_family = "wasm"))]
 mod folder {
     use std::path::Path;
@@ -540,20 +601,15 @@ mod folder {
 
     /// The weight files: `model.safetensors`, or the shards `model.safetensors.index.json` lists.
     fn weight_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
-        let single = dir.join("model.safetensors");
+        let single = dir.join(SINGLE_WEIGHTS);
         if single.is_file() {
             return Ok(vec![single]);
         }
-        let index = dir.join("model.safetensors.index.json");
+        let index = dir.join(SHARD_INDEX);
         if !index.is_file() {
-            return Err(Error::checkpoint(dir, "has neither model.safetensors nor model.safetensors.index.json"));
+            return Err(Error::checkpoint(dir, format!("has neither {SINGLE_WEIGHTS} nor {SHARD_INDEX}")));
         }
-        let value: Value = serde_json::from_slice(&read(&index)?).map_err(|e| Error::checkpoint(&index, format!("invalid JSON: {e}")))?;
-        let map = value.get("weight_map").and_then(Value::as_object).ok_or_else(|| Error::checkpoint(&index, "field `weight_map`: missing"))?;
-        let mut files: Vec<String> = map.values().filter_map(|f| f.as_str().map(String::from)).collect();
-        files.sort();
-        files.dedup();
-        Ok(files.into_iter().map(|f| dir.join(f)).collect())
+        Ok(index_shards(&read(&index)?, &index.display().to_string())?.into_iter().map(|f| dir.join(f)).collect())
     }
 
     /// A Hugging Face model folder.

@@ -87,3 +87,47 @@ fn a_folder_missing_a_tensor_or_its_config_is_refused_by_name() {
     let error = RewardModel::from_hf(&llama.config, &qwen.tensors, &Device::flex()).err().unwrap().to_string();
     assert!(error.contains("has shape") && error.contains("config.json makes it"), "{error}");
 }
+
+/// A model's files as a page opens them (name, bytes), from a fixture folder.
+fn opened_files(name: &str) -> Vec<(String, hafrm::hf::FileBytes)> {
+    let mut files: Vec<_> = std::fs::read_dir(fixture(name)).unwrap().map(|entry| entry.unwrap().path()).collect();
+    files.sort();
+    files.into_iter().map(|path| (format!("{name}/{}", path.file_name().unwrap().to_string_lossy()), std::fs::read(&path).unwrap().into())).collect()
+}
+
+#[test]
+fn files_opened_in_a_page_load_the_model_the_folder_holds() {
+    use hafrm::hf::HfFolder;
+    let device = Device::flex();
+    // The sharded Qwen2 folder: its index picks the shards among the files.
+    for name in ["llama", "qwen2"] {
+        let opened = HfFolder::from_files(name, opened_files(name)).unwrap();
+        let folder = read_folder(&fixture(name)).unwrap();
+        assert_eq!((&opened.config, &opened.tokenizer_json, &opened.settings), (&folder.config, &folder.tokenizer_json, &folder.settings));
+        let expected: Value = serde_json::from_str(&std::fs::read_to_string(fixture(name).join("expected.json")).unwrap()).unwrap();
+        common::check_logits(name, &opened, &expected, &device);
+        // The Llama folder has a chat template, which its tokenizer brings along.
+        assert_eq!(opened.encoder(name).unwrap().has_chat_template(), name == "llama");
+    }
+    // One GGUF file is a whole model.
+    let gguf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf/gpt2.gguf");
+    let opened = HfFolder::from_files("gpt2.gguf", vec![("gpt2.gguf".into(), std::fs::read(&gguf).unwrap().into())]).unwrap();
+    assert_eq!(opened.config, hafrm::hf::read_backbone(&gguf).unwrap().config);
+
+    let refused = |files: Vec<(String, hafrm::hf::FileBytes)>| HfFolder::from_files("my-model", files).err().unwrap().to_string();
+    let without = |name: &str, dropped: &str| opened_files(name).into_iter().filter(|(n, _)| !n.ends_with(dropped)).collect::<Vec<_>>();
+    let error = refused(without("llama", "config.json"));
+    assert!(error.contains("my-model: has no config.json") && error.contains("GGUF"), "{error}");
+    let error = refused(without("llama", "model.safetensors"));
+    assert!(error.contains("my-model: has neither model.safetensors nor model.safetensors.index.json"), "{error}");
+    let error = refused(without("qwen2", "model-00002-of-00003.safetensors"));
+    assert!(error.contains("lacks model-00002-of-00003.safetensors"), "{error}");
+    let mut with_gguf = opened_files("llama");
+    with_gguf.push(("gpt2.gguf".into(), std::fs::read(&gguf).unwrap().into()));
+    assert!(refused(with_gguf).contains("gpt2.gguf: a GGUF file holds the whole model: open it alone"));
+    let mut truncated = opened_files("llama");
+    let weights = truncated.iter_mut().find(|(n, _)| n.ends_with("model.safetensors")).unwrap();
+    weights.1 = weights.1[..weights.1.len() / 2].to_vec().into();
+    let error = refused(truncated);
+    assert!(error.contains("model.safetensors") && error.contains("truncated"), "{error}");
+}

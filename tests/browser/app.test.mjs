@@ -340,6 +340,98 @@ test("a malformed upload shows the engine's error and keeps the current run", { 
   }
 });
 
+// A pretrained model from the user's disk: the tiny random Llama folder of the engine's
+// fixtures (transformers' own files: config.json, model.safetensors in BF16, a byte-level BPE
+// tokenizer.json and a chat template). Bad files first, each refused by name with the current
+// run untouched; then the folder, trained with LoRA on the CPU fallback, as `hafrm train
+// --backbone <folder> --lora 8 --template chat` trains it.
+const FIXTURES = path.join(path.dirname(new URL(import.meta.url).pathname), "../../engine/tests/fixtures");
+test("a pretrained model opened from disk trains with LoRA as the command line does, and bad files keep the run", { timeout: 480_000 }, async () => {
+  const llama = path.join(FIXTURES, "hf/llama");
+  const query = "?data=polite&pairs=100&steps=6&batch=4&eval_every=3";
+  const session = await open(["--disable-gpu", "--disable-features=WebGPU"], query);
+  const { page } = session;
+  try {
+    await waitForPhase(page, ["ready"], 240_000);
+    const tinyTokens = await page.locator('#pair-view .response[data-label="chosen"] .tok').count();
+    const refused = async (files, pattern) => {
+      await page.setInputFiles("#backbone-files", files);
+      const error = await page.locator("#backbone-error").innerText({ timeout: 60_000 });
+      assert.match(error, pattern);
+      assert.equal(await phase(page), "ready", "the current run stays");
+      assert.match(await page.locator("footer").innerText(), /tiny GPT/);
+    };
+    await refused([path.join(llama, "model.safetensors"), path.join(llama, "tokenizer.json")], /has no config\.json/);
+    const gguf = fs.readFileSync(path.join(FIXTURES, "gguf/llama-quants.gguf"));
+    await refused({ name: "cut.gguf", mimeType: "application/octet-stream", buffer: gguf.subarray(0, gguf.length - 100) }, /cut\.gguf: truncated/);
+    await refused([path.join(llama, "config.json"), path.join(llama, "model.safetensors")].map((f) => f).concat([path.join(FIXTURES, "gguf/gpt2.gguf")]), /gpt2\.gguf: a GGUF file holds the whole model/);
+    // A whole GGUF file is read and described.
+    await page.setInputFiles("#backbone-files", path.join(FIXTURES, "gguf/llama-quants.gguf"));
+    assert.match(await page.locator("#backbone-info").innerText({ timeout: 60_000 }), /llama-quants\.gguf[\s\S]*LlamaForCausalLM/);
+
+    // The folder, picked whole.
+    await page.setInputFiles("#backbone-folder", llama);
+    const info = await page.locator("#backbone-info").innerText({ timeout: 60_000 });
+    assert.match(info, /^llama\n/);
+    assert.match(info, /LlamaForCausalLM · \d+k parameters · 2 layers, d_model 32, vocabulary 748/);
+    assert.match(info, /training LoRA rank 8 \(\d+k parameters trained\), 4 pairs a step of up to \d+ tokens, needs about .* at most; a page holds up to 4 GiB/);
+    assert.equal(await phase(page), "ready", "reading a model replaces nothing");
+    await page.click("#use-backbone");
+    await page.waitForFunction(() => /^llama · /.test(document.querySelector("footer")?.innerText ?? ""), null, { timeout: 120_000 });
+    await waitForPhase(page, ["ready"], 240_000);
+    assert.match(await page.locator("footer").innerText(), /llama · \d+k parameters, \d+k trained · 90 training \/ 10 held-out pairs/);
+    await page.click("#train");
+    await waitForPhase(page, ["finished", "failed"], 300_000);
+    assert.equal(await page.locator("#failure").count(), 0);
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hafrm-pretrained-"));
+    execFileSync(hafrm, ["train", "--backbone", llama, "--lora", "8", "--template", "chat", "--max-length", "64", "--demo", "polite", "--demo-pairs", "100",
+      "--steps", "6", "--batch", "4", "--eval-every", "3", "--backend", "cpu", "--out", path.join(dir, "run")]);
+    const records = fs.readFileSync(path.join(dir, "run", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const lastTrain = records.filter((r) => r.kind === "train").pop();
+    const lastEval = records.filter((r) => r.kind === "eval").pop();
+    const loss = Number(await page.locator("#loss").getAttribute("data-last"));
+    assert.ok(Math.abs(loss - lastTrain.loss) <= 1e-2 * Math.abs(lastTrain.loss) + 1e-4, `the page's loss ${loss}, hafrm train's ${lastTrain.loss}`);
+    const accuracy = Number(await page.locator("#heldout-accuracy").getAttribute("data-value"));
+    assert.ok(Math.abs(accuracy - lastEval.accuracy) <= 1 / lastEval.pairs + 1e-6, `the page's held-out accuracy ${accuracy}, hafrm train's ${lastEval.accuracy}`);
+
+    // The model's own tokens, as text: byte-level BPE's space markers are spaces again, and the
+    // pieces put together are the response.
+    const pieces = await page.locator('#pair-view .response[data-label="chosen"] .tok').allInnerTexts();
+    assert.notEqual(pieces.length, tinyTokens, "the model's tokenizer, not the built-in one");
+    assert.ok(!pieces.some((p) => p.includes("Ġ")), `no byte-level markers: ${pieces}`);
+    await page.locator("#pair-view .tok").first().hover();
+    assert.match(await page.locator(".hover-card").innerText(), /id \d+/);
+
+    // The downloads: the run folder, with the backbone's files kept, and the reward model as
+    // `hafrm export` writes it. The engine reads both back, with equal rewards.
+    const saved = fs.mkdtempSync(path.join(os.tmpdir(), "hafrm-pretrained-download-"));
+    const unpack = async (button) => {
+      const [download] = await Promise.all([page.waitForEvent("download"), page.click(button)]);
+      const tar = path.join(saved, download.suggestedFilename());
+      await download.saveAs(tar);
+      execFileSync("tar", ["xf", tar], { cwd: saved });
+    };
+    await unpack("#download-model");
+    await unpack("#download-reward-model");
+    const [runDir, exported] = [path.join(saved, "hafrm-run"), path.join(saved, "hafrm-reward-model")];
+    assert.deepEqual(fs.readFileSync(path.join(runDir, "backbone/chat_template.jinja")), fs.readFileSync(path.join(llama, "chat_template.jinja")));
+    assert.equal(JSON.parse(fs.readFileSync(path.join(exported, "config.json"), "utf8")).architectures[0], "LlamaForSequenceClassification");
+    // A bare backbone scores with the plain template: the run does too, for the comparison.
+    const runConfig = JSON.parse(fs.readFileSync(path.join(runDir, "config.json"), "utf8"));
+    assert.equal(runConfig.encode.template, "chat");
+    runConfig.encode.template = "plain";
+    fs.writeFileSync(path.join(runDir, "config.json"), JSON.stringify(runConfig));
+    const reward = (args) => JSON.parse(execFileSync(hafrm, ["score", ...args, "--backend", "cpu", "--json", "--prompt", "Write a note to my neighbour.", "--response", "Could you please keep it down? Thank you."]).toString()).reward;
+    const [fromRun, fromExport] = [reward(["--model", runDir]), reward(["--backbone", exported])];
+    assert.ok(Math.abs(fromRun - fromExport) <= 1e-4 * Math.max(1, Math.abs(fromRun)), `the run scores ${fromRun}, its export ${fromExport}`);
+    assert.notEqual(fromRun, 0, "a trained reward head");
+    assert.deepEqual(session.errors, [], "no console errors");
+  } finally {
+    await session.close();
+  }
+});
+
 // A learning rate of 1e9 diverges within a few steps: the page shows the engine's message and
 // keeps the model from before the step, which downloads and scores.
 test("a diverging run stops with the engine's message and keeps a model that loads", { timeout: 300_000 }, async () => {

@@ -1,6 +1,7 @@
 //! The page's panels, one component per file. They read and change the run through the
 //! `Studio` and `SettingsState` that `App` provides as context.
 
+pub mod backbone_picker;
 pub mod backend_badge;
 pub mod charts_panel;
 pub mod data_upload;

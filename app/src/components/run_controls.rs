@@ -3,13 +3,14 @@
 use hafrm::config::Method;
 use leptos::prelude::*;
 
+use super::backbone_picker::BackbonePicker;
 use super::data_upload::DataUpload;
 use super::status::StatusLine;
 use crate::controller::{Command, Phase, Studio};
 use crate::settings::{BackendPreference, DATA_SETS, Settings, SettingsState};
 
 /// A labelled number input bound to one field of the settings.
-fn number_field(
+pub(super) fn number_field(
     label: &'static str,
     name: &'static str,
     settings: RwSignal<Settings>,
@@ -40,7 +41,7 @@ fn number_field(
     }
 }
 
-fn parse_into<T: std::str::FromStr>(slot: &mut T, text: &str, valid: impl Fn(&T) -> bool) -> bool {
+pub(super) fn parse_into<T: std::str::FromStr>(slot: &mut T, text: &str, valid: impl Fn(&T) -> bool) -> bool {
     match text.parse::<T>() {
         Ok(v) if valid(&v) => {
             *slot = v;
@@ -108,6 +109,7 @@ pub fn RunControls() -> impl IntoView {
                 "Compare methods side by side"
             </label>
         </div>
+        <BackbonePicker />
         <div class="grid2">
             {number_field("alpha (policy weight)", "alpha", settings, |s| s.alpha.to_string(), |s, t| parse_into(&mut s.alpha, t, |v| *v >= 0.0))}
             {number_field("beta", "beta", settings, |s| s.beta.to_string(), |s, t| parse_into(&mut s.beta, t, |v| *v > 0.0))}
@@ -115,16 +117,6 @@ pub fn RunControls() -> impl IntoView {
             {number_field("batch (pairs)", "batch", settings, |s| s.batch.to_string(), |s, t| parse_into(&mut s.batch, t, |n| (1..=256).contains(n)))}
             {number_field("steps", "steps", settings, |s| s.steps.to_string(), |s, t| parse_into(&mut s.steps, t, |n| *n >= 1))}
             {number_field("evaluate every", "eval_every", settings, |s| s.eval_every.to_string(), |s, t| parse_into(&mut s.eval_every, t, |n| *n >= 1))}
-            <label class="field">
-                <span>"Model"</span>
-                <select name="preset" prop:value=move || settings.with(|s| s.preset.clone()) on:change=move |ev| {
-                    let preset = event_target_value(&ev);
-                    settings.update(|s| s.preset = preset)
-                }>
-                    <option value="tiny">"tiny (d 128, 4 layers)"</option>
-                    <option value="small">"small (d 256, 6 layers)"</option>
-                </select>
-            </label>
             <label class="field">
                 <span>"Backend"</span>
                 <select name="backend" prop:value=move || settings.with(|s| s.backend.name()) on:change=move |ev| {
@@ -151,12 +143,15 @@ pub fn RunControls() -> impl IntoView {
         <StatusLine />
         <div class="buttons downloads">
             <button id="download-model" disabled=busy on:click=move |_| studio.send(Command::DownloadModel)>"Download model"</button>
+            <button id="download-reward-model" disabled=busy on:click=move |_| studio.send(Command::DownloadRewardModel)>"Reward model (transformers)"</button>
             <button id="download-metrics" disabled=busy on:click=move |_| studio.send(Command::DownloadMetrics)>"Metrics (.jsonl)"</button>
         </div>
         <p class="hint muted">
             "The model downloads as a run folder (tar) for the command line: "
             <code>"tar xf hafrm-run.tar && hafrm score --model hafrm-run --prompt … --response …"</code>
-            ". The address bar holds these settings: share it to share this demo."
+            ". Reward model gives the folder "
+            <code>"hafrm export"</code>
+            " writes, for transformers' AutoModelForSequenceClassification. The address bar holds these settings: share it to share this demo."
         </p>
     }
 }

@@ -9,8 +9,7 @@ use hafrm::run::DEFAULT_DEMO;
 use hafrm::data::formats::{ReadLimits, RecordShape};
 use hafrm::config::PRESETS;
 use hafrm::device::{BackendChoice, select_backend};
-use hafrm::chat::ChatTemplate;
-use hafrm::hf::{read_backbone, settings_files};
+use hafrm::hf::read_backbone;
 use hafrm::tokenizer::TextEncoder;
 use hafrm::tuning::LoraSettings;
 use hafrm::run::{BackboneChoice, RunChoices, TrainedRun};
@@ -128,18 +127,13 @@ pub fn encoder(tokenizer: Option<&Path>, backbone: &BackboneChoice) -> Result<(T
     match backbone {
         BackboneChoice::Preset(_) => Ok((TextEncoder::builtin(), "built in".to_string())),
         // A GGUF file's tokenizer is rebuilt from its metadata.
-        BackboneChoice::Pretrained { path, .. } if path.is_file() => {
-            let gguf = read_backbone(path)?;
-            let json = gguf.tokenizer_json.as_deref().ok_or_else(|| Error::checkpoint(path, "has no tokenizer: give one with --tokenizer"))?;
-            Ok((TextEncoder::from_json(json)?.with_chat_template(ChatTemplate::from_files(&gguf.settings)?), path.display().to_string()))
-        }
         BackboneChoice::Pretrained { path, .. } => {
-            let file = path.join("tokenizer.json");
-            if !file.is_file() {
+            let folder = read_backbone(path)?;
+            if folder.tokenizer_json.is_none() {
                 return Err(Error::checkpoint(path, "has no tokenizer.json: give one with --tokenizer"));
             }
-            let chat = ChatTemplate::from_files(&settings_files(path)?)?;
-            Ok((TextEncoder::from_file(&file)?.with_chat_template(chat), file.display().to_string()))
+            let name = if path.is_file() { path.clone() } else { path.join("tokenizer.json") };
+            Ok((folder.encoder(&path.display().to_string())?, name.display().to_string()))
         }
     }
 }

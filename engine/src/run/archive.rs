@@ -34,7 +34,15 @@ pub fn run_archive(root: &str, files: &[(&str, &[u8])], mtime: u64) -> Result<Ve
         Ok(())
     };
     entry(format!("{root}/"), &[], true)?;
+    // Each folder inside (`backbone/`) gets its entry before its first file.
+    let mut folders: Vec<&str> = Vec::new();
     for (name, body) in files {
+        if let Some((folder, _)) = name.rsplit_once('/')
+            && !folders.contains(&folder)
+        {
+            folders.push(folder);
+            entry(format!("{root}/{folder}/"), &[], true)?;
+        }
         entry(format!("{root}/{name}"), body, false)?;
     }
     out.resize(out.len() + 2 * BLOCK, 0);
@@ -56,13 +64,16 @@ mod tests {
         let dir = temp("archive");
         std::fs::create_dir_all(&dir).unwrap();
         let big: Vec<u8> = (0..1300u32).map(|i| (i % 251) as u8).collect();
-        let archive = run_archive("hafrm-run", &[("config.json", b"{}"), ("model.safetensors", &big)], 1_700_000_000).unwrap();
+        let archive = run_archive("hafrm-run", &[("config.json", b"{}"), ("model.safetensors", &big), ("backbone/config.json", b"[]")], 1_700_000_000).unwrap();
         assert_eq!(archive.len() % 512, 0);
         std::fs::write(dir.join("run.tar"), &archive).unwrap();
         let status = std::process::Command::new("tar").arg("xf").arg("run.tar").current_dir(&dir).status().unwrap();
         assert!(status.success());
         assert_eq!(std::fs::read(dir.join("hafrm-run").join("config.json")).unwrap(), b"{}");
         assert_eq!(std::fs::read(dir.join("hafrm-run").join("model.safetensors")).unwrap(), big);
+        assert_eq!(std::fs::read(dir.join("hafrm-run/backbone/config.json")).unwrap(), b"[]");
+        let listing = std::process::Command::new("tar").arg("tf").arg("run.tar").current_dir(&dir).output().unwrap().stdout;
+        assert!(String::from_utf8(listing).unwrap().contains("hafrm-run/backbone/\n"), "the folder has its own entry");
         assert!(run_archive(&"x".repeat(100), &[], 0).is_err());
     }
 }

@@ -10,7 +10,7 @@ use crate::metrics::MetricsRecord;
 use crate::train::TrainerState;
 
 use super::{BACKBONE, CONFIG, LAST, METRICS, MODEL, OPTIMIZER, RunConfig, STATE, TOKENIZER};
-use crate::hf::{backbone_settings, settings_files};
+use crate::hf::settings_files;
 use crate::chat::ChatTemplate;
 use crate::tokenizer::TextEncoder;
 
@@ -90,11 +90,11 @@ impl RunDir {
     /// Keeps the backbone's settings files (`hf::SETTINGS_FILES`, a GGUF file's rebuilt from
     /// its metadata) in `backbone/`, so that an export and the chat template work even after
     /// the backbone has moved.
-    pub fn keep_backbone_files(&self, folder: &Path) -> Result<()> {
+    pub fn keep_backbone_files(&self, files: &std::collections::BTreeMap<String, Vec<u8>>) -> Result<()> {
         let kept = self.file(BACKBONE);
         fs::create_dir_all(&kept).map_err(|e| Error::io(&kept, e))?;
-        for (name, bytes) in backbone_settings(folder)? {
-            write_atomic(&kept.join(name), &bytes)?;
+        for (name, bytes) in files {
+            write_atomic(&kept.join(name), bytes)?;
         }
         Ok(())
     }

@@ -28,7 +28,7 @@ mod trained;
 pub use archive::run_archive;
 #[cfg(not(target_family = "wasm"))]
 pub use dir::{RunDir, write_atomic};
-pub use prepare::Preparation;
+pub use prepare::{Preparation, memory_needed};
 pub use session::Session;
 pub use settings::{BackboneChoice, DEFAULT_DEMO, DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, RunChoices, RunConfig, default_run};
 pub use source::{RunPairs, read_file, read_pairs};
@@ -68,13 +68,8 @@ mod native {
     /// the reading of a pretrained backbone's tensors.
     pub async fn create(config: RunConfig, encoder: TextEncoder, out: &Path, limits: ReadLimits, device: &Device, on_load: impl FnMut(usize, usize) + 'static) -> Result<Preparation> {
         let pairs = read_pairs(&config, None, limits)?;
-        let pretrained = config.pretrained.clone();
         let preparation = Preparation::new(config, encoder, pairs, device, on_load).await?;
-        let dir = RunDir::create(out)?;
-        if let Some(folder) = pretrained {
-            dir.keep_backbone_files(&folder)?;
-        }
-        preparation.in_dir(dir)
+        preparation.in_dir(RunDir::create(out)?)
     }
 
     /// Continues the run in `path` from its last checkpoint, with its saved settings;

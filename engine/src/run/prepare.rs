@@ -1,6 +1,8 @@
 //! Setting a run up: its model (initialised, read from a folder, or resumed), its frozen
 //! reference policy, and its pairs tokenised.
 
+use std::collections::BTreeMap;
+
 use burn::module::Module;
 
 use crate::batch::EncodedPair;
@@ -8,6 +10,7 @@ use crate::checkpoint::{model_from_safetensors, model_to_safetensors};
 use crate::data::PreferencePair;
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::hf::HfFolder;
 use crate::model::RewardModel;
 use crate::tokenizer::TextEncoder;
 use crate::train::{Trainer, TrainerState, TrainingData};
@@ -41,6 +44,10 @@ pub struct Preparation {
     store: Store,
     /// Bad records skipped reading the pairs, one line per file.
     skipped: Vec<String>,
+    /// A pretrained backbone's settings files (`HfFolder::settings`), which the run keeps
+    /// (`BACKBONE`) for its export and chat template; none for a preset or a resumed run
+    /// (whose directory has them).
+    backbone_files: BTreeMap<String, Vec<u8>>,
 }
 
 impl Preparation {
@@ -50,7 +57,32 @@ impl Preparation {
     /// `on_load(read, total)` after each tensor; its initial weights are the reference policy.
     pub async fn new(config: RunConfig, encoder: TextEncoder, pairs: RunPairs, device: &Device, on_load: impl FnMut(usize, usize) + 'static) -> Result<Self> {
         config.validate()?;
-        let model = initial_model(&config, &device.clone().autodiff(), on_load)?;
+        let model = match &config.pretrained {
+            None => RewardModel::new(&config.model, config.train.seed, &device.clone().autodiff()),
+            Some(path) => return Self::from_backbone(config.clone(), encoder, pairs, read_backbone(path)?, device, on_load).await,
+        };
+        Self::fresh(config, encoder, pairs, model, device).await
+    }
+
+    /// A new run starting from `backbone`'s weights, a model folder read from disk or opened
+    /// in a page (`HfFolder::from_files`); `config.pretrained` names it. The folder's bytes
+    /// are dropped once its tensors are on the device.
+    pub async fn from_backbone(config: RunConfig, encoder: TextEncoder, pairs: RunPairs, backbone: HfFolder, device: &Device, on_load: impl FnMut(usize, usize) + 'static) -> Result<Self> {
+        config.validate()?;
+        let name = config.pretrained.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "the backbone".into());
+        if backbone.config.model != config.model {
+            return Err(Error::checkpoint(&name, "its settings are not the ones this run was set up with"));
+        }
+        backbone.tensors.on_read(on_load);
+        let model = RewardModel::from_hf(&backbone.config, &backbone.tensors, &device.clone().autodiff())?;
+        let HfFolder { settings, .. } = backbone;
+        let mut preparation = Self::fresh(config, encoder, pairs, model, device).await?;
+        preparation.backbone_files = settings;
+        Ok(preparation)
+    }
+
+    /// A run at step 0 from `model`, whose weights are the reference policy's.
+    async fn fresh(config: RunConfig, encoder: TextEncoder, pairs: RunPairs, model: RewardModel, device: &Device) -> Result<Self> {
         let reference_weights = model_to_safetensors(&model).await?;
         let reference = model.valid();
         Self::with_models(config, encoder, pairs, model, (reference, reference_weights), Start::Fresh, device)
@@ -102,6 +134,7 @@ impl Preparation {
             start,
             store: Store::Memory { best: None },
             skipped: pairs.skipped,
+            backbone_files: BTreeMap::new(),
         })
     }
 
@@ -111,6 +144,9 @@ impl Preparation {
         if matches!(self.start, Start::Fresh) {
             dir.write(super::REFERENCE, &self.reference_weights)?;
             dir.write(super::TOKENIZER, self.encoder.to_json()?.as_bytes())?;
+            if !self.backbone_files.is_empty() {
+                dir.keep_backbone_files(&self.backbone_files)?;
+            }
         } else {
             dir.repair_metrics()?;
         }
@@ -180,27 +216,29 @@ impl Preparation {
         if let Start::Resumed { state, optimizer } = self.start {
             trainer.restore(state, Some(optimizer))?;
         }
-        Ok(Session::new(self.config, self.encoder, self.eval_texts, trainer, self.reference, self.reference_weights, self.store))
+        Ok(Session::new(self.config, self.encoder, self.eval_texts, trainer, (self.reference, self.reference_weights), self.backbone_files, self.store))
     }
 }
 
-/// A new run's initial weights: a pretrained folder's, or drawn from the seed.
-fn initial_model(config: &RunConfig, device: &Device, on_load: impl FnMut(usize, usize) + 'static) -> Result<RewardModel> {
-    let Some(path) = &config.pretrained else {
-        return Ok(RewardModel::new(&config.model, config.train.seed, device));
-    };
-    #[cfg(not(target_family = "wasm"))]
-    {
-        let folder = crate::hf::read_backbone(path)?;
-        if folder.config.model != config.model {
-            return Err(Error::checkpoint(path, "its settings are not the ones this run was set up with"));
-        }
-        folder.tensors.on_read(on_load);
-        RewardModel::from_hf(&folder.config, &folder.tensors, device)
-    }
-    #[cfg(target_family = "wasm")]
-    {
-        drop(on_load);
-        Err(Error::Config(format!("{}: a page reads no folders by path", path.display())))
-    }
+/// Bytes a new run of `config` whose longest pair has `length` tokens holds at its peak,
+/// roughly: training's (`tuning::training_memory`, activations of a batch of such pairs, kept
+/// for every layer: an upper bound), the reference policy (its weights as saved, and its
+/// tensors once training has changed the model's, which LoRA never does), and
+/// `backbone_bytes`, the backbone's files while their tensors are read.
+pub fn memory_needed(config: &RunConfig, length: usize, backbone_bytes: u64) -> u64 {
+    let training = crate::tuning::training_memory(&config.train, &config.model, length).total();
+    let weights = 4 * config.model.parameter_count() as u64;
+    let reference = if config.train.lora.is_some() { weights } else { 2 * weights };
+    training + reference + backbone_bytes
+}
+
+/// A backbone named by path: only the command line has paths; a page opens the files itself.
+#[cfg(not(target_family = "wasm"))]
+fn read_backbone(path: &std::path::Path) -> Result<HfFolder> {
+    crate::hf::read_backbone(path)
+}
+
+#[cfg(target_family = "wasm")]
+fn read_backbone(path: &std::path::Path) -> Result<HfFolder> {
+    Err(Error::Config(format!("{}: a page reads no folders by path; open the model's files in the page", path.display())))
 }

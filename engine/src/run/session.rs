@@ -4,7 +4,10 @@
 
 use crate::attribution::{PrecisionReport, precision_report};
 use crate::batch::EncodedPair;
-use crate::checkpoint::model_to_safetensors;
+use std::collections::BTreeMap;
+
+use crate::checkpoint::{model_from_safetensors, model_to_safetensors};
+use crate::export::{ExportFile, ExportSource, export_files};
 use crate::data::PreferencePair;
 use crate::error::{Error, Result};
 use crate::metrics::MetricsRecord;
@@ -14,7 +17,7 @@ use crate::tokenizer::TextEncoder;
 use crate::train::{Progress, Trainer};
 
 use super::archive::run_archive;
-use super::{CONFIG, METRICS, MODEL, REFERENCE, RunConfig, TOKENIZER};
+use super::{BACKBONE, CONFIG, METRICS, MODEL, REFERENCE, RunConfig, TOKENIZER};
 
 /// Where a session keeps what it saves.
 pub(super) enum Store {
@@ -35,6 +38,8 @@ pub struct Session {
     pub trainer: Trainer,
     reference: RewardModel,
     reference_weights: Vec<u8>,
+    /// A pretrained backbone's settings files, kept in the archive and the export.
+    backbone_files: BTreeMap<String, Vec<u8>>,
     store: Store,
     /// Every step's and every evaluation's metrics, in order.
     records: Vec<MetricsRecord>,
@@ -48,12 +53,12 @@ impl Session {
         encoder: TextEncoder,
         eval_texts: Vec<PreferencePair>,
         trainer: Trainer,
-        reference: RewardModel,
-        reference_weights: Vec<u8>,
+        (reference, reference_weights): (RewardModel, Vec<u8>),
+        backbone_files: BTreeMap<String, Vec<u8>>,
         store: Store,
     ) -> Self {
         let saved_step = Some(trainer.step_count()).filter(|&step| step > 0);
-        Self { config, encoder, eval_texts, trainer, reference, reference_weights, store, records: Vec::new(), saved_step }
+        Self { config, encoder, eval_texts, trainer, reference, reference_weights, backbone_files, store, records: Vec::new(), saved_step }
     }
 
     /// Evaluates the current model on the first `pairs` held-out pairs (all of them when
@@ -169,29 +174,43 @@ impl Session {
     /// and `hafrm score --model` read once unpacked: settings, tokenizer, the best weights
     /// (the current ones when none was kept), the reference weights and the metrics.
     pub async fn archive(&self, root: &str, mtime: u64) -> Result<Vec<u8>> {
+        let model = self.best_weights().await?;
+        let config = serde_json::to_string_pretty(&self.config).expect("configs serialise");
+        let tokenizer = self.encoder.to_json()?;
+        let metrics = self.metrics_jsonl();
+        let backbone: Vec<(String, &[u8])> = self.backbone_files.iter().map(|(name, bytes)| (format!("{BACKBONE}/{name}"), bytes.as_slice())).collect();
+        let mut files = vec![
+            (CONFIG, config.as_bytes()),
+            (TOKENIZER, tokenizer.as_bytes()),
+            (MODEL, model.as_slice()),
+            (REFERENCE, self.reference_weights.as_slice()),
+            (METRICS, metrics.as_bytes()),
+        ];
+        files.extend(backbone.iter().map(|(name, bytes)| (name.as_str(), *bytes)));
+        run_archive(root, &files, mtime)
+    }
+
+    /// The best weights so far (by held-out accuracy), or the current ones before any.
+    async fn best_weights(&self) -> Result<Vec<u8>> {
         let best = match &self.store {
             Store::Memory { best } => best.clone(),
             #[cfg(not(target_family = "wasm"))]
             Store::Dir(dir) => dir.file(MODEL).is_file().then(|| dir.read(MODEL)).transpose()?,
         };
-        let model = match best {
-            Some(weights) => weights,
-            None => model_to_safetensors(&self.trainer.model).await?,
-        };
-        let config = serde_json::to_string_pretty(&self.config).expect("configs serialise");
-        let tokenizer = self.encoder.to_json()?;
-        let metrics = self.metrics_jsonl();
-        run_archive(
-            root,
-            &[
-                (CONFIG, config.as_bytes()),
-                (TOKENIZER, tokenizer.as_bytes()),
-                (MODEL, &model),
-                (REFERENCE, &self.reference_weights),
-                (METRICS, metrics.as_bytes()),
-            ],
-            mtime,
-        )
+        match best {
+            Some(weights) => Ok(weights),
+            None => model_to_safetensors(&self.trainer.model).await,
+        }
+    }
+
+    /// The best model as the Hugging Face folder `hafrm export` writes (`export::export_files`,
+    /// without the reward statistics, which need a pass over the training pairs): what
+    /// transformers' `AutoModelForSequenceClassification` loads.
+    pub async fn export_files(&self) -> Result<Vec<ExportFile>> {
+        let weights = self.best_weights().await?;
+        let model = model_from_safetensors(&self.config.model, weights, &crate::device::cpu_device(), "the best model")?;
+        let source = ExportSource { model: &model, config: &self.config, encoder: &self.encoder, backbone_files: &self.backbone_files, reward_stats: None };
+        export_files(&source, false)
     }
 
     /// The run's pairs as the trainer holds them, training pairs then held-out ones, with

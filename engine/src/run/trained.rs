@@ -46,12 +46,11 @@ impl TrainedRun {
     pub fn from_backbone(folder: &Path, device: &Device) -> Result<Self> {
         use super::{BackboneChoice, RunChoices};
         let hf = crate::hf::read_backbone(folder)?;
-        let tokenizer_json = hf.tokenizer_json.as_deref().ok_or_else(|| crate::error::Error::checkpoint(folder, "has no tokenizer.json"))?;
+        let tokenizer = hf.encoder(&folder.display().to_string())?;
         let tokenizer_file = if folder.is_file() { folder.to_path_buf() } else { folder.join("tokenizer.json") };
         let backbone = BackboneChoice::Pretrained { path: folder.to_path_buf(), model: hf.config.model.clone(), eos_token_id: hf.config.eos_token_id };
-        let tokenizer = crate::tokenizer::TextEncoder::from_json(tokenizer_json)?;
         let config = RunChoices { backbone: Some(backbone), ..RunChoices::default() }.into_config(tokenizer.vocab_size())?;
-        let encoder = config.with_eos(tokenizer)?.with_chat_template(crate::chat::ChatTemplate::from_files(&hf.settings)?);
+        let encoder = config.with_eos(tokenizer)?;
         config.check_tokenizer(&encoder, &tokenizer_file.display().to_string())?;
         let device = device.clone().autodiff();
         let model = RewardModel::from_hf(&hf.config, &hf.tensors, &device)?;
