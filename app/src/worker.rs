@@ -285,9 +285,10 @@ async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, 
                     Some(backbone) => backbone,
                     None => open_backbone(&files).await?,
                 };
+                let label = what.clone();
                 let on_load = move |read: usize, total: usize| {
                     if read % 8 == 0 || read == total {
-                        post(generation, 0, Event::Phase(Phase::Starting(format!("{what}: {read} of {total} tensors read"))));
+                        post(generation, 0, Event::Phase(Phase::Starting(format!("{label}: {read} of {total} tensors read"))));
                     }
                 };
                 Preparation::from_backbone(config, encoder.clone(), pairs.clone(), backbone.folder, &device, on_load).await
@@ -295,6 +296,7 @@ async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, 
         }
         .map_err(|e| e.to_string())?;
         let mut session = preparation.finish().map_err(|e| e.to_string())?;
+        emit(Event::Phase(Phase::Starting(format!("{what}: scoring held-out pairs before training"))));
         // The curves start at step 0, on the pairs of the early estimates.
         session.evaluate_now(ESTIMATE_PAIRS).await.map_err(|e| e.to_string())?;
         if !is_current(generation) {
@@ -322,6 +324,7 @@ async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, 
     for lane in 0..run.lanes.len() {
         run.publish_records(lane, 0, 0.0);
     }
+    emit(Event::Phase(Phase::Starting("attributing the held-out pairs' tokens".into())));
     run.refresh_views().await;
     emit(Event::Phase(Phase::Ready));
     run.drive().await

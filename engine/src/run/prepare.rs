@@ -216,20 +216,21 @@ impl Preparation {
         if let Start::Resumed { state, optimizer } = self.start {
             trainer.restore(state, Some(optimizer))?;
         }
-        Ok(Session::new(self.config, self.encoder, self.eval_texts, trainer, (self.reference, self.reference_weights), self.backbone_files, self.store))
+        Ok(Session::new(self.config, self.encoder, self.eval_texts, trainer, self.reference, self.backbone_files, self.store))
     }
 }
 
-/// Bytes a new run of `config` whose longest pair has `length` tokens holds at its peak,
-/// roughly: training's (`tuning::training_memory`, activations of a batch of such pairs, kept
-/// for every layer: an upper bound), the reference policy (its weights as saved, and its
-/// tensors once training has changed the model's, which LoRA never does), and
-/// `backbone_bytes`, the backbone's files while their tensors are read.
+/// Bytes a new run of `config` kept in memory (a page's) whose longest pair has `length`
+/// tokens holds at its peak, roughly: training's (`tuning::training_memory`, the weights and
+/// the activations of a batch of such pairs, kept for every layer: an upper bound), the
+/// reference policy's own tensors once training has changed the model's (LoRA never does),
+/// the best weights kept and a checkpoint being made (the weights materialised, then as
+/// bytes), and `backbone_bytes`, the backbone's files while their tensors are read.
 pub fn memory_needed(config: &RunConfig, length: usize, backbone_bytes: u64) -> u64 {
     let training = crate::tuning::training_memory(&config.train, &config.model, length).total();
     let weights = 4 * config.model.parameter_count() as u64;
-    let reference = if config.train.lora.is_some() { weights } else { 2 * weights };
-    training + reference + backbone_bytes
+    let reference = if config.train.lora.is_some() { 0 } else { weights };
+    training + reference + 3 * weights + backbone_bytes
 }
 
 /// A backbone named by path: only the command line has paths; a page opens the files itself.

@@ -37,7 +37,6 @@ pub struct Session {
     pub eval_texts: Vec<PreferencePair>,
     pub trainer: Trainer,
     reference: RewardModel,
-    reference_weights: Vec<u8>,
     /// A pretrained backbone's settings files, kept in the archive and the export.
     backbone_files: BTreeMap<String, Vec<u8>>,
     store: Store,
@@ -53,12 +52,12 @@ impl Session {
         encoder: TextEncoder,
         eval_texts: Vec<PreferencePair>,
         trainer: Trainer,
-        (reference, reference_weights): (RewardModel, Vec<u8>),
+        reference: RewardModel,
         backbone_files: BTreeMap<String, Vec<u8>>,
         store: Store,
     ) -> Self {
         let saved_step = Some(trainer.step_count()).filter(|&step| step > 0);
-        Self { config, encoder, eval_texts, trainer, reference, reference_weights, backbone_files, store, records: Vec::new(), saved_step }
+        Self { config, encoder, eval_texts, trainer, reference, backbone_files, store, records: Vec::new(), saved_step }
     }
 
     /// Evaluates the current model on the first `pairs` held-out pairs (all of them when
@@ -104,6 +103,13 @@ impl Session {
         if matches!(self.store, Store::Memory { .. }) && !best {
             // Nothing to keep in memory: the page has no resumable checkpoint.
             return Ok(());
+        }
+        match &mut self.store {
+            // The weights it replaces go first: a page holds a pretrained model's weights
+            // only so many times in WebAssembly's 4 GiB.
+            Store::Memory { best } => *best = None,
+            #[cfg(not(target_family = "wasm"))]
+            Store::Dir(_) => {}
         }
         let weights = model_to_safetensors(&self.trainer.model).await?;
         match &mut self.store {
@@ -175,6 +181,8 @@ impl Session {
     /// (the current ones when none was kept), the reference weights and the metrics.
     pub async fn archive(&self, root: &str, mtime: u64) -> Result<Vec<u8>> {
         let model = self.best_weights().await?;
+        // Not kept as bytes beside the model: a pretrained backbone's would double the memory.
+        let reference = model_to_safetensors(&self.reference).await?;
         let config = serde_json::to_string_pretty(&self.config).expect("configs serialise");
         let tokenizer = self.encoder.to_json()?;
         let metrics = self.metrics_jsonl();
@@ -183,7 +191,7 @@ impl Session {
             (CONFIG, config.as_bytes()),
             (TOKENIZER, tokenizer.as_bytes()),
             (MODEL, model.as_slice()),
-            (REFERENCE, self.reference_weights.as_slice()),
+            (REFERENCE, reference.as_slice()),
             (METRICS, metrics.as_bytes()),
         ];
         files.extend(backbone.iter().map(|(name, bytes)| (name.as_str(), *bytes)));
