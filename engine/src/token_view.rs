@@ -84,7 +84,7 @@ pub async fn attribute_texts(
                 .ids
                 .iter()
                 .zip(&scores.offsets)
-                .map(|(&id, &(s, e))| if id == encoder.eos_id() { "⏎".to_string() } else { response.text.get(s..e).unwrap_or("").to_string() })
+                .map(|(&id, &offsets)| token_text(encoder, &response.text, id, offsets))
                 .collect(),
             differs: vec![false; scores.ids.len()],
             label: response.label,
@@ -117,6 +117,19 @@ pub fn diverging_colour(value: f32, scale: f32) -> (u8, u8, u8) {
     (mix(end.0), mix(end.1), mix(end.2))
 }
 
+/// What token `id` at byte `offsets` of `text` shows: its slice of the text, `⏎` for EOS, and,
+/// for a token the text does not hold (a chat template's closing newline, say), the token's
+/// own text, a newline as `↵`.
+fn token_text(encoder: &TextEncoder, text: &str, id: u32, (start, end): (usize, usize)) -> String {
+    if id == encoder.eos_id() {
+        return "⏎".to_string();
+    }
+    match text.get(start..end).filter(|slice| !slice.is_empty()) {
+        Some(slice) => slice.to_string(),
+        None => encoder.decode(&[id]).unwrap_or_default().replace('\n', "↵"),
+    }
+}
+
 /// Whether text on `rgb` should be light.
 pub fn is_dark(rgb: (u8, u8, u8)) -> bool {
     0.299 * f32::from(rgb.0) + 0.587 * f32::from(rgb.1) + 0.114 * f32::from(rgb.2) < 140.0
@@ -133,5 +146,21 @@ mod tests {
         assert_eq!(diverging_colour(1.0, 1.0), (33, 102, 172));
         assert_eq!(diverging_colour(0.5, 1.0), (140, 175, 210));
         assert!(is_dark((33, 102, 172)) && !is_dark((247, 247, 247)));
+    }
+
+    /// A byte-level BPE tokenizer (the Llama fixture's): the text's own slices, EOS as `⏎`,
+    /// and a token the text lacks as its own text.
+    #[test]
+    fn tokens_show_their_slice_or_their_own_text() {
+        let encoder = TextEncoder::from_json(include_str!("../tests/fixtures/hf/llama/tokenizer.json")).unwrap();
+        let text = "Thank you.";
+        let (ids, offsets) = encoder.encode_text(text).unwrap();
+        let shown: Vec<String> = ids.iter().zip(&offsets).map(|(&id, &o)| token_text(&encoder, text, id, o)).collect();
+        assert_eq!(shown.concat(), text);
+        assert_eq!(token_text(&encoder, text, encoder.eos_id(), (10, 10)), "⏎");
+        // A token past the text's end (as a template's closing tokens are) shows its own text.
+        let (hello, _) = encoder.encode_text("Hello").unwrap();
+        assert_eq!(token_text(&encoder, text, hello[0], (10, 10)), encoder.decode(&hello[..1]).unwrap());
+        assert!(!encoder.decode(&hello[..1]).unwrap().is_empty());
     }
 }

@@ -264,6 +264,11 @@ impl TextEncoder {
         self.tokenizer.id_to_token(id).ok_or_else(|| Error::Tokenizer(format!("token id {id} is not in the tokenizer's vocabulary")))
     }
 
+    /// The text of `ids` (special tokens included).
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.tokenizer.decode(ids, false).map_err(|e| Error::Tokenizer(format!("cannot decode tokens {ids:?}: {e}")))
+    }
+
     /// Token ids and byte offsets of `text`, with no special tokens.
     pub fn encode_text(&self, text: &str) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
         let encoding = self
