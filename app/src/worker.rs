@@ -243,8 +243,7 @@ async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, 
     let (device, badge) = backend(settings.backend).await;
     emit(Event::Badge(badge));
 
-    // A pretrained backbone brings its tokenizer; its files are read again for each lane of a
-    // race, since a run's model takes the tensors it reads.
+    // A pretrained backbone brings its tokenizer.
     let opened = match settings.backbone {
         Some(_) => {
             emit(Event::Phase(Phase::Starting("reading the model's files".into())));
@@ -270,7 +269,9 @@ async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, 
         fits(&configs[0], configs.len(), longest_pair(&configs[0], &encoder, &pairs)?, opened.bytes)?;
     }
     emit(Event::Pairs(pairs.eval.iter().map(pair_label).collect()));
-    let mut opened = opened;
+    // The files read above serve the first lane; a race's others read them again, since a
+    // run's model takes the tensors it reads.
+    let mut first_folder = opened.map(|opened| opened.folder);
     let mut lanes = Vec::with_capacity(runs.len());
     for (run, config) in runs.iter().zip(configs) {
         let what = match runs.len() {
@@ -278,21 +279,20 @@ async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, 
             n => format!("setting up {} ({} of {n})", run.mode.label(), lanes.len() + 1),
         };
         emit(Event::Phase(Phase::Starting(what.clone())));
-        let preparation = match opened.take() {
-            None if settings.backbone.is_none() => Preparation::new(config, encoder.clone(), pairs.clone(), &device, |_, _| {}).await,
-            backbone => {
-                let backbone = match backbone {
-                    Some(backbone) => backbone,
-                    None => open_backbone(&files).await?,
-                };
-                let label = what.clone();
-                let on_load = move |read: usize, total: usize| {
-                    if read % 8 == 0 || read == total {
-                        post(generation, 0, Event::Phase(Phase::Starting(format!("{label}: {read} of {total} tensors read"))));
-                    }
-                };
-                Preparation::from_backbone(config, encoder.clone(), pairs.clone(), backbone.folder, &device, on_load).await
-            }
+        let preparation = if settings.backbone.is_none() {
+            Preparation::new(config, encoder.clone(), pairs.clone(), &device, |_, _| {}).await
+        } else {
+            let folder = match first_folder.take() {
+                Some(folder) => folder,
+                None => open_backbone(&files).await?.folder,
+            };
+            let label = what.clone();
+            let on_load = move |read: usize, total: usize| {
+                if read % 8 == 0 || read == total {
+                    post(generation, 0, Event::Phase(Phase::Starting(format!("{label}: {read} of {total} tensors read"))));
+                }
+            };
+            Preparation::from_backbone(config, encoder.clone(), pairs.clone(), folder, &device, on_load).await
         }
         .map_err(|e| e.to_string())?;
         let mut session = preparation.finish().map_err(|e| e.to_string())?;
