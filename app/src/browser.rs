@@ -61,11 +61,14 @@ pub fn has_webgpu() -> bool {
 }
 
 /// The adapter WebGPU would give: whether it is a software fallback (SwiftShader, which
-/// Chromium offers on a machine without a GPU) and what it says it is. Asking for an adapter
-/// creates no device, so the CPU can still be chosen at no cost.
+/// Chromium offers on a machine without a GPU), what it says it is, and the largest buffer a
+/// kernel can use on it (the smaller of `maxStorageBufferBindingSize` and `maxBufferSize`;
+/// burn asks for the adapter's own limits). Asking for an adapter creates no device, so the
+/// CPU can still be chosen at no cost.
 pub struct AdapterProbe {
     pub fallback: bool,
     pub label: String,
+    pub max_buffer: Option<u64>,
 }
 
 const PROBE_ADAPTER: &str = r#"
@@ -74,7 +77,8 @@ return (async () => {
   if (!adapter) return null;
   const info = adapter.info ?? {};
   const label = [info.description, info.vendor, info.architecture].filter(Boolean).join(" ");
-  return { fallback: Boolean(info.isFallbackAdapter ?? adapter.isFallbackAdapter), label };
+  const maxBuffer = Math.min(adapter.limits.maxStorageBufferBindingSize, adapter.limits.maxBufferSize);
+  return { fallback: Boolean(info.isFallbackAdapter ?? adapter.isFallbackAdapter), label, maxBuffer };
 })();
 "#;
 
@@ -89,6 +93,7 @@ pub async fn probe_webgpu_adapter() -> Result<Option<AdapterProbe>, String> {
     Ok(Some(AdapterProbe {
         fallback: field("fallback").and_then(|v| v.as_bool()).unwrap_or(false),
         label: field("label").and_then(|v| v.as_string()).unwrap_or_default(),
+        max_buffer: field("maxBuffer").and_then(|v| v.as_f64()).map(|bytes| bytes as u64),
     }))
 }
 

@@ -18,7 +18,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::browser::{adapter_label, blob_url, read_bytes, has_webgpu, now_ms, probe_webgpu_adapter, sleep_ms, unix_seconds, yield_to_browser};
+use crate::browser::{adapter_label, blob_url, AdapterProbe, read_bytes, has_webgpu, now_ms, probe_webgpu_adapter, sleep_ms, unix_seconds, yield_to_browser};
 use crate::protocol::{BackboneInfo, BackendBadge, Command, Envelope, Event, Phase, Request, TrainPoint};
 use crate::settings::{BackendPreference, Settings};
 
@@ -145,6 +145,7 @@ fn take_commands() -> Vec<Command> {
 /// What training the model in `files` with `settings` would take, or why it cannot train here.
 async fn inspect(settings: &Settings, upload: Option<(String, usize)>, files: &[web_sys::File]) -> Result<BackboneInfo, String> {
     let opened = open_backbone(files).await?;
+    let max_buffer = choose_backend(settings.backend).await.ok().and_then(|adapter| adapter.max_buffer);
     let settings = Settings { backbone: Some(opened.name.clone()), compare: Vec::new(), ..settings.clone() };
     let encoder = opened.folder.encoder(&opened.name).map_err(|e| e.to_string())?;
     let config = settings.run_config(encoder.vocab_size(), upload.as_ref().map(|(name, pairs)| (name.as_str(), *pairs)), Some((&opened.folder.config, encoder.has_chat_template())));
@@ -155,7 +156,7 @@ async fn inspect(settings: &Settings, upload: Option<(String, usize)>, files: &[
             Some(_) => longest_pair(&config, &encoder, &read_pairs(&config, None, ReadLimits::default()).map_err(|e| e.to_string())?)?,
             None => config.encode.max_length,
         };
-        fits(&config, 1, length, opened.bytes)
+        fits(&config, 1, length, Some(opened.bytes), max_buffer)
     });
     let (memory, refusal) = match checked {
         Ok(memory) => (memory, None),
@@ -210,37 +211,52 @@ fn longest_pair(config: &RunConfig, encoder: &TextEncoder, pairs: &RunPairs) -> 
 }
 
 /// What `lanes` runs of `config` (a race's, or one) whose longest pair has `length` tokens
-/// need in memory, in words, or why they do not fit WebAssembly's 4 GiB with the model's files
-/// (`backbone_bytes`) read.
-fn fits(config: &RunConfig, lanes: usize, length: usize, backbone_bytes: u64) -> Result<String, String> {
-    let needed = lanes as u64 * memory_needed(config, length, 0) + backbone_bytes;
+/// need, in words, or why they do not fit: WebAssembly's 4 GiB with the pretrained model's
+/// files (`backbone_bytes`, `None` for a model trained from scratch) read, or, on WebGPU, the
+/// adapter's largest buffer (`max_buffer`), which must hold the largest tensor.
+fn fits(config: &RunConfig, lanes: usize, length: usize, backbone_bytes: Option<u64>, max_buffer: Option<u64>) -> Result<String, String> {
+    let needed = lanes as u64 * memory_needed(config, length, 0) + backbone_bytes.unwrap_or(0);
     let trained = hafrm::tuning::trainable_parameters(&config.train, &config.model);
     let how = match &config.train.lora {
         Some(lora) => format!("LoRA rank {}", lora.rank),
         None if config.train.freeze_layers > 0 => format!("the {} lowest blocks frozen", config.train.freeze_layers),
-        None => "the whole backbone".into(),
+        None if backbone_bytes.is_some() => "the whole backbone".into(),
+        None => "from scratch".into(),
     };
     let race = if lanes > 1 { format!(" for each of {lanes} methods") } else { String::new() };
     let what = format!(
-        "training {how}{race} ({} parameters trained), {} pairs a step of up to {length} tokens, needs about {} at most",
+        "training {how}{race} ({} parameters trained), {} a step of up to {length} tokens, needs about {} at most",
         count(trained),
-        config.train.batch_size,
+        match config.train.batch_size {
+            1 => "1 pair".to_string(),
+            pairs => format!("{pairs} pairs"),
+        },
         human_bytes(needed)
     );
+    let lora = if config.train.lora.is_none() && backbone_bytes.is_some() { "LoRA (a rank above 0), " } else { "" };
     if needed > WASM_MEMORY {
-        let lora = if config.train.lora.is_none() { "LoRA (a rank above 0), " } else { "" };
         return Err(format!(
             "{what}, more than the {} a page's WebAssembly can hold: try {lora}fewer pairs a step or a shorter max length",
             human_bytes(WASM_MEMORY)
         ));
     }
-    Ok(format!("{what}; a page holds up to {}", human_bytes(WASM_MEMORY)))
+    let page = format!("{what}; a page holds up to {}", human_bytes(WASM_MEMORY));
+    let Some(limit) = max_buffer else { return Ok(page) };
+    let (largest, tensor) = config.model.largest_tensor(config.train.batch_size, length);
+    if largest > limit {
+        return Err(format!(
+            "{what}; {tensor} alone take {}, more than the {} this WebGPU adapter allows in one buffer: try fewer pairs a step, a shorter max length, or the CPU backend",
+            human_bytes(largest),
+            human_bytes(limit)
+        ));
+    }
+    Ok(format!("{page}; its largest tensor ({tensor}, {}) fits this WebGPU adapter's {} buffers", human_bytes(largest), human_bytes(limit)))
 }
 
 async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, files: Vec<web_sys::File>, generation: u64) -> Result<(), String> {
     let emit = |event| post(generation, 0, event);
     emit(Event::Phase(Phase::Starting("starting the backend".into())));
-    let (device, badge) = backend(settings.backend).await;
+    let (device, badge, max_buffer) = backend(settings.backend).await;
     emit(Event::Badge(badge));
 
     // A pretrained backbone brings its tokenizer.
@@ -265,9 +281,7 @@ async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, 
     let encoder = configs[0].with_eos(encoder).map_err(|e| e.to_string())?;
     // Every run of a race names the same data: read once.
     let pairs = read_pairs(&configs[0], upload.map(|(_, pairs)| pairs), ReadLimits::default()).map_err(|e| e.to_string())?;
-    if let Some(opened) = &opened {
-        fits(&configs[0], configs.len(), longest_pair(&configs[0], &encoder, &pairs)?, opened.bytes)?;
-    }
+    fits(&configs[0], configs.len(), longest_pair(&configs[0], &encoder, &pairs)?, opened.as_ref().map(|opened| opened.bytes), max_buffer)?;
     emit(Event::Pairs(pairs.eval.iter().map(pair_label).collect()));
     // The files read above serve the first lane; a race's others read them again, since a
     // run's model takes the tensors it reads.
@@ -539,29 +553,36 @@ impl Run {
     }
 }
 
-/// The device to train on and its badge. Auto: WebGPU on a GPU, the CPU otherwise (no
-/// WebGPU, no adapter, or only a software fallback adapter, on which a step of the demo takes
-/// seconds where the CPU backend takes a fraction of one). WebGPU: whatever adapter there is.
-async fn backend(preference: BackendPreference) -> (Device, BackendBadge) {
-    let cpu = |note: String| {
-        (cpu_device(), BackendBadge { kind: "CPU".into(), detail: "Burn flex, WebAssembly".into(), software: false, note: Some(note) })
-    };
+/// Where a run with `preference` trains: the browser's WebGPU adapter, or the CPU and why.
+/// Auto: WebGPU on a GPU, the CPU otherwise (no WebGPU, no adapter, or only a software
+/// fallback adapter, on which a step of the demo takes seconds where the CPU backend takes a
+/// fraction of one). WebGPU: whatever adapter there is.
+async fn choose_backend(preference: BackendPreference) -> Result<AdapterProbe, String> {
     match preference {
-        BackendPreference::Cpu => return cpu("chosen under Backend".into()),
-        _ if !has_webgpu() => return cpu("this browser offers no WebGPU".into()),
-        BackendPreference::Auto => match probe_webgpu_adapter().await {
-            Ok(None) => return cpu("the browser offers no WebGPU adapter".into()),
-            Ok(Some(adapter)) if adapter.fallback => {
-                let name = if adapter.label.is_empty() { "a software renderer".to_string() } else { adapter.label };
-                return cpu(format!(
-                    "the only WebGPU adapter is a software fallback ({name}), slower than the CPU backend; choose WebGPU under Backend to use it anyway"
-                ));
-            }
-            Ok(Some(_)) => {}
-            Err(e) => return cpu(format!("asking for a WebGPU adapter failed: {e}")),
-        },
-        BackendPreference::WebGpu => {}
+        BackendPreference::Cpu => return Err("chosen under Backend".into()),
+        _ if !has_webgpu() => return Err("this browser offers no WebGPU".into()),
+        _ => {}
     }
+    match probe_webgpu_adapter().await {
+        Ok(None) => Err("the browser offers no WebGPU adapter".into()),
+        Ok(Some(adapter)) if adapter.fallback && preference == BackendPreference::Auto => {
+            let name = if adapter.label.is_empty() { "a software renderer".to_string() } else { adapter.label };
+            Err(format!("the only WebGPU adapter is a software fallback ({name}), slower than the CPU backend; choose WebGPU under Backend to use it anyway"))
+        }
+        Ok(Some(adapter)) => Ok(adapter),
+        Err(e) => Err(format!("asking for a WebGPU adapter failed: {e}")),
+    }
+}
+
+/// The device to train on, its badge, and on WebGPU the largest buffer the adapter allows.
+async fn backend(preference: BackendPreference) -> (Device, BackendBadge, Option<u64>) {
+    let cpu = |note: String| {
+        (cpu_device(), BackendBadge { kind: "CPU".into(), detail: "Burn flex, WebAssembly".into(), software: false, note: Some(note) }, None)
+    };
+    let probe = match choose_backend(preference).await {
+        Ok(probe) => probe,
+        Err(note) => return cpu(note),
+    };
     if WEBGPU.with(|w| w.borrow().is_none()) {
         let result = init_wgpu_async().await.map_err(|e| e.to_string());
         WEBGPU.with(|w| *w.borrow_mut() = Some(result));
@@ -575,7 +596,7 @@ async fn backend(preference: BackendPreference) -> (Device, BackendBadge) {
                 BackendPreference::WebGpu => "chosen under Backend",
                 _ => "the browser's GPU",
             };
-            (backend.device, BackendBadge { kind: "WebGPU".into(), detail, software: adapter.software, note: Some(note.into()) })
+            (backend.device, BackendBadge { kind: "WebGPU".into(), detail, software: adapter.software, note: Some(note.into()) }, probe.max_buffer)
         }
         Err(e) if e.contains("No suitable graphics adapter") || e.contains("No adapter available") => {
             cpu("the browser offers no WebGPU adapter".into())

@@ -190,6 +190,26 @@ impl ModelConfig {
         TrainingMemory { parameters, activations }
     }
 
+    /// The largest single tensor that training a micro-batch of `pairs` pairs of `length`
+    /// tokens makes, in bytes (f32), and what it is. A WebGPU buffer holds one tensor, and an
+    /// adapter caps a buffer's size (`maxStorageBufferBindingSize`), so this, not the total,
+    /// decides whether a run fits one.
+    pub fn largest_tensor(&self, pairs: usize, length: usize) -> (u64, &'static str) {
+        let (rows, seq, d, vocab) = ((2 * pairs) as u64, length as u64, self.d_model as u64, self.vocab_size as u64);
+        let ffn = self.ffn_size.unwrap_or(4 * self.d_model) as u64;
+        // GPT-2's fused query/key/value projection is the widest weight after the MLP's.
+        let widest_weight = (ffn * d).max(if self.architecture == Architecture::Gpt { 3 * d * d } else { 0 });
+        let candidates = [
+            (rows * seq * vocab, "the logits"),
+            (rows * self.n_heads as u64 * seq * seq, "the attention scores"),
+            (rows * seq * ffn, "the feed-forward activations"),
+            (vocab * d, "the token embedding"),
+            (widest_weight, "the widest weight matrix"),
+        ];
+        let (values, what) = candidates.into_iter().fold((0, ""), |best, c| if c.0 > best.0 { c } else { best });
+        (4 * values, what)
+    }
+
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
         self.head_dim.unwrap_or(self.d_model / self.n_heads.max(1))
@@ -471,6 +491,21 @@ mod tests {
         let old = r#"{"vocab_size": 748, "d_model": 128, "n_layers": 4, "n_heads": 4, "max_len": 256, "architecture": "gpt", "layer_norm_eps": 1e-5}"#;
         let config: ModelConfig = serde_json::from_str(old).unwrap();
         assert_eq!(config, ModelConfig::preset("tiny", 748).unwrap());
+    }
+
+    #[test]
+    fn the_largest_tensor_is_named_with_its_size() {
+        // 3 pairs (6 rows) of 10 tokens, vocabulary 50, d 4 (MLP 16), 2 heads: logits
+        // 6 x 10 x 50 = 3000 values, over attention 6 x 2 x 10 x 10 = 1200, activations
+        // 6 x 10 x 16 = 960 and the embedding 200.
+        let config = ModelConfig::new(50, 4, 1, 2, 16);
+        assert_eq!(config.largest_tensor(3, 10), (4 * 3000, "the logits"));
+        // 16 tokens: the logits (4800) still outgrow the attention scores (6 x 2 x 16 x 16 =
+        // 3072); with vocabulary 10 (logits 960) the attention scores are the largest.
+        assert_eq!(config.largest_tensor(3, 16), (4 * 4800, "the logits"));
+        assert_eq!(ModelConfig::new(10, 4, 1, 2, 16).largest_tensor(3, 16), (4 * 3072, "the attention scores"));
+        // One pair of one token: the embedding, vocabulary 1000 x d 4.
+        assert_eq!(ModelConfig::new(1000, 4, 1, 2, 16).largest_tensor(1, 1), (4 * 4000, "the token embedding"));
     }
 
     #[test]

@@ -36,7 +36,9 @@ impl ResponseText {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttributedResponse {
     pub label: String,
-    /// What each token shows: its slice of the response, or `⏎` for EOS.
+    /// What each token shows: its slice of the response, or `⏎` for EOS. A character that
+    /// byte-level BPE split over several tokens shows whole on the first of them; the others
+    /// show nothing (`character_piece` says which piece each is).
     pub tokens: Vec<String>,
     pub scores: TokenScores,
     /// Which tokens overlap the decisive spans, when known.
@@ -49,6 +51,28 @@ impl AttributedResponse {
     pub fn is_decisive(&self, token: usize) -> bool {
         self.decisive.as_ref().is_some_and(|d| d[token])
     }
+
+    /// For one of several tokens over the same character (byte-level BPE splits a multi-byte
+    /// character, and a prefix space takes the first character's offsets; the tokenizer gives
+    /// each of them that character's offsets): which it is, from 1, and how many there are.
+    pub fn character_piece(&self, token: usize) -> Option<(usize, usize)> {
+        let offsets = &self.scores.offsets;
+        let same = |j: usize| offsets[j] == offsets[token];
+        let first = (0..token).rev().take_while(|&j| same(j)).last().unwrap_or(token);
+        let count = (first..offsets.len()).take_while(|&j| same(j)).count();
+        (count > 1 && offsets[token].0 < offsets[token].1).then_some((token - first + 1, count))
+    }
+}
+
+/// What each token of `text` shows (`token_text`): a character split over several tokens
+/// (each with that character's offsets) shows whole on the first of them, the others nothing.
+fn shown_tokens(encoder: &TextEncoder, text: &str, ids: &[u32], offsets: &[(usize, usize)]) -> Vec<String> {
+    (0..ids.len())
+        .map(|j| match j > 0 && offsets[j] == offsets[j - 1] && offsets[j].0 < offsets[j].1 {
+            true => String::new(),
+            false => token_text(encoder, text, ids[j], offsets[j]),
+        })
+        .collect()
 }
 
 /// Attributes each of `responses` to `prompt` with `model` (on the autodiff `device`); the
@@ -80,12 +104,7 @@ pub async fn attribute_texts(
         .zip(scores)
         .map(|(response, scores)| AttributedResponse {
             decisive: response.decisive.map(|s| decisive_tokens(&response.text, &scores.offsets, &s)),
-            tokens: scores
-                .ids
-                .iter()
-                .zip(&scores.offsets)
-                .map(|(&id, &offsets)| token_text(encoder, &response.text, id, offsets))
-                .collect(),
+            tokens: shown_tokens(encoder, &response.text, &scores.ids, &scores.offsets),
             differs: vec![false; scores.ids.len()],
             label: response.label,
             scores,
@@ -155,12 +174,37 @@ mod tests {
         let encoder = TextEncoder::from_json(include_str!("../tests/fixtures/hf/llama/tokenizer.json")).unwrap();
         let text = "Thank you.";
         let (ids, offsets) = encoder.encode_text(text).unwrap();
-        let shown: Vec<String> = ids.iter().zip(&offsets).map(|(&id, &o)| token_text(&encoder, text, id, o)).collect();
-        assert_eq!(shown.concat(), text);
+        assert_eq!(shown_tokens(&encoder, text, &ids, &offsets).concat(), text);
         assert_eq!(token_text(&encoder, text, encoder.eos_id(), (10, 10)), "⏎");
         // A token past the text's end (as a template's closing tokens are) shows its own text.
         let (hello, _) = encoder.encode_text("Hello").unwrap();
         assert_eq!(token_text(&encoder, text, hello[0], (10, 10)), encoder.decode(&hello[..1]).unwrap());
         assert!(!encoder.decode(&hello[..1]).unwrap().is_empty());
+    }
+
+    /// Byte-level BPE splits "é" into two tokens and "😊" into four (the Llama fixture's
+    /// vocabulary has none of them whole): each character shows once, on its first piece.
+    #[test]
+    fn a_character_split_over_tokens_shows_once() {
+        let encoder = TextEncoder::from_json(include_str!("../tests/fixtures/hf/llama/tokenizer.json")).unwrap();
+        let text = "Café 😊 ok";
+        let (ids, offsets) = encoder.encode_text(text).unwrap();
+        let shown = shown_tokens(&encoder, text, &ids, &offsets);
+        assert_eq!(shown.concat(), text);
+        // "é" is bytes 3..5, "😊" bytes 6..10.
+        let pieces = |range: (usize, usize)| offsets.iter().filter(|&&o| o == range).count();
+        assert_eq!((pieces((3, 5)), pieces((6, 10))), (2, 4));
+        let emoji = offsets.iter().position(|&o| o == (6, 10)).unwrap();
+        assert_eq!(shown[emoji..emoji + 4], ["😊", "", "", ""]);
+        let response = AttributedResponse {
+            label: "chosen".into(),
+            tokens: shown,
+            scores: TokenScores { ids, offsets, implicit: vec![], prefix: vec![], gradient: vec![], closed: vec![], reward: 0.0, prompt_reward: 0.0, empty_reward: 0.0, implicit_reward: 0.0 },
+            decisive: None,
+            differs: Vec::new(),
+        };
+        assert_eq!((emoji..emoji + 4).map(|j| response.character_piece(j)).collect::<Vec<_>>(), [Some((1, 4)), Some((2, 4)), Some((3, 4)), Some((4, 4))]);
+        assert_eq!(response.character_piece(0), None);
+        assert_eq!(response.character_piece(emoji + 4), None, "the space after it");
     }
 }

@@ -432,6 +432,90 @@ test("a pretrained model opened from disk trains with LoRA as the command line d
   }
 });
 
+// The same model on WebGPU (SwiftShader), without its chat template (whose system prompt
+// fills the fixture's 64 positions, leaving a response one token) so that the token views
+// have whole responses. The worker's script is served with the adapter's
+// `maxStorageBufferBindingSize` reported as 128 KiB (a real adapter reports at least 128 MiB,
+// and some GPUs no more, against logits of hundreds of MiB for a real vocabulary). The page
+// starts on the CPU; with WebGPU chosen, at 2 pairs a step of up to 21 tokens the logits,
+// 4 rows x 21 tokens x 748 x 4 bytes = 245.4 KiB, do not fit one buffer and the model is
+// refused by name; at 1 pair (122.7 KiB) it is taken, and trains on WebGPU as `hafrm train`
+// does on the CPU.
+const SMALL_BUFFERS = `{
+  const limits = Object.getOwnPropertyDescriptor(GPUAdapter.prototype, "limits");
+  Object.defineProperty(GPUAdapter.prototype, "limits", { get() {
+    const real = limits.get.call(this);
+    return new Proxy(real, { get: (l, key) => key === "maxStorageBufferBindingSize" ? 128 * 1024 : (typeof l[key] === "function" ? l[key].bind(l) : l[key]) });
+  } });
+}
+`;
+test("a pretrained model trains on WebGPU, and one whose tensors outgrow the adapter's buffers is refused by name", { timeout: 480_000 }, async () => {
+  const llama = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "hafrm-plain-")), "llama");
+  fs.mkdirSync(llama);
+  for (const file of ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json"]) {
+    fs.copyFileSync(path.join(FIXTURES, "hf/llama", file), path.join(llama, file));
+  }
+  const session = await open(["--enable-unsafe-webgpu"], "?data=polite&pairs=40&steps=2&batch=2&eval_every=2&backend=cpu", (page) =>
+    page.route("**/worker.js", async (route) => {
+      const response = await route.fetch();
+      await route.fulfill({ response, body: SMALL_BUFFERS + (await response.text()) });
+    }));
+  const { page } = session;
+  try {
+    await waitForPhase(page, ["ready"], 240_000);
+    assert.match(await page.locator("#backend-badge").innerText(), /CPU/);
+    await page.selectOption('select[name="backend"]', "webgpu");
+    await page.setInputFiles("#backbone-folder", llama);
+    assert.match(await page.locator("#backbone-refusal").innerText({ timeout: 60_000 }),
+      /2 pairs a step of up to 21 tokens.*the logits alone take 245\.4 KiB, more than the 128 KiB this WebGPU adapter allows in one buffer: try fewer pairs a step/);
+    assert.equal(await page.locator("#use-backbone").count(), 0);
+    assert.equal(await phase(page), "ready", "the current run stays");
+    assert.match(await page.locator("footer").innerText(), /tiny GPT/);
+
+    await page.fill('input[name="batch"]', "1");
+    await page.locator('input[name="batch"]').dispatchEvent("change");
+    await page.setInputFiles("#backbone-folder", llama);
+    await page.locator("#use-backbone").waitFor({ timeout: 60_000 });
+    assert.match(await page.locator("#backbone-info").innerText(), /1 pair a step of up to 21 tokens.*its largest tensor \(the logits, 122\.7 KiB\) fits this WebGPU adapter's 128 KiB buffers/);
+    await page.click("#use-backbone");
+    await page.waitForFunction(() => /^llama · /.test(document.querySelector("footer")?.innerText ?? ""), null, { timeout: 120_000 });
+    await waitForPhase(page, ["ready"], 240_000);
+    assert.match(await page.locator("#backend-badge").innerText(), /WebGPU/);
+    await page.click("#train");
+    await waitForPhase(page, ["finished", "failed"], 300_000);
+    assert.equal(await page.locator("#failure").count(), 0);
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hafrm-pretrained-webgpu-"));
+    execFileSync(hafrm, ["train", "--backbone", llama, "--lora", "8", "--max-length", "64", "--demo", "polite", "--demo-pairs", "40",
+      "--steps", "2", "--batch", "1", "--eval-every", "2", "--backend", "cpu", "--out", path.join(dir, "run")]);
+    const records = fs.readFileSync(path.join(dir, "run", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const lastTrain = records.filter((r) => r.kind === "train").pop();
+    const lastEval = records.filter((r) => r.kind === "eval").pop();
+    const loss = Number(await page.locator("#loss").getAttribute("data-last"));
+    assert.ok(Math.abs(loss - lastTrain.loss) <= 1e-2 * Math.abs(lastTrain.loss), `WebGPU's loss ${loss}, hafrm train's on the CPU ${lastTrain.loss}`);
+    const accuracy = Number(await page.locator("#heldout-accuracy").getAttribute("data-value"));
+    assert.ok(Math.abs(accuracy - lastEval.accuracy) <= 1 / lastEval.pairs + 1e-6, `WebGPU's held-out accuracy ${accuracy}, hafrm train's ${lastEval.accuracy}`);
+    const pieces = await page.locator('#pair-view .response[data-label="chosen"] .tok').allInnerTexts();
+    assert.ok(pieces.length > 10 && !pieces.some((p) => p.includes("Ġ")), `the model's tokens as text: ${pieces}`);
+    // The fixture's vocabulary splits "é" into 2 byte-level tokens and "😊" into 4, and its
+    // tokenizer's prefix space shares the offsets of "M": each character shows once, and the
+    // later tokens over it are narrow tokens of their own (1 + 1 + 3).
+    await page.fill("#own-response", "Merci, café 😊");
+    await page.click("#score-own");
+    await page.waitForFunction(() => document.querySelector("#own-view")?.innerText.includes("😊"), null, { timeout: 60_000 });
+    const ownPieces = await page.locator("#own-view .tok").allInnerTexts();
+    assert.ok(ownPieces.join("").startsWith("Merci, café 😊"), `the response, each character once: ${JSON.stringify(ownPieces)}`);
+    assert.equal(ownPieces.filter((p) => p.includes("😊")).length, 1);
+    assert.equal(await page.locator("#own-view .tok.piece").count(), 1 + 1 + 3);
+    await page.locator("#own-view .tok.piece").last().hover();
+    assert.match(await page.locator(".hover-card").innerText(), /"😊"[\s\S]*token 4 of 4 over this character/);
+
+    assert.deepEqual(session.errors, [], "no console errors");
+  } finally {
+    await session.close();
+  }
+});
+
 // A learning rate of 1e9 diverges within a few steps: the page shows the engine's message and
 // keeps the model from before the step, which downloads and scores.
 test("a diverging run stops with the engine's message and keeps a model that loads", { timeout: 300_000 }, async () => {

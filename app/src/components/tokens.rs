@@ -14,6 +14,9 @@ pub struct Hover {
     pub id: u32,
     pub scores: [f32; AttributionMethod::ALL.len()],
     pub decisive: bool,
+    /// Which of the tokens over one character this is, of how many (byte-level BPE splits a
+    /// multi-byte character; a prefix space shares the first character's offsets).
+    pub piece: Option<(usize, usize)>,
 }
 
 /// Responses side by side (one scale for all), coloured by `method`.
@@ -38,14 +41,18 @@ pub fn Responses(responses: Vec<AttributedResponse>, method: AttributionMethod, 
                         rgb.2,
                         if is_dark(rgb) { "#fff" } else { "#111" }
                     );
+                    let piece = response.character_piece(j);
+                    // A character's later pieces show nothing; their card names the character.
+                    let character = piece.map_or(j, |(n, _)| j + 1 - n);
                     let info = Hover {
                         x: 0,
                         y: 0,
                         label: response.label.clone(),
-                        text: response.tokens[j].clone(),
+                        text: response.tokens[character].clone(),
                         id: response.scores.ids[j],
                         scores: response.scores.all_scores(j),
                         decisive: response.is_decisive(j),
+                        piece,
                     };
                     let enter = move |ev: leptos::ev::MouseEvent| hover.set(Some(Hover { x: ev.client_x(), y: ev.client_y(), ..info.clone() }));
                     view! {
@@ -53,6 +60,7 @@ pub fn Responses(responses: Vec<AttributedResponse>, method: AttributionMethod, 
                             class="tok"
                             class:decisive=response.is_decisive(j)
                             class:differs=response.differs[j]
+                            class:piece=piece.is_some_and(|(n, _)| n > 1)
                             style=style
                             data-value=format!("{value:.5}")
                             on:mouseenter=enter
@@ -109,6 +117,7 @@ pub fn HoverCard(hover: RwSignal<Option<Hover>>) -> impl IntoView {
                         " "
                         <span class="muted">{format!("id {} · {}", h.id, h.label)}</span>
                     </div>
+                    {h.piece.map(|(n, of)| view! { <div class="muted">{format!("token {n} of {of} over this character")}</div> })}
                     <table>
                         {AttributionMethod::ALL
                             .into_iter()
