@@ -48,9 +48,10 @@ phase "CLI tests" "${native[@]}" --test cli
 phase "app in Chromium (WebGPU, CPU, default run, serve command)" "${native[@]}" --test app
 
 # The engine on WebGPU inside Chromium. The app is selected too so that cargo resolves the same
-# features as for the app's build and reuses its compiled wasm32 dependencies.
+# features as for the app's WebGPU build (its default) and reuses its compiled wasm32
+# dependencies.
 export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver || echo /usr/bin/chromedriver)}"
 export WASM_BINDGEN_TEST_TIMEOUT=600
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 phase "engine on WebGPU in Chromium (wasm32)" cargo test --profile wasm-release --target wasm32-unknown-unknown \
-  -p hafrm-engine -p hafrm-app --no-default-features --test webgpu_browser
+  -p hafrm-engine -p hafrm-app --test webgpu_browser

@@ -13,14 +13,22 @@ use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use crate::browser::{describe, message_with_files, now_ms, save_url, show_fatal};
+use crate::browser::{describe, has_webgpu, message_with_files, now_ms, save_url, show_fatal};
 pub use crate::protocol::{BackboneInfo, BackendBadge, Command, Phase, TrainPoint};
 use crate::protocol::{Envelope, Event, Request};
-use crate::settings::Settings;
+use crate::settings::{BackendPreference, Settings};
 
 /// The worker's script (`app/worker.js`, next to the page in the build): a module that loads
-/// the page's own wasm and calls its `start_worker`.
+/// the build its address names and calls its `start_worker`.
 const WORKER_SCRIPT: &str = "./worker.js";
+
+/// The app's two builds (app/build.sh), this module being one of them: with Burn's WebGPU
+/// backend, and the CPU backend only (about half the download), which the page (index.html)
+/// loads when the browser offers no hardware GPU. The worker runs the page's build, or the
+/// WebGPU one once a run asks for WebGPU on a page that loaded the CPU-only one.
+const WEBGPU_BUILD: &str = "hafrm";
+const CPU_BUILD: &str = "hafrm_cpu";
+const THIS_BUILD: &str = if cfg!(feature = "webgpu") { WEBGPU_BUILD } else { CPU_BUILD };
 
 /// The page's view of the run. Signals only: the session lives in the worker.
 #[derive(Clone, Copy)]
@@ -80,6 +88,8 @@ impl RaceLane {
 /// The worker and the requests waiting for it to listen.
 struct Link {
     worker: web_sys::Worker,
+    /// The build the worker runs.
+    build: &'static str,
     /// `None` once the worker listens.
     waiting: Option<Vec<JsValue>>,
 }
@@ -117,16 +127,21 @@ impl Studio {
             generation: RwSignal::new(0),
             inspection: RwSignal::new(0),
         };
-        if let Err(e) = studio.spawn_worker() {
-            show_fatal(&format!("could not start the training worker: {e}"));
-        }
+        studio.spawn_worker(THIS_BUILD);
         studio
     }
 
-    fn spawn_worker(self) -> Result<(), String> {
+    /// Starts a worker running `build`, in place of the current one.
+    fn spawn_worker(self, build: &'static str) {
+        if let Some(old) = LINK.with(|l| l.borrow_mut().take()) {
+            old.worker.terminate();
+        }
         let options = web_sys::WorkerOptions::new();
         options.set_type(web_sys::WorkerType::Module);
-        let worker = web_sys::Worker::new_with_options(WORKER_SCRIPT, &options).map_err(describe)?;
+        let worker = match web_sys::Worker::new_with_options(&format!("{WORKER_SCRIPT}?build={build}"), &options) {
+            Ok(worker) => worker,
+            Err(e) => return show_fatal(&format!("could not start the training worker: {}", describe(e))),
+        };
         let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |message: web_sys::MessageEvent| {
             match message.data().as_string().map(|text| serde_json::from_str::<Envelope>(&text)) {
                 Some(Ok(envelope)) => self.receive(envelope),
@@ -142,8 +157,7 @@ impl Studio {
         });
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         on_error.forget();
-        LINK.with(|l| *l.borrow_mut() = Some(Link { worker, waiting: Some(Vec::new()) }));
-        Ok(())
+        LINK.with(|l| *l.borrow_mut() = Some(Link { worker, build, waiting: Some(Vec::new()) }));
     }
 
     fn post(request: &Request, files: &[web_sys::File]) {
@@ -186,6 +200,10 @@ impl Studio {
         self.race.set(settings.compare.iter().map(|&method| RaceLane::new(method)).collect());
         let upload = if settings.demo_set().is_none() { self.upload.get_value() } else { None };
         let files = if settings.backbone.is_some() { BACKBONE_FILES.with(|f| f.borrow().clone()) } else { Vec::new() };
+        let cpu_only = LINK.with(|l| l.borrow().as_ref().is_some_and(|link| link.build == CPU_BUILD));
+        if settings.backend == BackendPreference::WebGpu && cpu_only && has_webgpu() {
+            self.spawn_worker(WEBGPU_BUILD);
+        }
         Self::post(&Request::Launch { generation, settings, upload }, &files);
     }
 

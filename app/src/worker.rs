@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 use hafrm::data::PreferencePair;
 use hafrm::data::formats::ReadLimits;
-use hafrm::device::{Backend, Device, cpu_device, init_wgpu_async};
+use hafrm::device::{Backend, Device, cpu_device};
 use hafrm::metrics::MetricsRecord;
 use hafrm::data::formats::human_bytes;
 use hafrm::hf::{FileBytes, HfFolder};
@@ -584,7 +584,7 @@ async fn backend(preference: BackendPreference) -> (Device, BackendBadge, Option
         Err(note) => return cpu(note),
     };
     if WEBGPU.with(|w| w.borrow().is_none()) {
-        let result = init_wgpu_async().await.map_err(|e| e.to_string());
+        let result = start_webgpu().await;
         WEBGPU.with(|w| *w.borrow_mut() = Some(result));
     }
     match WEBGPU.with(|w| w.borrow().clone()).expect("initialised above") {
@@ -603,6 +603,19 @@ async fn backend(preference: BackendPreference) -> (Device, BackendBadge, Option
         }
         Err(e) => cpu(format!("WebGPU failed to start: {e}")),
     }
+}
+
+/// Burn's wgpu runtime on the browser's adapter.
+#[cfg(feature = "webgpu")]
+async fn start_webgpu() -> Result<Backend, String> {
+    hafrm::device::init_wgpu_async().await.map_err(|e| e.to_string())
+}
+
+/// The CPU-only build has no WebGPU backend; the page gives a run that asks for WebGPU to a
+/// worker of the other build, so this answers only Auto finding a GPU the page did not see.
+#[cfg(not(feature = "webgpu"))]
+async fn start_webgpu() -> Result<Backend, String> {
+    Err("the page loaded its CPU-only build; choose WebGPU under Backend".into())
 }
 
 /// A parameter count in thousands or millions: `812k`, `134.5M`.

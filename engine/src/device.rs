@@ -3,6 +3,7 @@
 pub use burn::tensor::Device;
 use serde::Serialize;
 
+#[cfg(any(feature = "webgpu", not(target_family = "wasm")))]
 use crate::error::{Error, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -79,6 +80,7 @@ pub fn is_cpu(device: &Device) -> bool {
     *device == cpu_device()
 }
 
+#[cfg(any(feature = "webgpu", not(target_family = "wasm")))]
 fn adapter_info(info: &burn::tensor::wgpu::wgpu::AdapterInfo) -> AdapterInfo {
     use burn::tensor::wgpu::wgpu::DeviceType;
     let kind = match info.device_type {
@@ -98,6 +100,7 @@ fn adapter_info(info: &burn::tensor::wgpu::wgpu::AdapterInfo) -> AdapterInfo {
 
 /// Initialises wgpu asynchronously on the default adapter: in a browser, the adapter WebGPU
 /// offers (a software fallback adapter included, reported as such).
+#[cfg(any(feature = "webgpu", not(target_family = "wasm")))]
 pub async fn init_wgpu_async() -> Result<Backend> {
     let (device, setup) = Device::wgpu_options().init_with_setup_async().await.map_err(|e| Error::Backend(e.to_string()))?;
     Ok(Backend { device, adapter: Some(adapter_info(&setup.adapter.get_info())), reason: "the browser's WebGPU adapter".into() })

@@ -61,6 +61,12 @@ async function open(flags, query, prepare = async () => {}, served = null) {
 
 const phase = (page) => page.locator("#status").getAttribute("data-phase");
 
+/** Which of the app's two builds (app/build.sh) the page and its workers loaded. */
+const builds = (requests) => ["hafrm_bg.wasm", "hafrm_cpu_bg.wasm"].filter((file) => requests.some((url) => new URL(url).pathname === `/${file}`));
+
+/** The training worker's script, whichever build its address names. */
+const WORKER_SCRIPT = /\/worker\.js(\?.*)?$/;
+
 async function waitForPhase(page, wanted, timeout) {
   await page.waitForFunction(
     (w) => w.includes(document.querySelector("#status")?.dataset.phase),
@@ -157,6 +163,7 @@ test("trains on WebGPU in the page and shows coloured tokens", { timeout: 2 * TR
   const { page } = session;
   try {
     await page.waitForSelector("#backend-badge.gpu", { timeout: 120_000 });
+    assert.deepEqual(builds(session.requests), ["hafrm_bg.wasm"], "WebGPU asked for: the WebGPU build alone");
     // One single step, then Train runs the rest from there.
     await train(session, "webgpu", { stepFirst: true });
     await assertLearned(page);
@@ -196,6 +203,7 @@ test("the page's default run picks the CPU over a software adapter, moves at onc
     assert.match(badge, /^CPU/, badge);
     assert.match(badge, /software fallback/, badge);
     assert.match(badge, /WebGPU under Backend/, badge);
+    assert.deepEqual(builds(session.requests), ["hafrm_cpu_bg.wasm"], "without a hardware GPU, the CPU-only build alone");
     await page.waitForFunction(() => !document.querySelector("#train").disabled, null, { timeout: 240_000 });
     await page.click("#train");
     // An early estimate (on some of the held-out pairs) after a few steps, before the first
@@ -297,7 +305,7 @@ for (const [how, worker] of [
 ]) {
   test(`a training worker that ${how} stops the run with a message and offers the CPU`, { timeout: 120_000 }, async () => {
     const session = await open(["--enable-unsafe-webgpu"], "?data=polite&steps=5", (page) =>
-      page.route("**/worker.js", (route) => route.fulfill({ contentType: "text/javascript", body: worker })));
+      page.route(WORKER_SCRIPT, (route) => route.fulfill({ contentType: "text/javascript", body: worker })));
     const { page } = session;
     try {
       const fatal = page.locator("#fatal");
@@ -456,7 +464,7 @@ test("a pretrained model trains on WebGPU, and one whose tensors outgrow the ada
     fs.copyFileSync(path.join(FIXTURES, "hf/llama", file), path.join(llama, file));
   }
   const session = await open(["--enable-unsafe-webgpu"], "?data=polite&pairs=40&steps=2&batch=2&eval_every=2&backend=cpu", (page) =>
-    page.route("**/worker.js", async (route) => {
+    page.route(WORKER_SCRIPT, async (route) => {
       const response = await route.fetch();
       await route.fulfill({ response, body: SMALL_BUFFERS + (await response.text()) });
     }));
@@ -464,6 +472,7 @@ test("a pretrained model trains on WebGPU, and one whose tensors outgrow the ada
   try {
     await waitForPhase(page, ["ready"], 240_000);
     assert.match(await page.locator("#backend-badge").innerText(), /CPU/);
+    assert.deepEqual(builds(session.requests), ["hafrm_cpu_bg.wasm"]);
     await page.selectOption('select[name="backend"]', "webgpu");
     await page.setInputFiles("#backbone-folder", llama);
     assert.match(await page.locator("#backbone-refusal").innerText({ timeout: 60_000 }),
@@ -481,6 +490,7 @@ test("a pretrained model trains on WebGPU, and one whose tensors outgrow the ada
     await page.waitForFunction(() => /^llama · /.test(document.querySelector("footer")?.innerText ?? ""), null, { timeout: 120_000 });
     await waitForPhase(page, ["ready"], 240_000);
     assert.match(await page.locator("#backend-badge").innerText(), /WebGPU/);
+    assert.deepEqual(builds(session.requests), ["hafrm_bg.wasm", "hafrm_cpu_bg.wasm"], "the run on WebGPU went to a worker of the WebGPU build");
     await page.click("#train");
     await waitForPhase(page, ["finished", "failed"], 300_000);
     assert.equal(await page.locator("#failure").count(), 0);
@@ -567,8 +577,10 @@ test("the README's serve command serves a page that trains", { timeout: 600_000 
     })();
     await listening;
     assert.ok(!stopped, `app/serve.sh exited before serving:\n${output}`);
-    const wasm = await fetch(`${origin}/hafrm_bg.wasm`);
-    assert.equal(wasm.headers.get("content-type"), "application/wasm");
+    for (const file of ["hafrm_bg.wasm", "hafrm_cpu_bg.wasm"]) {
+      const wasm = await fetch(`${origin}/${file}`);
+      assert.equal(wasm.headers.get("content-type"), "application/wasm", file);
+    }
     const session = await open(["--disable-gpu", "--disable-features=WebGPU"], "?data=polite&pairs=40&steps=5&batch=4", async () => {}, { server: null, origin });
     try {
       await waitForPhase(session.page, ["ready"], 240_000);
