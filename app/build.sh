@@ -13,7 +13,7 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_d
 wasm="$target_dir/wasm32-unknown-unknown/wasm-release/hafrm_app.wasm"
 mkdir -p "$out/assets"
 
-# One build: cargo's module (features "$2") through wasm-bindgen and wasm-opt, as $out/$1.js
+# One build: cargo's module (with the cargo options after the name) through wasm-bindgen and wasm-opt, as $out/$1.js
 # and $out/$1_bg.wasm. The bindings and wasm-opt (about a minute on 2 cores) only when cargo
 # wrote a module other than the one last shrunk (both builds share cargo's output path).
 build() {

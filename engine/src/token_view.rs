@@ -57,18 +57,23 @@ impl AttributedResponse {
     /// each of them that character's offsets): which it is, from 1, and how many there are.
     pub fn character_piece(&self, token: usize) -> Option<(usize, usize)> {
         let offsets = &self.scores.offsets;
-        let same = |j: usize| offsets[j] == offsets[token];
-        let first = (0..token).rev().take_while(|&j| same(j)).last().unwrap_or(token);
-        let count = (first..offsets.len()).take_while(|&j| same(j)).count();
-        (count > 1 && offsets[token].0 < offsets[token].1).then_some((token - first + 1, count))
+        let first = (0..token).rev().take_while(|&j| same_character(offsets, j, token)).last().unwrap_or(token);
+        let count = (first..offsets.len()).take_while(|&j| same_character(offsets, j, token)).count();
+        (count > 1).then_some((token - first + 1, count))
     }
 }
 
+/// Whether tokens `a` and `b` lie over one and the same character: the same offsets, not
+/// empty.
+fn same_character(offsets: &[(usize, usize)], a: usize, b: usize) -> bool {
+    offsets[a] == offsets[b] && offsets[a].0 < offsets[a].1
+}
+
 /// What each token of `text` shows (`token_text`): a character split over several tokens
-/// (each with that character's offsets) shows whole on the first of them, the others nothing.
+/// shows whole on the first of them, the others nothing.
 fn shown_tokens(encoder: &TextEncoder, text: &str, ids: &[u32], offsets: &[(usize, usize)]) -> Vec<String> {
     (0..ids.len())
-        .map(|j| match j > 0 && offsets[j] == offsets[j - 1] && offsets[j].0 < offsets[j].1 {
+        .map(|j| match j > 0 && same_character(offsets, j - 1, j) {
             true => String::new(),
             false => token_text(encoder, text, ids[j], offsets[j]),
         })
