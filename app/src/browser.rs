@@ -20,6 +20,21 @@ pub async fn yield_to_browser() {
     sleep_ms(0).await;
 }
 
+/// Resolves once the page has painted a frame (a timeout set in an animation frame runs after
+/// that frame's paint), or after 100 ms where no frame comes (a hidden tab): what comes next
+/// does not hold up what the page just showed.
+pub async fn after_next_paint() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let after_frame = resolve.clone();
+        let on_frame = Closure::once_into_js(move || {
+            let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(&after_frame, 0);
+        });
+        let _ = window().request_animation_frame(on_frame.unchecked_ref());
+        let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 100);
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
 /// Resolves after `ms` milliseconds.
 pub async fn sleep_ms(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {

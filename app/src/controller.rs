@@ -87,7 +87,8 @@ impl RaceLane {
 
 /// The worker and the requests waiting for it to listen.
 struct Link {
-    worker: web_sys::Worker,
+    /// `None` until the page's first worker starts (`Studio::start_worker`).
+    worker: Option<web_sys::Worker>,
     /// The build the worker runs.
     build: &'static str,
     /// `None` once the worker listens.
@@ -127,14 +128,25 @@ impl Studio {
             generation: RwSignal::new(0),
             inspection: RwSignal::new(0),
         };
-        studio.spawn_worker(THIS_BUILD);
+        LINK.with(|l| *l.borrow_mut() = Some(Link { worker: None, build: THIS_BUILD, waiting: Some(Vec::new()) }));
         studio
     }
 
-    /// Starts a worker running `build`, in place of the current one.
-    fn spawn_worker(self, build: &'static str) {
-        if let Some(old) = LINK.with(|l| l.borrow_mut().take()) {
-            old.worker.terminate();
+    /// Starts the page's first worker, which the requests made so far wait for. Called once the
+    /// page has painted: loading the engine in the worker (and V8 compiling its hot code) takes
+    /// both cores of a small machine for a moment, and the page's first layout would wait.
+    pub fn start_worker(self) {
+        let pending = LINK.with(|l| l.borrow_mut().as_mut().filter(|link| link.worker.is_none()).map(|link| (link.build, link.waiting.take())));
+        if let Some((build, waiting)) = pending {
+            self.spawn_worker(build, waiting.unwrap_or_default());
+        }
+    }
+
+    /// Starts a worker running `build`, in place of the current one, with `waiting` the requests
+    /// it gets once it listens.
+    fn spawn_worker(self, build: &'static str, waiting: Vec<JsValue>) {
+        if let Some(old) = LINK.with(|l| l.borrow_mut().take()).and_then(|old| old.worker) {
+            old.terminate();
         }
         let options = web_sys::WorkerOptions::new();
         options.set_type(web_sys::WorkerType::Module);
@@ -157,7 +169,7 @@ impl Studio {
         });
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         on_error.forget();
-        LINK.with(|l| *l.borrow_mut() = Some(Link { worker, build, waiting: Some(Vec::new()) }));
+        LINK.with(|l| *l.borrow_mut() = Some(Link { worker: Some(worker), build, waiting: Some(waiting) }));
     }
 
     fn post(request: &Request, files: &[web_sys::File]) {
@@ -168,7 +180,7 @@ impl Studio {
             match &mut link.waiting {
                 Some(queue) => queue.push(message),
                 None => {
-                    if let Err(e) = link.worker.post_message(&message) {
+                    if let Some(Err(e)) = link.worker.as_ref().map(|worker| worker.post_message(&message)) {
                         web_sys::console::error_2(&"could not reach the worker".into(), &e);
                     }
                 }
@@ -202,7 +214,7 @@ impl Studio {
         let files = if settings.backbone.is_some() { BACKBONE_FILES.with(|f| f.borrow().clone()) } else { Vec::new() };
         let cpu_only = LINK.with(|l| l.borrow().as_ref().is_some_and(|link| link.build == CPU_BUILD));
         if settings.backend == BackendPreference::WebGpu && cpu_only && has_webgpu() {
-            self.spawn_worker(WEBGPU_BUILD);
+            self.spawn_worker(WEBGPU_BUILD, Vec::new());
         }
         Self::post(&Request::Launch { generation, settings, upload }, &files);
     }
@@ -229,8 +241,9 @@ impl Studio {
         match event {
             Event::Listening => LINK.with(|l| {
                 if let Some(link) = l.borrow_mut().as_mut() {
+                    let Some(worker) = &link.worker else { return };
                     for message in link.waiting.take().unwrap_or_default() {
-                        let _ = link.worker.post_message(&message);
+                        let _ = worker.post_message(&message);
                     }
                 }
             }),

@@ -54,6 +54,14 @@ pub fn start_worker() {
     worker::start();
 }
 
+/// How much of the page is mounted, in the order it appears.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Shown {
+    Header,
+    Controls,
+    Panels,
+}
+
 #[component]
 fn App() -> impl IntoView {
     let (initial, problems) = Settings::from_query(&browser::query());
@@ -66,6 +74,18 @@ fn App() -> impl IntoView {
     if !problems.is_empty() {
         studio.notice.set(Some(problems.join("; ")));
     }
+    // The page appears in steps, each a task of its own that stays short on a slow machine: the
+    // header now, then the controls, then the panels, each once the one before has painted,
+    // and the worker last.
+    let shown = RwSignal::new(Shown::Header);
+    leptos::task::spawn_local(async move {
+        for next in [Shown::Controls, Shown::Panels] {
+            browser::after_next_paint().await;
+            shown.set(next);
+        }
+        browser::after_next_paint().await;
+        studio.start_worker();
+    });
     let now = RwSignal::new(0.0);
     let longest_task = RwSignal::new(None::<f64>);
     browser::every(1000, move || {
@@ -86,18 +106,22 @@ fn App() -> impl IntoView {
         </header>
         <main>
             <aside class="panel">
-                <RunControls />
+                <Show when=move || { shown.get() >= Shown::Controls }>
+                    <RunControls />
+                </Show>
             </aside>
             <section class="content">
-                <Watchdog now=now />
-                <Race />
-                <Charts />
-                <TokenPanel />
-                <OwnText />
-                <footer class="muted">
-                    {move || studio.model_summary.get()}
-                    {move || longest_task.get().map(|ms| format!(" · longest main-thread task so far {ms:.0} ms"))}
-                </footer>
+                <Show when=move || { shown.get() >= Shown::Panels }>
+                    <Watchdog now=now />
+                    <Race />
+                    <Charts />
+                    <TokenPanel />
+                    <OwnText />
+                    <footer class="muted">
+                        {move || studio.model_summary.get()}
+                        {move || longest_task.get().map(|ms| format!(" · longest main-thread task so far {ms:.0} ms"))}
+                    </footer>
+                </Show>
             </section>
         </main>
     }
