@@ -3,8 +3,9 @@
 # app (app/build.sh, nothing to do when built), then loads it in Debian's headless Chromium with
 # WebGPU on, presses Train, and prints for each seed the backend chosen and why, the time to the
 # first step and to the first held-out estimate, held-out accuracy at 30 s and 60 s, steps per
-# second, and the longest main-thread task (bench/page.mjs).
-#   bash bench/page.sh [--seeds 1,2,3] [--seconds 60] [--query "?data=mixed"] [--json FILE]
+# second, and the longest main-thread task while loading, training and going through the token
+# views (bench/page.mjs).
+#   bash bench/page.sh [--seeds 1,2,3] [--seconds 60] [--query "?data=mixed"] [--loads N] [--json FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source app/tools.sh
