@@ -8,6 +8,7 @@ mod browser;
 mod charts;
 mod components;
 mod controller;
+mod memory;
 mod protocol;
 mod settings;
 mod worker;
@@ -52,6 +53,13 @@ pub fn start_page() {
 #[wasm_bindgen]
 pub fn start_worker() {
     worker::start();
+}
+
+/// What the page shows when the worker's code stopped with `reason` (called by `app/worker.js`
+/// on a trap or an exception no one caught).
+#[wasm_bindgen]
+pub fn worker_stopped(reason: String) -> String {
+    memory::stopped_message(&reason)
 }
 
 /// How much of the page is mounted, in the order it appears.

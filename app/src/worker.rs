@@ -6,6 +6,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
+use hafrm::attribution::precision_pairs;
 use hafrm::data::PreferencePair;
 use hafrm::data::formats::ReadLimits;
 use hafrm::device::{Backend, Device, cpu_device};
@@ -19,18 +20,12 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
 use crate::browser::{adapter_label, blob_url, AdapterProbe, read_bytes, has_webgpu, now_ms, probe_webgpu_adapter, sleep_ms, unix_seconds, yield_to_browser};
+use crate::memory::WASM_MEMORY;
 use crate::protocol::{BackboneInfo, BackendBadge, Command, Envelope, Event, Phase, Request, TrainPoint};
 use crate::settings::{BackendPreference, Settings};
 
 /// The folder (and archive) name of an exported reward model.
 const REWARD_MODEL: &str = "hafrm-reward-model";
-
-/// The most a page's WebAssembly memory holds (32-bit addresses).
-const WASM_MEMORY: u64 = 4 << 30;
-
-/// Held-out pairs scored for the precision table at each evaluation: a few dozen keep an
-/// evaluation short on a software WebGPU adapter.
-const PRECISION_PAIRS: usize = 24;
 
 /// Held-out pairs of the early estimates: the accuracy chart moves within seconds of pressing
 /// Train, a few steps in, well before the run's first full evaluation. A few dozen pairs cost
@@ -146,6 +141,8 @@ fn take_commands() -> Vec<Command> {
 async fn inspect(settings: &Settings, upload: Option<(String, usize)>, files: &[web_sys::File]) -> Result<BackboneInfo, String> {
     let opened = open_backbone(files).await?;
     let max_buffer = choose_backend(settings.backend).await.ok().and_then(|adapter| adapter.max_buffer);
+    // A race trains one model per method, each needing its own memory.
+    let lanes = settings.runs().len();
     let settings = Settings { backbone: Some(opened.name.clone()), compare: Vec::new(), ..settings.clone() };
     let encoder = opened.folder.encoder(&opened.name).map_err(|e| e.to_string())?;
     let config = settings.run_config(encoder.vocab_size(), upload.as_ref().map(|(name, pairs)| (name.as_str(), *pairs)), Some((&opened.folder.config, encoder.has_chat_template())));
@@ -156,7 +153,7 @@ async fn inspect(settings: &Settings, upload: Option<(String, usize)>, files: &[
             Some(_) => longest_pair(&config, &encoder, &read_pairs(&config, None, ReadLimits::default()).map_err(|e| e.to_string())?)?,
             None => config.encode.max_length,
         };
-        fits(&config, 1, length, Some(opened.bytes), max_buffer)
+        fits(&config, lanes, length, Some(opened.bytes), max_buffer)
     });
     let (memory, refusal) = match checked {
         Ok(memory) => (memory, None),
@@ -391,7 +388,7 @@ impl Run {
                     Command::Step => step_once = !stopped && !self.is_done(),
                     Command::ViewPair(index) => {
                         self.selected = index;
-                        self.refresh_views().await;
+                        self.refresh_pair_views().await;
                     }
                     Command::Score { prompt, response } => {
                         self.own = Some((prompt, response));
@@ -497,22 +494,37 @@ impl Run {
     /// Re-attributes the selected pair under every lane's model, and the lead's precision
     /// table and the user's own text, with the current weights.
     async fn refresh_views(&self) {
-        if !self.lead().eval_texts.is_empty() {
-            for (index, session) in self.lanes.iter().enumerate() {
-                match session.pair_view(self.selected).await {
-                    Ok(view) => self.emit(index, Event::PairView(self.selected, view)),
-                    Err(e) => self.emit(0, Event::Notice(format!("token view ({}): {e}", session.trainer.config().method.label()))),
-                }
-                yield_to_browser().await;
+        self.refresh_pair_views().await;
+        self.refresh_precision().await;
+        self.refresh_own().await;
+    }
+
+    /// The selected pair under every lane's model.
+    async fn refresh_pair_views(&self) {
+        for (index, session) in self.lanes.iter().enumerate() {
+            if session.eval_texts.is_empty() {
+                continue;
             }
-            match self.lead().precision(1, PRECISION_PAIRS).await {
-                Ok(Some(report)) => self.emit(0, Event::Precision(self.lead().trainer.step_count(), report)),
-                Ok(None) => {}
-                Err(e) => self.emit(0, Event::Notice(format!("precision: {e}"))),
+            match session.pair_view(self.selected).await {
+                Ok(view) => self.emit(index, Event::PairView(self.selected, view)),
+                Err(e) => self.emit(0, Event::Notice(format!("token view ({}): {e}", session.trainer.config().method.label()))),
             }
             yield_to_browser().await;
         }
-        self.refresh_own().await;
+    }
+
+    /// The lead's precision table; it does not depend on the pair shown, so choosing another
+    /// pair does not redo it.
+    async fn refresh_precision(&self) {
+        if self.lead().eval_texts.is_empty() {
+            return;
+        }
+        match self.lead().precision(1, precision_pairs(self.lead().parameter_count())).await {
+            Ok(Some(report)) => self.emit(0, Event::Precision(self.lead().trainer.step_count(), report)),
+            Ok(None) => {}
+            Err(e) => self.emit(0, Event::Notice(format!("precision: {e}"))),
+        }
+        yield_to_browser().await;
     }
 
     async fn refresh_own(&self) {

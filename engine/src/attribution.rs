@@ -387,6 +387,22 @@ impl PrecisionReport {
     }
 }
 
+/// The most held-out pairs a precision table scores: a few dozen keep an evaluation short on a
+/// software WebGPU adapter.
+pub const PRECISION_PAIRS: usize = 24;
+
+/// A precision table's work, in parameters times pairs: the built-in presets (1 to 5 million
+/// parameters) score all `PRECISION_PAIRS`, a larger model fewer, so that a pretrained model's
+/// table (four methods, three of them with a backward pass) does not hold a run in the page for
+/// most of a minute at each evaluation.
+const PRECISION_WORK: usize = PRECISION_PAIRS * 6_000_000;
+
+/// How many held-out pairs the precision table of a model with `parameters` scores: fewer for
+/// larger models, never under 4.
+pub fn precision_pairs(parameters: usize) -> usize {
+    (PRECISION_WORK / parameters.max(1)).clamp(4, PRECISION_PAIRS)
+}
+
 /// Scores each attribution method against the decisive spans of `pairs` (the texts, with the
 /// tokenised pairs carrying reference log-probs). Pairs without spans are left out.
 pub async fn precision_report(
@@ -448,6 +464,19 @@ pub async fn precision_report(
 mod tests {
     use super::*;
     use burn::tensor::TensorData;
+
+    #[test]
+    fn a_larger_model_scores_fewer_pairs_for_its_precision_table() {
+        use crate::config::ModelConfig;
+        let parameters = |preset: &str, vocab: usize| ModelConfig::preset(preset, vocab).unwrap().parameter_count();
+        assert_eq!(precision_pairs(parameters("tiny", 748)), 24);
+        assert_eq!(precision_pairs(parameters("small", 748)), 24);
+        // 24 x 6M / 12M.
+        assert_eq!(precision_pairs(12_000_000), 12);
+        // GPT-2 small's 124M parameters, as SmolLM2-135M's: the floor.
+        assert_eq!(precision_pairs(parameters("gpt2", 50257)), 4);
+        assert_eq!(precision_pairs(0), 24);
+    }
 
     #[test]
     fn gradient_x_input_of_a_linear_score_is_weight_times_input() {

@@ -322,6 +322,43 @@ for (const [how, worker] of [
   });
 }
 
+// The real worker running out of memory: V8 is told to let a WebAssembly memory grow to
+// MEMORY_CAP_PAGES pages of 64 KiB only, far below the 4 GiB a page may have, and the run asks
+// for more (a large batch). Rust aborts when an allocation fails, which in a worker rejects a
+// promise no one hears; the page must say what ran out and what to change.
+const MEMORY_CAP_PAGES = 1600; // 100 MiB
+test("a training worker that runs out of memory says so on the page and what to change", { timeout: 300_000 }, async () => {
+  const session = await open(["--disable-gpu", "--disable-features=WebGPU", `--js-flags=--wasm-max-mem-pages=${MEMORY_CAP_PAGES}`], "?data=polite&pairs=400&steps=5&batch=256");
+  const { page } = session;
+  try {
+    await waitForPhase(page, ["ready"], 240_000);
+    await page.click("#train");
+    const fatal = page.locator("#fatal");
+    await fatal.waitFor({ timeout: 240_000 });
+    const text = await fatal.innerText();
+    assert.match(text, /out of memory: the training worker could not get [\d.]+ [KMG]iB more, with [\d.]+ MiB in use/, text);
+    const inUse = Number(text.match(/with ([\d.]+) MiB in use/)[1]);
+    assert.ok(inUse > 50 && inUse <= MEMORY_CAP_PAGES / 16, `memory in use ${inUse} MiB, under the cap of ${MEMORY_CAP_PAGES / 16} MiB`);
+    assert.match(text, /fewer pairs a step, a shorter max length/);
+    assert.ok(await page.locator("#train").isVisible(), "the page is still there behind the message");
+  } finally {
+    await session.close();
+  }
+});
+
+// The module failing to download leaves a message where the page would be, not a loading note.
+test("a page whose module cannot be downloaded says so", { timeout: 60_000 }, async () => {
+  const session = await open(["--disable-gpu", "--disable-features=WebGPU"], "", (page) =>
+    page.route(/\/hafrm_cpu_bg\.wasm$/, (route) => route.fulfill({ status: 404, body: "not here" })));
+  const { page } = session;
+  try {
+    await page.waitForFunction(() => /could not load/.test(document.querySelector("#loading")?.textContent ?? ""), null, { timeout: 30_000 });
+    assert.match(await page.locator("#loading").innerText(), /HaF-RM Studio could not load: hafrm_cpu_bg\.wasm: the server answered 404/);
+  } finally {
+    await session.close();
+  }
+});
+
 test("a malformed upload shows the engine's error and keeps the current run", { timeout: 300_000 }, async () => {
   const session = await open(["--disable-gpu", "--disable-features=WebGPU"], QUICK);
   const { page } = session;
@@ -434,6 +471,48 @@ test("a pretrained model opened from disk trains with LoRA as the command line d
     const [fromRun, fromExport] = [reward(["--model", runDir]), reward(["--backbone", exported])];
     assert.ok(Math.abs(fromRun - fromExport) <= 1e-4 * Math.max(1, Math.abs(fromRun)), `the run scores ${fromRun}, its export ${fromExport}`);
     assert.notEqual(fromRun, 0, "a trained reward head");
+    assert.deepEqual(session.errors, [], "no console errors");
+  } finally {
+    await session.close();
+  }
+});
+
+// A race of a pretrained model: each method starts from the folder's weights (read again for
+// each lane) and trains as `hafrm train --backbone <folder> --mode <method>` does.
+test("a race of a pretrained model trains each method from its weights as the command line does", { timeout: 480_000 }, async () => {
+  const llama = path.join(FIXTURES, "hf/llama");
+  const methods = ["haf", "baseline"];
+  const session = await open(["--disable-gpu", "--disable-features=WebGPU"], `?data=polite&pairs=100&steps=4&batch=4&eval_every=2&compare=${methods}`);
+  const { page } = session;
+  try {
+    await waitForPhase(page, ["ready"], 240_000);
+    await page.setInputFiles("#backbone-folder", llama);
+    const info = await page.locator("#backbone-info").innerText({ timeout: 60_000 });
+    assert.match(info, /for each of 2 methods/, info);
+    await page.click("#use-backbone");
+    await page.waitForFunction(() => /^llama · /.test(document.querySelector("footer")?.innerText ?? ""), null, { timeout: 120_000 });
+    await waitForPhase(page, ["ready"], 240_000);
+    await page.click("#train");
+    await waitForPhase(page, ["finished", "failed"], 300_000);
+    assert.equal(await page.locator("#failure").count(), 0);
+    assert.match(page.url(), /compare=haf,baseline/);
+    const losses = [];
+    for (const method of methods) {
+      const stat = page.locator(`#race-${method}`);
+      assert.equal(await stat.getAttribute("data-step"), "4", method);
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), `hafrm-pretrained-race-${method}-`));
+      execFileSync(hafrm, ["train", "--backbone", llama, "--lora", "8", "--template", "chat", "--max-length", "64", "--demo", "polite", "--demo-pairs", "100",
+        "--steps", "4", "--batch", "4", "--eval-every", "2", "--mode", method, "--backend", "cpu", "--out", path.join(dir, "run")]);
+      const records = fs.readFileSync(path.join(dir, "run", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      const lastTrain = records.filter((r) => r.kind === "train").pop();
+      const loss = Number(await stat.getAttribute("data-loss"));
+      assert.ok(Math.abs(loss - lastTrain.loss) <= 1e-2 * Math.abs(lastTrain.loss) + 1e-4, `${method}: the page's loss ${loss}, hafrm train's ${lastTrain.loss}`);
+      losses.push(loss);
+      // The fixture's chat template leaves responses of a token or two in its 64 positions.
+      const tokens = page.locator(`#pair-view .lane[data-method="${method}"] .response[data-label="chosen"] .tok`);
+      assert.ok((await tokens.count()) >= 1, `${method}: the chosen response shows its tokens`);
+    }
+    assert.notEqual(losses[0], losses[1], "HaF's loss has the policy term the baseline lacks");
     assert.deepEqual(session.errors, [], "no console errors");
   } finally {
     await session.close();

@@ -115,7 +115,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     for _ in 0..args.warmup {
         block_on(async { trainer.step().await?.read().await })?;
     }
-    let (start, cpu_start) = (Instant::now(), cpu_seconds());
+    let (start, use_start) = (Instant::now(), process_use());
     let mut step_seconds = Vec::with_capacity(args.steps);
     for _ in 0..args.steps {
         let step_start = Instant::now();
@@ -123,8 +123,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         step_seconds.push(step_start.elapsed().as_secs_f64());
     }
     let train_seconds = start.elapsed().as_secs_f64();
+    let used = use_start.zip(process_use());
     // Busy cores while training: 2.0 is both of two cores all the time.
-    let cpu_utilisation = cpu_start.zip(cpu_seconds()).map(|(a, b)| (b - a) / train_seconds);
+    let cpu_utilisation = used.as_ref().map(|(a, b)| (b.cpu_seconds - a.cpu_seconds) / train_seconds);
+    let page_faults_per_step = used.as_ref().map(|(a, b)| (b.minor_faults - a.minor_faults) as f64 / args.steps as f64);
     step_seconds.sort_by(f64::total_cmp);
     let median_step = step_seconds[step_seconds.len() / 2];
     let start = Instant::now();
@@ -145,6 +147,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "train_pairs_per_second": train_pps,
         "train_pairs_per_second_median": batch as f64 / median_step,
         "cpu_utilisation": cpu_utilisation,
+        "page_faults_per_step": page_faults_per_step,
         "eval_pairs_per_second": eval_pps,
         "peak_rss_mb": peak_rss_mb,
     });
@@ -161,6 +164,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         );
         if let Some(cores) = cpu_utilisation {
             println!("  CPU use while training: {:.0}% of one core", 100.0 * cores);
+        }
+        if let Some(faults) = page_faults_per_step {
+            println!("  page faults while training: {faults:.0} a step");
         }
         println!("  scoring:  {:.1} pairs/s ({} pairs)", eval_pps, eval_pairs.len());
         if let Some(mb) = peak_rss_mb {
@@ -199,15 +205,21 @@ fn random_pair(vocab: usize, eos: u32, prompt_len: usize, response_len: usize, s
     EncodedPair { prompt: tokens(prompt_len.max(1)), chosen, rejected }
 }
 
-/// CPU time the process has used so far, user and system (Linux's `/proc/self/stat`, in
-/// clock ticks of 1/100 s).
-fn cpu_seconds() -> Option<f64> {
+/// What the process has used so far, from Linux's `/proc/self/stat`.
+struct ProcessUse {
+    /// CPU time, user and system.
+    cpu_seconds: f64,
+    /// Page faults served without reading from disk: each a page the kernel mapped and zeroed.
+    minor_faults: u64,
+}
+
+fn process_use() -> Option<ProcessUse> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which is in parentheses and may hold spaces): utime and
-    // stime are the 12th and 13th.
+    // Fields after the command name (which is in parentheses and may hold spaces): minflt is
+    // the 10th, utime and stime (in clock ticks of 1/100 s) the 14th and 15th.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
+    let number = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some(ProcessUse { cpu_seconds: (number(11)? + number(12)?) as f64 / 100.0, minor_faults: number(7)? })
 }
 
 /// The process's peak resident memory (Linux's `VmHWM`).
