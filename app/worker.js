@@ -7,11 +7,9 @@ const { default: init, start_worker, worker_stopped } = await import(`./${build}
 await init();
 
 // A trap in the module (its memory could not grow, or a panic after its own report) rejects the
-// promise that was running it, which nobody else hears in a worker: tell the page, once.
-let stopped = false;
+// promise that was running it, which nobody else hears in a worker: tell the page. The page
+// shows the first message it gets, so a second report is harmless.
 function stop(reason) {
-  if (stopped) return;
-  stopped = true;
   let message = `the training worker stopped: ${reason}`;
   try {
     message = worker_stopped(String(reason));
@@ -21,6 +19,11 @@ function stop(reason) {
   postMessage(JSON.stringify({ generation: 0, lane: 0, event: { Fatal: message } }));
 }
 addEventListener("unhandledrejection", (event) => stop(event.reason));
-addEventListener("error", (event) => stop(event.error ?? event.message));
+// Handled here, an error does not reach the page's `Worker.onerror`, which is left for a worker
+// whose script never ran.
+addEventListener("error", (event) => {
+  event.preventDefault();
+  stop(event.error ?? event.message);
+});
 
 start_worker();

@@ -163,7 +163,7 @@ impl Studio {
         });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         on_message.forget();
-        // The worker failed to load, or its code trapped after a panic it could not report.
+        // The worker's script failed to load or to start; once it runs, it reports its own errors.
         let on_error = Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(|error: web_sys::ErrorEvent| {
             show_fatal(&format!("the training worker stopped: {}", error.message()));
         });

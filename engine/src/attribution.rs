@@ -389,7 +389,7 @@ impl PrecisionReport {
 
 /// The most held-out pairs a precision table scores: a few dozen keep an evaluation short on a
 /// software WebGPU adapter.
-pub const PRECISION_PAIRS: usize = 24;
+const PRECISION_PAIRS: usize = 24;
 
 /// A precision table's work, in parameters times pairs: the built-in presets (1 to 5 million
 /// parameters) score all `PRECISION_PAIRS`, a larger model fewer, so that a pretrained model's
