@@ -1,7 +1,8 @@
 //! The CPU backend as hafrm builds it: burn-flex with the patches in `vendor/burn-flex`
-//! (its PATCHED.md). A new tensor is allocated once, not copied after it is zeroed; and the
-//! element-wise maps that now run on all threads (GELU and its gradient, on a tensor above the
-//! 64K elements where they fan out) give the values of the formula.
+//! (its PATCHED.md). A new tensor is allocated once, not copied after it is zeroed; a matrix
+//! product's output is not zeroed at all, since gemm writes all of it; and the element-wise maps
+//! that now run on all threads and vectorise (GELU and its gradient, with its own exponential,
+//! on a tensor above the 64K elements where they fan out) give the values of the formula.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -15,6 +16,7 @@ struct CountingAllocator;
 
 thread_local! {
     static ALLOCATED: Cell<usize> = const { Cell::new(0) };
+    static ZEROED: Cell<usize> = const { Cell::new(0) };
 }
 
 fn note(bytes: usize) {
@@ -29,6 +31,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         note(layout.size());
+        let _ = ZEROED.try_with(|zeroed| zeroed.set(zeroed.get() + layout.size()));
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -48,6 +51,13 @@ fn allocated_by<T>(work: impl FnOnce() -> T) -> (usize, T) {
     let before = ALLOCATED.with(Cell::get);
     let out = work();
     (ALLOCATED.with(Cell::get) - before, out)
+}
+
+/// Bytes this thread asked to be zeroed while running `work`.
+fn zeroed_by<T>(work: impl FnOnce() -> T) -> (usize, T) {
+    let before = ZEROED.with(Cell::get);
+    let out = work();
+    (ZEROED.with(Cell::get) - before, out)
 }
 
 #[test]
@@ -71,6 +81,49 @@ fn a_new_tensor_is_allocated_once_not_copied_after_it_is_zeroed() {
     let values = product.add(zeros).into_data().to_vec::<f32>().unwrap();
     assert_eq!(values.len(), elements);
     assert!(values.iter().all(|&v| v == 64.0));
+}
+
+#[test]
+fn a_matrix_product_is_written_by_gemm_without_zeroing_its_output_first() {
+    let device = cpu_device();
+    let _ = Tensor::<2>::zeros([8, 8], &device).into_data();
+    // Entries that differ, so that an element gemm left unwritten (garbage, not zero) shows.
+    let ramp = |n: usize, scale: f32| (0..n).map(|i| ((i % 17) as f32 - 8.0) * scale).collect::<Vec<_>>();
+    let (m, k, n) = (300, 48, 260);
+    let (a, b) = (ramp(m * k, 0.25), ramp(k * n, 0.5));
+    let expected = |batch_a: &[f32], batch_b: &[f32]| {
+        let mut out = vec![0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = (0..k).map(|l| batch_a[i * k + l] as f64 * batch_b[l * n + j] as f64).sum();
+            }
+        }
+        out
+    };
+    let lhs = Tensor::<2>::from_data(TensorData::new(a.clone(), [m, k]), &device);
+    let rhs = Tensor::<2>::from_data(TensorData::new(b.clone(), [k, n]), &device);
+    let (zeroed, product) = zeroed_by(|| lhs.clone().matmul(rhs.clone()));
+    // Unpatched, the output (m x n x 4 bytes) was zeroed first.
+    assert!(zeroed < m * n * size_of::<f32>() / 2, "a product of {} bytes asked {zeroed} zeroed", m * n * 4);
+    let values = product.into_data().to_vec::<f32>().unwrap();
+    for (i, (&got, want)) in values.iter().zip(expected(&a, &b)).enumerate() {
+        assert!((got as f64 - want).abs() < 1e-3, "product element {i}: {got}, not {want}");
+    }
+
+    // A batched product (the attention's), each batch's matrix written by its own gemm.
+    let batches = 3;
+    let lhs3 = Tensor::<3>::from_data(TensorData::new(ramp(batches * m * k, 0.125), [batches, m, k]), &device);
+    let rhs3 = Tensor::<3>::from_data(TensorData::new(ramp(batches * k * n, 0.375), [batches, k, n]), &device);
+    let (zeroed, product) = zeroed_by(|| lhs3.clone().matmul(rhs3.clone()));
+    assert!(zeroed < batches * m * n * size_of::<f32>() / 2, "a batched product asked {zeroed} bytes zeroed");
+    let values = product.into_data().to_vec::<f32>().unwrap();
+    let (all_a, all_b) = (ramp(batches * m * k, 0.125), ramp(batches * k * n, 0.375));
+    for batch in 0..batches {
+        let want = expected(&all_a[batch * m * k..(batch + 1) * m * k], &all_b[batch * k * n..(batch + 1) * k * n]);
+        for (i, (&got, want)) in values[batch * m * n..(batch + 1) * m * n].iter().zip(want).enumerate() {
+            assert!((got as f64 - want).abs() < 1e-3, "batch {batch}, element {i}: {got}, not {want}");
+        }
+    }
 }
 
 /// erf by its Taylor series in f64 (exact to about 1e-12 for |z| <= 3): a value independent of
@@ -107,5 +160,26 @@ fn gelu_and_its_gradient_over_many_elements_are_the_formula_at_every_element() {
         assert!((forward[i] as f64 - expected).abs() < 2e-6, "gelu({x}) = {} at {i}, not {expected}", forward[i]);
         let expected = weights[i] as f64 * (cdf(x) + x * pdf(x));
         assert!((backward[i] as f64 - expected).abs() < 4e-6, "gelu'({x}) x {} = {} at {i}, not {expected}", weights[i], backward[i]);
+    }
+}
+
+#[test]
+fn gelu_in_its_tails_is_zero_below_and_the_identity_above_and_keeps_nan() {
+    let device = cpu_device().autodiff();
+    // Far below the mean the Gaussian underflows f32 (its exponential is clamped at e^-87).
+    let xs = [-1000.0f32, -60.0, -20.0, -13.5, -9.0, 9.0, 13.5, 20.0, 60.0, 1000.0, f32::NAN];
+    let x = Tensor::<1>::from_data(TensorData::new(xs.to_vec(), [xs.len()]), &device).require_grad();
+    let y = gelu(x.clone());
+    let grads = y.clone().sum().backward();
+    let forward = y.into_data().to_vec::<f32>().unwrap();
+    let backward = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+    for (i, &x) in xs.iter().enumerate() {
+        if x.is_nan() {
+            assert!(forward[i].is_nan() && backward[i].is_nan(), "gelu(NaN) = {}, gradient {}", forward[i], backward[i]);
+        } else if x < 0.0 {
+            assert!(forward[i].abs() < 1e-15 && backward[i].abs() < 1e-15, "gelu({x}) = {}, gradient {}", forward[i], backward[i]);
+        } else {
+            assert!(forward[i] == x && backward[i] == 1.0, "gelu({x}) = {}, gradient {}", forward[i], backward[i]);
+        }
     }
 }

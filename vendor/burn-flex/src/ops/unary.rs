@@ -56,45 +56,62 @@ where
 /// transcendental (exp, erf, tanh: 5-20 ns an element), so 64K of them take far longer than the
 /// fan-out; the general 256K threshold left a transformer's activations on one core.
 #[cfg(feature = "rayon")]
-pub(crate) const MAP_PARALLEL_THRESHOLD: usize = 64 * 1024;
+const MAP_PARALLEL_THRESHOLD: usize = 64 * 1024;
 
 /// Elements a rayon task maps at once.
 #[cfg(feature = "rayon")]
 const MAP_CHUNK: usize = 16 * 1024;
 
 /// `op` applied to each element of `values` in place, on all threads when there are many.
-pub(crate) fn map_in_place<E: Send, Op: Fn(E) -> E + Sync>(values: &mut [E], op: Op)
-where
-    E: Copy,
-{
+pub(crate) fn map_in_place<E: Copy + Send, Op: Fn(E) -> E + Sync>(values: &mut [E], op: Op) {
+    let map = |chunk: &mut [E]| chunk.iter_mut().for_each(|x| *x = op(*x));
     #[cfg(feature = "rayon")]
     if values.len() >= MAP_PARALLEL_THRESHOLD {
         use rayon::prelude::*;
-        values.par_chunks_mut(MAP_CHUNK).for_each(|chunk| chunk.iter_mut().for_each(|x| *x = op(*x)));
+        values.par_chunks_mut(MAP_CHUNK).for_each(map);
         return;
     }
-    values.iter_mut().for_each(|x| *x = op(*x));
+    map(values);
 }
 
 /// `op` of each element of `values`, on all threads when there are many.
-pub(crate) fn map_collect<E: Copy + Send + Sync, R: Send, Op: Fn(E) -> R + Sync>(values: &[E], op: Op) -> Vec<R> {
-    #[cfg(feature = "rayon")]
-    if values.len() >= MAP_PARALLEL_THRESHOLD {
-        use rayon::prelude::*;
-        return values.par_iter().with_min_len(MAP_CHUNK).map(|&x| op(x)).collect();
-    }
-    values.iter().map(|&x| op(x)).collect()
+pub(crate) fn map_collect<E: Copy + Sync, R: Send, Op: Fn(E) -> R + Sync>(values: &[E], op: Op) -> Vec<R> {
+    collect_chunks(values.len(), |start, out| {
+        for (out, &x) in out.iter_mut().zip(&values[start..]) {
+            out.write(op(x));
+        }
+    })
 }
 
 /// `op` of each pair of elements of `a` and `b` (of one length), on all threads when there are many.
-pub(crate) fn zip_map_collect<E: Copy + Send + Sync, R: Send, Op: Fn(E, E) -> R + Sync>(a: &[E], b: &[E], op: Op) -> Vec<R> {
-    debug_assert_eq!(a.len(), b.len());
+pub(crate) fn zip_map_collect<E: Copy + Sync, R: Send, Op: Fn(E, E) -> R + Sync>(a: &[E], b: &[E], op: Op) -> Vec<R> {
+    assert_eq!(a.len(), b.len());
+    collect_chunks(a.len(), |start, out| {
+        for ((out, &x), &y) in out.iter_mut().zip(&a[start..]).zip(&b[start..]) {
+            out.write(op(x, y));
+        }
+    })
+}
+
+/// A vector of `len` elements that `fill` writes chunk by chunk (given each chunk's first index
+/// and its elements, to be written all), on all threads when there are many. Plain loops over
+/// chunks, unlike rayon's `collect`, which pushes element by element: they vectorise.
+fn collect_chunks<R: Send>(len: usize, fill: impl Fn(usize, &mut [core::mem::MaybeUninit<R>]) + Sync) -> Vec<R> {
+    let mut out = Vec::with_capacity(len);
+    let spare = &mut out.spare_capacity_mut()[..len];
     #[cfg(feature = "rayon")]
-    if a.len() >= MAP_PARALLEL_THRESHOLD {
+    if len >= MAP_PARALLEL_THRESHOLD {
         use rayon::prelude::*;
-        return a.par_iter().zip(b).with_min_len(MAP_CHUNK).map(|(&x, &y)| op(x, y)).collect();
+        spare.par_chunks_mut(MAP_CHUNK).enumerate().for_each(|(i, chunk)| fill(i * MAP_CHUNK, chunk));
+    } else {
+        fill(0, spare);
     }
-    a.iter().zip(b).map(|(&x, &y)| op(x, y)).collect()
+    #[cfg(not(feature = "rayon"))]
+    fill(0, spare);
+    // SAFETY: each of the `len` elements was written: `fill` writes every element of the chunks
+    // it is given, which cover `0..len`.
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// Apply a unary operation element-wise to a tensor.
@@ -114,11 +131,13 @@ where
     }
 }
 
-/// Generic unary operation for any element type.
+/// Generic unary operation for any element type. `op` is passed on by value (it is `Copy`):
+/// through a reference, its call is a shim that the compiler may leave un-inlined, one call an
+/// element in a loop that would otherwise vectorise.
 fn unary_op_typed<E, Op>(mut tensor: FlexTensor, op: Op) -> FlexTensor
 where
     E: burn_backend::Element + bytemuck::Pod,
-    Op: Fn(E) -> E + Sync,
+    Op: Fn(E) -> E + Copy + Sync,
 {
     let n = tensor.layout().num_elements();
 
@@ -141,7 +160,7 @@ where
     // Iterate in storage order (contiguous) and preserve original layout.
     // Only valid when all strides are positive.
     if !has_negative_strides && layout.start_offset() == 0 && src.len() == n {
-        let result: Vec<E> = map_collect(src, &op);
+        let result: Vec<E> = map_collect(src, op);
         let bytes = Bytes::from_elems(result);
         return FlexTensor::new(bytes, layout, E::dtype());
     }
@@ -163,7 +182,7 @@ where
     let blocks = layout.strided_blocks();
     let result = match &blocks {
         // Single contiguous block (with offset)
-        StridedBlocks::Single { start, len } => map_collect(&src[*start..*start + *len], &op),
+        StridedBlocks::Single { start, len } => map_collect(&src[*start..*start + *len], op),
         // Strided: iterate over contiguous blocks
         StridedBlocks::Multiple {
             block_len,
