@@ -2,12 +2,13 @@
 //! (its PATCHED.md). A new tensor is allocated once, not copied after it is zeroed; a matrix
 //! product's output is not zeroed at all, since gemm writes all of it; and the element-wise maps
 //! that now run on all threads and vectorise (GELU and its gradient, with its own exponential,
-//! on a tensor above the 64K elements where they fan out) give the values of the formula.
+//! on a tensor above the 64K elements where they fan out) give the values of the formula, as do
+//! the exponential and softmax, which share that exponential over f32's whole range.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use burn::tensor::activation::gelu;
+use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Tensor, TensorData};
 use hafrm::device::cpu_device;
 
@@ -78,7 +79,7 @@ fn a_new_tensor_is_allocated_once_not_copied_after_it_is_zeroed() {
     let b = Tensor::<2>::ones([64, 512], &device);
     let (product_bytes, product) = allocated_by(|| a.matmul(b));
     assert!(product_bytes < tensor_bytes * 7 / 4, "a product of {tensor_bytes} bytes allocated {product_bytes}");
-    let values = product.add(zeros).into_data().to_vec::<f32>().unwrap();
+    let values = product.add(zeros).into_data().try_to_vec::<f32>().unwrap();
     assert_eq!(values.len(), elements);
     assert!(values.iter().all(|&v| v == 64.0));
 }
@@ -105,7 +106,7 @@ fn a_matrix_product_is_written_by_gemm_without_zeroing_its_output_first() {
     let (zeroed, product) = zeroed_by(|| lhs.clone().matmul(rhs.clone()));
     // Unpatched, the output (m x n x 4 bytes) was zeroed first.
     assert!(zeroed < m * n * size_of::<f32>() / 2, "a product of {} bytes asked {zeroed} zeroed", m * n * 4);
-    let values = product.into_data().to_vec::<f32>().unwrap();
+    let values = product.into_data().try_to_vec::<f32>().unwrap();
     for (i, (&got, want)) in values.iter().zip(expected(&a, &b)).enumerate() {
         assert!((got as f64 - want).abs() < 1e-3, "product element {i}: {got}, not {want}");
     }
@@ -116,7 +117,7 @@ fn a_matrix_product_is_written_by_gemm_without_zeroing_its_output_first() {
     let rhs3 = Tensor::<3>::from_data(TensorData::new(ramp(batches * k * n, 0.375), [batches, k, n]), &device);
     let (zeroed, product) = zeroed_by(|| lhs3.clone().matmul(rhs3.clone()));
     assert!(zeroed < batches * m * n * size_of::<f32>() / 2, "a batched product asked {zeroed} bytes zeroed");
-    let values = product.into_data().to_vec::<f32>().unwrap();
+    let values = product.into_data().try_to_vec::<f32>().unwrap();
     let (all_a, all_b) = (ramp(batches * m * k, 0.125), ramp(batches * k * n, 0.375));
     for batch in 0..batches {
         let want = expected(&all_a[batch * m * k..(batch + 1) * m * k], &all_b[batch * k * n..(batch + 1) * k * n]);
@@ -149,8 +150,8 @@ fn gelu_and_its_gradient_over_many_elements_are_the_formula_at_every_element() {
     let w = Tensor::<2>::from_data(TensorData::new(weights.clone(), [rows, cols]), &device);
     let y = gelu(x.clone());
     let grads = (y.clone() * w).sum().backward();
-    let forward = y.into_data().to_vec::<f32>().unwrap();
-    let backward = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+    let forward = y.into_data().try_to_vec::<f32>().unwrap();
+    let backward = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
 
     let cdf = |x: f64| 0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2));
     let pdf = |x: f64| (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
@@ -166,13 +167,13 @@ fn gelu_and_its_gradient_over_many_elements_are_the_formula_at_every_element() {
 #[test]
 fn gelu_in_its_tails_is_zero_below_and_the_identity_above_and_keeps_nan() {
     let device = cpu_device().autodiff();
-    // Far below the mean the Gaussian underflows f32 (its exponential is clamped at e^-87).
+    // Far below the mean the Gaussian underflows f32 (to subnormals, then 0).
     let xs = [-1000.0f32, -60.0, -20.0, -13.5, -9.0, 9.0, 13.5, 20.0, 60.0, 1000.0, f32::NAN];
     let x = Tensor::<1>::from_data(TensorData::new(xs.to_vec(), [xs.len()]), &device).require_grad();
     let y = gelu(x.clone());
     let grads = y.clone().sum().backward();
-    let forward = y.into_data().to_vec::<f32>().unwrap();
-    let backward = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+    let forward = y.into_data().try_to_vec::<f32>().unwrap();
+    let backward = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
     for (i, &x) in xs.iter().enumerate() {
         if x.is_nan() {
             assert!(forward[i].is_nan() && backward[i].is_nan(), "gelu(NaN) = {}, gradient {}", forward[i], backward[i]);
@@ -180,6 +181,70 @@ fn gelu_in_its_tails_is_zero_below_and_the_identity_above_and_keeps_nan() {
             assert!(forward[i].abs() < 1e-15 && backward[i].abs() < 1e-15, "gelu({x}) = {}, gradient {}", forward[i], backward[i]);
         } else {
             assert!(forward[i] == x && backward[i] == 1.0, "gelu({x}) = {}, gradient {}", forward[i], backward[i]);
+        }
+    }
+}
+
+#[test]
+fn the_exponential_is_e_to_the_x_over_all_of_f32_with_its_subnormals_infinities_and_nan() {
+    let device = cpu_device();
+    // 2M points over [-110, 95] (above the parallel threshold), past both ends of the range where
+    // e^x is a normal f32, plus the values where a kernel usually goes wrong.
+    let points = 2_000_000;
+    let mut xs: Vec<f32> = (0..points).map(|i| -110.0 + 205.0 * i as f32 / points as f32).collect();
+    xs.extend([0.0, -0.0, 1e-30, -1e-30, 88.7, 88.73, 89.0, 1e30, -87.4, -103.9, -104.0, -1e30, f32::INFINITY, f32::NEG_INFINITY, f32::NAN]);
+    let n = xs.len();
+    let got = Tensor::<1>::from_data(TensorData::new(xs.clone(), [n]), &device).exp().into_data().try_to_vec::<f32>().unwrap();
+    let smallest_subnormal = f32::from_bits(1) as f64;
+    let mut worst_relative = 0f64;
+    for (&x, &got) in xs.iter().zip(&got) {
+        let want = (x as f64).exp();
+        if x.is_nan() {
+            assert!(got.is_nan(), "exp(NaN) = {got}");
+        } else if want > f32::MAX as f64 * 1.000_001 {
+            assert_eq!(got, f32::INFINITY, "exp({x}) overflows f32, not {got}");
+        } else if want < f32::MIN_POSITIVE as f64 {
+            // Subnormal: within one of its steps (the polynomial's error is far below it).
+            assert!((got as f64 - want).abs() <= smallest_subnormal, "exp({x}) = {got:e}, not {want:e}");
+            if want < smallest_subnormal / 2.0 {
+                assert_eq!(got, 0.0, "exp({x}) rounds to 0, not {got:e}");
+            }
+        } else if want < f32::MAX as f64 * 0.999_999 {
+            let relative = (got as f64 - want).abs() / want;
+            worst_relative = worst_relative.max(relative);
+            assert!(relative < 2e-7, "exp({x}) = {got:e}, not {want:e} (relative error {relative:e})");
+        }
+    }
+    assert_eq!(got[n - 3..n - 1], [f32::INFINITY, 0.0], "exp of the infinities");
+    assert!(worst_relative > 0.0, "compared no normal values");
+}
+
+#[test]
+fn softmax_is_the_formula_with_masked_entries_exactly_zero() {
+    let device = cpu_device();
+    // Rows of 37 (not a multiple of the 16 lanes) and 1,000, with entries masked as the engine's
+    // attention masks them (a large negative bias) and as -inf, which must come out exactly 0.
+    for row_len in [37usize, 1000] {
+        let rows = 70;
+        let xs: Vec<f32> = (0..rows * row_len)
+            .map(|i| match (i % row_len) % 11 {
+                3 => f32::NEG_INFINITY,
+                7 => -1e9,
+                _ => ((i * 7919) % 1000) as f32 / 50.0 - 10.0,
+            })
+            .collect();
+        let probs = softmax(Tensor::<2>::from_data(TensorData::new(xs.clone(), [rows, row_len]), &device), 1).into_data().try_to_vec::<f32>().unwrap();
+        for (row, (x, p)) in xs.chunks(row_len).zip(probs.chunks(row_len)).enumerate() {
+            let max = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+            let sum: f64 = x.iter().map(|&v| (v as f64 - max).exp()).sum();
+            for (j, (&v, &got)) in x.iter().zip(p).enumerate() {
+                let want = (v as f64 - max).exp() / sum;
+                if v < -1e8 {
+                    assert_eq!(got, 0.0, "row {row} of {row_len}, masked entry {j}: {got:e}");
+                } else {
+                    assert!((got as f64 - want).abs() <= 1e-6 * want + 1e-12, "row {row} of {row_len}, entry {j}: {got:e}, not {want:e}");
+                }
+            }
         }
     }
 }

@@ -16,32 +16,8 @@ use num_traits::Float;
 use num_traits::ToPrimitive;
 
 use crate::ops::binary::binary_op;
-use crate::ops::unary::unary_op;
+use crate::ops::unary::{exp_f32, unary_op};
 use crate::{Flex, FlexTensor, Layout};
-
-/// `exp(-x^2 / 2)`, GELU's Gaussian, without libm: a call to `expf` an element kept GELU's loops
-/// scalar (and was 8% of a small transformer's training step); this is plain arithmetic, which
-/// the compiler vectorises. Cephes' `expf`: `2^n e^r` with `n` the nearest integer to
-/// `a / ln 2` and `|r| <= ln 2 / 2` (ln 2 in two parts, so `r` is exact), `e^r` by a degree-5
-/// polynomial; relative error under 1e-7 (8e-8 at most against f64 over [-13, 13], for the f32
-/// argument `-x^2 / 2`). Arguments below -87, where `e^a` is under f32's
-/// smallest normal, give that smallest normal: no GELU value changes by it.
-#[inline(always)]
-fn exp_neg_half_square(x: f32) -> f32 {
-    const LOG2_E: f32 = core::f32::consts::LOG2_E;
-    const LN_2_HIGH: f32 = 0.693_359_375;
-    const LN_2_LOW: f32 = -2.121_944_4e-4;
-    // 1.5 x 2^23: adding and then subtracting it rounds an f32 to the nearest integer.
-    const ROUND: f32 = 12_582_912.0;
-    const P: [f32; 6] = [1.987_569_2e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1];
-    let a = (-0.5 * x * x).max(-87.0);
-    let n = (a * LOG2_E + ROUND) - ROUND;
-    let r = a - n * LN_2_HIGH - n * LN_2_LOW;
-    let poly = ((((P[0] * r + P[1]) * r + P[2]) * r + P[3]) * r + P[4]) * r + P[5];
-    let e_r = poly * r * r + r + 1.0;
-    // n is in [-126, 0]: 2^n is the normal f32 with exponent field n + 127.
-    e_r * f32::from_bits(((n as i32 + 127) << 23) as u32)
-}
 
 /// The standard normal distribution function at `x`, given `e = exp(-x^2 / 2)`:
 /// Abramowitz and Stegun 7.1.26 for erf(|x| / sqrt 2), whose absolute error is under 1.5e-7, as
@@ -112,7 +88,7 @@ impl ActivationOps<Flex> for Flex {
         let sqrt2_f64: f64 = core::f64::consts::SQRT_2;
         unary_op(
             tensor,
-            move |x: f32| x * normal_cdf_f32(x, exp_neg_half_square(x)),
+            move |x: f32| x * normal_cdf_f32(x, exp_f32(-0.5 * x * x)),
             move |x: f64| 0.5 * x * (1.0 + erf_f64(x / sqrt2_f64)),
         )
     }
@@ -125,7 +101,7 @@ impl ActivationOps<Flex> for Flex {
         let inv_sqrt_2pi_f64: f64 = 1.0 / (2.0 * core::f64::consts::PI).sqrt();
         // The density's exponential is the one the distribution function needs.
         let f32_op = move |x: f32, g: f32| {
-            let e = exp_neg_half_square(x);
+            let e = exp_f32(-0.5 * x * x);
             g * (normal_cdf_f32(x, e) + x * inv_sqrt_2pi_f32 * e)
         };
         // Some twenty operations an element: worth all threads, which `binary_op` gives only
@@ -224,9 +200,9 @@ impl ActivationOps<Flex> for Flex {
 #[inline]
 fn sigmoid_f32(x: f32) -> f32 {
     if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
+        1.0 / (1.0 + exp_f32(-x))
     } else {
-        let e = x.exp();
+        let e = exp_f32(x);
         e / (1.0 + e)
     }
 }
@@ -383,16 +359,36 @@ fn softmax_row_f32_scalar(input: &[f32], output: &mut [f32]) {
             max_val = x;
         }
     }
-    let mut sum = 0.0f32;
-    for (i, &x) in input.iter().enumerate() {
-        let e = (x - max_val).exp();
-        output[i] = e;
-        sum += e;
-    }
+    let sum = exp_shifted_and_sum_f32(input, max_val, output);
     let inv = 1.0f32 / sum;
     for x in output.iter_mut() {
         *x *= inv;
     }
+}
+
+/// Softmax's middle pass over a row: `output = exp(input - max)`, returning the sum. The
+/// exponential is [`exp_f32`] and the sum runs in 16 lanes, so the loop vectorises; with libm's
+/// `expf` and one running sum it was scalar (an f32 sum cannot be reordered without asking).
+#[inline(always)]
+fn exp_shifted_and_sum_f32(input: &[f32], max_val: f32, output: &mut [f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut lanes = [0.0f32; LANES];
+    let mut in_chunks = input.chunks_exact(LANES);
+    let mut out_chunks = output.chunks_exact_mut(LANES);
+    for (i, o) in (&mut in_chunks).zip(&mut out_chunks) {
+        for k in 0..LANES {
+            let e = exp_f32(i[k] - max_val);
+            o[k] = e;
+            lanes[k] += e;
+        }
+    }
+    let mut sum: f32 = lanes.iter().sum();
+    for (&x, o) in in_chunks.remainder().iter().zip(out_chunks.into_remainder()) {
+        let e = exp_f32(x - max_val);
+        *o = e;
+        sum += e;
+    }
+    sum
 }
 
 /// Inner row kernel for a single softmax row. `#[inline(always)]` so it
@@ -427,15 +423,7 @@ fn softmax_row_f32_simd<S: macerator::Simd>(input: &[f32], output: &mut [f32]) {
     }
 
     // Pass 2: compute exp(x - max), store in output, accumulate sum.
-    // Scalar exp (no SIMD exp in macerator). This pass is the one that
-    // actually does memory reads + writes on the whole row, so scalar
-    // here still lands us at memory bandwidth.
-    let mut sum = 0.0f32;
-    for idx in 0..len {
-        let e = (input[idx] - max_val).exp();
-        output[idx] = e;
-        sum += e;
-    }
+    let sum = exp_shifted_and_sum_f32(input, max_val, output);
 
     // Pass 3: normalize.
     // SIMD splat + multiply, scalar tail.

@@ -221,9 +221,52 @@ where
 // Specific unary operations
 // ============================================================================
 
-/// Exponential: e^x
+/// Exponential: e^x (f32 through [`exp_f32`], which vectorises; f64 through libm)
 pub fn exp(tensor: FlexTensor) -> FlexTensor {
-    unary_op(tensor, |x| x.exp(), |x| x.exp())
+    unary_op(tensor, exp_f32, |x| x.exp())
+}
+
+/// `e^x` in f32 without libm. A call to `expf` an element keeps a loop scalar, and libm's slow
+/// path for results that underflow (`xflowf`, setting `errno`) is hit by every masked attention
+/// score; this is plain arithmetic with selects, which the compiler vectorises. Cephes' `expf`:
+/// `2^n e^r` with `n` the nearest integer to `x / ln 2` and `|r| <= ln 2 / 2` (ln 2 in two
+/// parts, so `r` is exact), `e^r` by a degree-5 polynomial; relative error under 1.5e-7 over the
+/// normal range. `2^n` is applied as two powers of two, so results below f32's smallest normal
+/// come out as the subnormals they are, and 0 below the smallest subnormal. Overflow gives
+/// infinity, NaN stays NaN, and `-inf` gives 0.
+#[inline(always)]
+pub(crate) fn exp_f32(x: f32) -> f32 {
+    const LOG2_E: f32 = core::f32::consts::LOG2_E;
+    const LN_2_HIGH: f32 = 0.693_359_375;
+    const LN_2_LOW: f32 = -2.121_944_4e-4;
+    // ln(f32::MAX): above it e^x overflows.
+    const MAX_ARG: f32 = 88.722_84;
+    // ln(2^-150): below it e^x rounds to 0 (half the smallest subnormal rounds to even, 0).
+    const MIN_ARG: f32 = -103.972_08;
+    // 1.5 x 2^23: adding it rounds an f32 of magnitude under 2^22 to the nearest integer, which
+    // then sits in the low bits of the sum's mantissa.
+    const ROUND: f32 = 12_582_912.0;
+    const P: [f32; 6] = [1.987_569_2e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1];
+    // `clamp` keeps NaN, which then runs through the arithmetic below as NaN.
+    let a = x.clamp(MIN_ARG, MAX_ARG);
+    let rounded = a * LOG2_E + ROUND;
+    let n = rounded - ROUND;
+    let n_int = rounded.to_bits() as i32 - ROUND.to_bits() as i32;
+    let r = a - n * LN_2_HIGH - n * LN_2_LOW;
+    let poly = ((((P[0] * r + P[1]) * r + P[2]) * r + P[3]) * r + P[4]) * r + P[5];
+    let e_r = poly * r * r + r + 1.0;
+    // n is in [-150, 128]: its halves are in [-75, 64], each a normal power of two (exponent
+    // field `half + 127`); the second product rounds once, into the subnormals where it must.
+    let half = n_int >> 1;
+    let pow2 = |k: i32| f32::from_bits(((k + 127) << 23) as u32);
+    let e = e_r * pow2(half) * pow2(n_int - half);
+    if x > MAX_ARG {
+        f32::INFINITY
+    } else if x < MIN_ARG {
+        0.0
+    } else {
+        e
+    }
 }
 
 /// Natural logarithm: ln(x)
