@@ -2,6 +2,7 @@
 //! panic shows. The timers and clocks work in the page and in the worker alike.
 
 use hafrm::data::formats::human_bytes;
+use crate::memory::WASM_MEMORY;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
@@ -167,6 +168,42 @@ pub async fn read_bytes(file: &web_sys::File, limit: u64) -> Result<Vec<u8>, Str
     }
     let buffer = wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await.map_err(describe)?;
     Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+/// A model file the user picked, read range by range as the engine takes its tensors
+/// (`FileReaderSync`, which only a worker has), so that the file itself is never held whole in
+/// the worker's memory.
+pub struct PickedFile {
+    file: web_sys::File,
+    size: usize,
+}
+
+impl PickedFile {
+    /// `file`, refused when it is too large for a page to address (32-bit WebAssembly).
+    pub fn new(file: web_sys::File) -> Result<Self, String> {
+        let size = file.size();
+        if size >= WASM_MEMORY as f64 {
+            return Err(format!(
+                "{}: {} is over the {} a page's WebAssembly can address",
+                file.name(),
+                human_bytes(size as u64),
+                human_bytes(WASM_MEMORY)
+            ));
+        }
+        Ok(PickedFile { file, size: size as usize })
+    }
+}
+
+impl hafrm::hf::ReadRange for PickedFile {
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn read_range(&self, start: usize, end: usize) -> Result<Vec<u8>, String> {
+        let part = self.file.slice_with_f64_and_f64(start as f64, end as f64).map_err(describe)?;
+        let buffer = web_sys::FileReaderSync::new().and_then(|reader| reader.read_as_array_buffer(&part)).map_err(describe)?;
+        Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+    }
 }
 
 pub fn describe(value: JsValue) -> String {

@@ -19,7 +19,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::browser::{adapter_label, blob_url, AdapterProbe, read_bytes, has_webgpu, now_ms, probe_webgpu_adapter, sleep_ms, unix_seconds, yield_to_browser};
+use crate::browser::{adapter_label, blob_url, AdapterProbe, PickedFile, has_webgpu, now_ms, probe_webgpu_adapter, sleep_ms, unix_seconds, yield_to_browser};
 use crate::memory::WASM_MEMORY;
 use crate::protocol::{BackboneInfo, BackendBadge, Command, Envelope, Event, Phase, Request, TrainPoint};
 use crate::settings::{BackendPreference, Settings};
@@ -153,7 +153,7 @@ async fn inspect(settings: &Settings, upload: Option<(String, usize)>, files: &[
             Some(_) => longest_pair(&config, &encoder, &read_pairs(&config, None, ReadLimits::default()).map_err(|e| e.to_string())?)?,
             None => config.encode.max_length,
         };
-        fits(&config, lanes, length, Some(opened.bytes), max_buffer)
+        fits(&config, lanes, length, true, max_buffer)
     });
     let (memory, refusal) = match checked {
         Ok(memory) => (memory, None),
@@ -179,8 +179,8 @@ struct OpenedBackbone {
     bytes: u64,
 }
 
-/// Reads the model files the page sent (one GGUF file, or a folder's files), each copied once
-/// into this worker's memory, and indexes their tensors.
+/// Opens the model files the page sent (one GGUF file, or a folder's files) and indexes their
+/// tensors, which are read from the files one at a time as the model takes them.
 async fn open_backbone(files: &[web_sys::File]) -> Result<OpenedBackbone, String> {
     if files.is_empty() {
         return Err("no model files were given: open a model folder or a GGUF file".into());
@@ -190,14 +190,9 @@ async fn open_backbone(files: &[web_sys::File]) -> Result<OpenedBackbone, String
         [file] => file.name(),
         _ => js_sys::Reflect::get(&files[0], &"webkitRelativePath".into()).ok().and_then(|p| p.as_string()).unwrap_or_default().split('/').next().filter(|folder| !folder.is_empty()).map(String::from).unwrap_or_else(|| "the model's files".into()),
     };
-    let mut read = Vec::with_capacity(files.len());
-    let mut bytes = 0;
-    for file in files {
-        let data = read_bytes(file, WASM_MEMORY).await?;
-        bytes += data.len() as u64;
-        read.push((file.name(), FileBytes::Owned(data)));
-    }
-    let folder = HfFolder::from_files(&name, read).map_err(|e| e.to_string())?;
+    let bytes = files.iter().map(|file| file.size() as u64).sum();
+    let opened = files.iter().map(|file| Ok((file.name(), FileBytes::Ranges(Box::new(PickedFile::new(file.clone())?))))).collect::<Result<Vec<_>, String>>()?;
+    let folder = HfFolder::from_files(&name, opened).map_err(|e| e.to_string())?;
     Ok(OpenedBackbone { name, folder, bytes })
 }
 
@@ -208,16 +203,16 @@ fn longest_pair(config: &RunConfig, encoder: &TextEncoder, pairs: &RunPairs) -> 
 }
 
 /// What `lanes` runs of `config` (a race's, or one) whose longest pair has `length` tokens
-/// need, in words, or why they do not fit: WebAssembly's 4 GiB with the pretrained model's
-/// files (`backbone_bytes`, `None` for a model trained from scratch) read, or, on WebGPU, the
-/// adapter's largest buffer (`max_buffer`), which must hold the largest tensor.
-fn fits(config: &RunConfig, lanes: usize, length: usize, backbone_bytes: Option<u64>, max_buffer: Option<u64>) -> Result<String, String> {
-    let needed = lanes as u64 * memory_needed(config, length, 0) + backbone_bytes.unwrap_or(0);
+/// need, in words, or why they do not fit: WebAssembly's 4 GiB (a pretrained model's files
+/// are read tensor by tensor, so they do not count), or, on WebGPU, the adapter's largest
+/// buffer (`max_buffer`), which must hold the largest tensor.
+fn fits(config: &RunConfig, lanes: usize, length: usize, pretrained: bool, max_buffer: Option<u64>) -> Result<String, String> {
+    let needed = lanes as u64 * memory_needed(config, length);
     let trained = hafrm::tuning::trainable_parameters(&config.train, &config.model);
     let how = match &config.train.lora {
         Some(lora) => format!("LoRA rank {}", lora.rank),
         None if config.train.freeze_layers > 0 => format!("the {} lowest blocks frozen", config.train.freeze_layers),
-        None if backbone_bytes.is_some() => "the whole backbone".into(),
+        None if pretrained => "the whole backbone".into(),
         None => "from scratch".into(),
     };
     let race = if lanes > 1 { format!(" for each of {lanes} methods") } else { String::new() };
@@ -230,7 +225,7 @@ fn fits(config: &RunConfig, lanes: usize, length: usize, backbone_bytes: Option<
         },
         human_bytes(needed)
     );
-    let lora = if config.train.lora.is_none() && backbone_bytes.is_some() { "LoRA (a rank above 0), " } else { "" };
+    let lora = if config.train.lora.is_none() && pretrained { "LoRA (a rank above 0), " } else { "" };
     if needed > WASM_MEMORY {
         return Err(format!(
             "{what}, more than the {} a page's WebAssembly can hold: try {lora}fewer pairs a step or a shorter max length",
@@ -278,7 +273,7 @@ async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, 
     let encoder = configs[0].with_eos(encoder).map_err(|e| e.to_string())?;
     // Every run of a race names the same data: read once.
     let pairs = read_pairs(&configs[0], upload.map(|(_, pairs)| pairs), ReadLimits::default()).map_err(|e| e.to_string())?;
-    fits(&configs[0], configs.len(), longest_pair(&configs[0], &encoder, &pairs)?, opened.as_ref().map(|opened| opened.bytes), max_buffer)?;
+    fits(&configs[0], configs.len(), longest_pair(&configs[0], &encoder, &pairs)?, opened.is_some(), max_buffer)?;
     emit(Event::Pairs(pairs.eval.iter().map(pair_label).collect()));
     // The files read above serve the first lane; a race's others read them again, since a
     // run's model takes the tensors it reads.

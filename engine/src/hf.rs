@@ -264,23 +264,64 @@ pub(crate) enum Layout {
     RotaryHalves { heads: usize },
 }
 
-/// A weight file's bytes: given (a page reads its files itself) or mapped from disk, so that
-/// loading a model natively holds its weights once, as tensors, and not also as a file read
-/// into memory.
+/// A file read range by range, as a page reads the `File`s it was given: a weight file's
+/// tensors are read one at a time as the model takes them, so the whole file is never in the
+/// page's memory (a page's WebAssembly holds at most 4 GiB).
+pub trait ReadRange {
+    /// The file's size in bytes.
+    fn size(&self) -> usize;
+    /// Bytes `start..end`, which lie within the size.
+    fn read_range(&self, start: usize, end: usize) -> std::result::Result<Vec<u8>, String>;
+}
+
+/// A weight file's bytes: given whole, mapped from disk (loading a model natively holds its
+/// weights once, as tensors, and not also as a file read into memory), or read range by range
+/// (`ReadRange`).
 pub enum FileBytes {
     Owned(Vec<u8>),
     #[cfg(not(target_family = "wasm"))]
     Mapped(memmap2::Mmap),
+    Ranges(Box<dyn ReadRange>),
 }
 
-impl std::ops::Deref for FileBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
+impl FileBytes {
+    pub fn len(&self) -> usize {
         match self {
-            FileBytes::Owned(bytes) => bytes,
+            FileBytes::Owned(bytes) => bytes.len(),
             #[cfg(not(target_family = "wasm"))]
-            FileBytes::Mapped(map) => map,
+            FileBytes::Mapped(map) => map.len(),
+            FileBytes::Ranges(file) => file.size(),
         }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes `start..end` of the file `name` (named in errors), borrowed where the file is in
+    /// memory.
+    pub fn range(&self, name: &str, start: usize, end: usize) -> Result<std::borrow::Cow<'_, [u8]>> {
+        use std::borrow::Cow;
+        if start > end || end > self.len() {
+            return Err(Error::checkpoint(name, format!("bytes {start}..{end} lie outside the file ({} bytes); is it truncated?", self.len())));
+        }
+        match self {
+            FileBytes::Owned(bytes) => Ok(Cow::Borrowed(&bytes[start..end])),
+            #[cfg(not(target_family = "wasm"))]
+            FileBytes::Mapped(map) => Ok(Cow::Borrowed(&map[start..end])),
+            FileBytes::Ranges(file) => {
+                let read = file.read_range(start, end).map_err(|e| Error::checkpoint(name, format!("reading bytes {start}..{end}: {e}")))?;
+                if read.len() != end - start {
+                    return Err(Error::checkpoint(name, format!("reading bytes {start}..{end} gave {} bytes; did the file change while it was open?", read.len())));
+                }
+                Ok(Cow::Owned(read))
+            }
+        }
+    }
+
+    /// The whole file: for the small ones (settings, tokenizer).
+    pub fn whole(&self, name: &str) -> Result<std::borrow::Cow<'_, [u8]>> {
+        self.range(name, 0, self.len())
     }
 }
 
@@ -310,11 +351,14 @@ impl HfTensors {
         for (index, (name, bytes)) in files.into_iter().enumerate() {
             let bytes: FileBytes = bytes.into();
             let corrupt = |what: String| Error::checkpoint(&name, format!("not a safetensors file: {what}"));
-            let header_len = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).ok_or_else(|| corrupt("shorter than its 8-byte header size".into()))?;
+            if bytes.len() < 8 {
+                return Err(corrupt("shorter than its 8-byte header size".into()));
+            }
+            let header_len = u64::from_le_bytes(bytes.range(&name, 0, 8)?.as_ref().try_into().expect("8 bytes"));
             let header_end = usize::try_from(header_len).ok().and_then(|n| n.checked_add(8)).filter(|&end| end <= bytes.len()).ok_or_else(|| {
                 corrupt(format!("its header claims {header_len} bytes but the file has {}", bytes.len()))
             })?;
-            let header: serde_json::Map<String, Value> = serde_json::from_slice(&bytes[8..header_end]).map_err(|e| corrupt(format!("header: {e}")))?;
+            let header: serde_json::Map<String, Value> = serde_json::from_slice(&bytes.range(&name, 8, header_end)?).map_err(|e| corrupt(format!("header: {e}")))?;
             let data_len = bytes.len() - header_end;
             for (tensor, info) in header {
                 if tensor == "__metadata__" {
@@ -371,7 +415,7 @@ impl HfTensors {
             return Err(Error::checkpoint(file, format!("tensor `{name}` has shape {:?}, but config.json makes it {shape:?}", entry.shape)));
         }
         let (_, bytes, data_start) = &self.files[entry.file];
-        let raw = &bytes[data_start + entry.start..data_start + entry.end];
+        let raw = bytes.range(file, data_start + entry.start, data_start + entry.end)?;
         self.read.set(self.read.get() + 1);
         if let Some(progress) = self.progress.borrow_mut().as_mut() {
             progress(self.read.get(), self.entries.len());
@@ -383,7 +427,7 @@ impl HfTensors {
         if raw.len() != expected {
             return Err(Error::checkpoint(file, format!("tensor `{name}` holds {} bytes, but {n} {dtype_name} values take {expected}", raw.len())));
         }
-        let values = dtype.decode(raw);
+        let values = dtype.decode(&raw);
         Ok(match entry.layout {
             Layout::AsStored => values,
             // Stored `[columns, rows]`, wanted `[rows, columns]`.
@@ -516,7 +560,7 @@ impl HfFolder {
     /// name of each file counts (a directory picker gives `folder/config.json`).
     pub fn from_files(folder: &str, files: Vec<(String, FileBytes)>) -> Result<Self> {
         let mut files: Vec<(String, FileBytes)> = files.into_iter().map(|(name, bytes)| (base_name(&name).to_string(), bytes)).collect();
-        if let Some(gguf) = files.iter().position(|(_, bytes)| crate::gguf::is_gguf(bytes)) {
+        if let Some(gguf) = files.iter().position(|(name, bytes)| crate::gguf::is_gguf(name, bytes)) {
             if files.len() > 1 {
                 return Err(Error::checkpoint(&files[gguf].0, "a GGUF file holds the whole model: open it alone, without other files"));
             }
@@ -524,7 +568,7 @@ impl HfFolder {
             return crate::gguf::read_gguf(&name, bytes);
         }
         let text = |files: &[(String, FileBytes)], name: &str| -> Result<Option<String>> {
-            files.iter().find(|(n, _)| n == name).map(|(_, bytes)| String::from_utf8(bytes.to_vec()).map_err(|_| Error::checkpoint(name, "not UTF-8 text"))).transpose()
+            files.iter().find(|(n, _)| n == name).map(|(_, bytes)| String::from_utf8(bytes.whole(name)?.into_owned()).map_err(|_| Error::checkpoint(name, "not UTF-8 text"))).transpose()
         };
         let config = text(&files, "config.json")?.ok_or_else(|| {
             Error::checkpoint(folder, "has no config.json: open a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) or one GGUF file")
@@ -539,7 +583,7 @@ impl HfFolder {
             return Err(Error::checkpoint(folder, format!("lacks {missing}, which {SHARD_INDEX} lists: open all of the folder's files together")));
         }
         let tokenizer_json = text(&files, "tokenizer.json")?;
-        let settings = files.iter().filter(|(n, _)| SETTINGS_FILES.contains(&n.as_str())).map(|(n, bytes)| (n.clone(), bytes.to_vec())).collect();
+        let settings = files.iter().filter(|(n, _)| SETTINGS_FILES.contains(&n.as_str())).map(|(n, bytes)| Ok((n.clone(), bytes.whole(n)?.into_owned()))).collect::<Result<_>>()?;
         let weight_bytes = files.into_iter().filter(|(n, _)| weights.contains(n)).collect();
         Ok(HfFolder { config, tensors: HfTensors::from_files(weight_bytes)?, tokenizer_json, settings })
     }
@@ -628,7 +672,7 @@ mod folder {
             return read_folder(path);
         }
         let bytes = map(path)?;
-        if !crate::gguf::is_gguf(&bytes) {
+        if !crate::gguf::is_gguf(&path.display().to_string(), &bytes) {
             return Err(Error::checkpoint(path, "neither a GGUF file nor a model folder (a Hugging Face model folder holds config.json and *.safetensors)"));
         }
         crate::gguf::read_gguf(&path.display().to_string(), bytes)

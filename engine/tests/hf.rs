@@ -127,7 +127,87 @@ fn files_opened_in_a_page_load_the_model_the_folder_holds() {
     assert!(refused(with_gguf).contains("gpt2.gguf: a GGUF file holds the whole model: open it alone"));
     let mut truncated = opened_files("llama");
     let weights = truncated.iter_mut().find(|(n, _)| n.ends_with("model.safetensors")).unwrap();
-    weights.1 = weights.1[..weights.1.len() / 2].to_vec().into();
+    let whole = std::fs::read(fixture("llama").join("model.safetensors")).unwrap();
+    weights.1 = whole[..whole.len() / 2].to_vec().into();
     let error = refused(truncated);
     assert!(error.contains("model.safetensors") && error.contains("truncated"), "{error}");
+}
+
+/// A file read range by range, as a page reads the files it was given, noting each read.
+struct NotedFile {
+    bytes: Vec<u8>,
+    reads: std::rc::Rc<std::cell::RefCell<Vec<(usize, usize)>>>,
+}
+
+impl hafrm::hf::ReadRange for NotedFile {
+    fn size(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn read_range(&self, start: usize, end: usize) -> Result<Vec<u8>, String> {
+        self.reads.borrow_mut().push((start, end));
+        Ok(self.bytes[start..end].to_vec())
+    }
+}
+
+#[test]
+fn files_read_range_by_range_load_the_model_one_tensor_at_a_time() {
+    use hafrm::hf::{FileBytes, HfFolder, read_backbone};
+    let gguf = |name: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf").join(name);
+    let mut models: Vec<(&str, Vec<std::path::PathBuf>, std::path::PathBuf, std::path::PathBuf)> = Vec::new();
+    for name in ["llama", "qwen2"] {
+        let mut files: Vec<_> = std::fs::read_dir(fixture(name)).unwrap().map(|entry| entry.unwrap().path()).collect();
+        files.sort();
+        models.push((name, files, fixture(name), fixture(name).join("expected.json")));
+    }
+    for name in ["gpt2", "llama-quants", "qwen2"] {
+        let file = gguf(&format!("{name}.gguf"));
+        models.push((name, vec![file.clone()], file, gguf(&format!("{name}.json"))));
+    }
+    for (name, files, path, expected) in models {
+        let mut reads = Vec::new();
+        let opened = files
+            .iter()
+            .map(|path| {
+                let noted = std::rc::Rc::default();
+                reads.push((path.clone(), std::rc::Rc::clone(&noted)));
+                (path.file_name().unwrap().to_string_lossy().into_owned(), FileBytes::Ranges(Box::new(NotedFile { bytes: std::fs::read(path).unwrap(), reads: noted })))
+            })
+            .collect();
+        let opened = HfFolder::from_files(name, opened).unwrap();
+        let whole = read_backbone(&path).unwrap();
+        assert_eq!((&opened.config, &opened.tokenizer_json, &opened.settings), (&whole.config, &whole.tokenizer_json, &whole.settings), "{name}");
+        let expected: Value = serde_json::from_str(&std::fs::read_to_string(expected).unwrap()).unwrap();
+        common::check_logits(name, &opened, &expected, &Device::flex());
+        let (mut tensor_reads, mut weight_files) = (0, 0);
+        for (path, reads) in reads {
+            let weights = path.extension().is_some_and(|e| e == "safetensors" || e == "gguf");
+            let (index, tensors): (Vec<_>, Vec<_>) = reads.borrow().iter().partition(|(start, _)| *start <= 8);
+            if !weights {
+                continue;
+            }
+            let size = std::fs::metadata(&path).unwrap().len() as usize;
+            let what = format!("{name}: {}", path.display());
+            // Each tensor on its own, never the file whole; tensors never overlap, and one is
+            // read twice only where a tied LM head reads the embedding again.
+            let data_start = tensors.iter().map(|(start, _)| *start).min().unwrap();
+            assert!(tensors.len() == 1 || tensors.iter().all(|(start, end)| end - start < size - data_start), "{what}: {tensors:?}");
+            tensor_reads += tensors.len();
+            weight_files += 1;
+            let mut ranges = tensors.clone();
+            ranges.sort();
+            let read = ranges.len();
+            ranges.dedup();
+            assert!(read - ranges.len() <= 1, "{what}: {} tensors read again: {tensors:?}", read - ranges.len());
+            assert!(ranges.windows(2).all(|pair| pair[0].1 <= pair[1].0), "{what}: ranges overlap: {ranges:?}");
+            let tensor_bytes: usize = ranges.iter().map(|(start, end)| end - start).sum();
+            assert!(tensor_bytes <= size);
+            // The index (header, metadata) in a few reads from the file's start, the largest at
+            // most twice what the index takes (or the first 64 KiB).
+            let largest = index.iter().map(|(_, end)| *end).max().unwrap();
+            assert!(index.len() <= 6 && largest <= (2 * data_start).max(64 << 10), "{what}: index reads {index:?}, tensors from byte {data_start}");
+            eprintln!("{what}: {size} bytes, {} tensor reads ({tensor_bytes} bytes), index {index:?}", tensors.len());
+        }
+        assert!(tensor_reads > 2 * weight_files, "{name}: {tensor_reads} tensor reads from {weight_files} files");
+    }
 }

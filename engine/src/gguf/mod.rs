@@ -22,9 +22,25 @@ pub const GGUF_ARCHITECTURES: [&str; 3] = ["llama", "qwen2", "gpt2"];
 
 const MAGIC: &[u8; 4] = b"GGUF";
 
-/// Whether `bytes` start as a GGUF file does.
-pub fn is_gguf(bytes: &[u8]) -> bool {
-    bytes.starts_with(MAGIC)
+/// Whether the file `name` starts as a GGUF file does.
+pub fn is_gguf(name: &str, bytes: &FileBytes) -> bool {
+    bytes.len() >= MAGIC.len() && bytes.range(name, 0, MAGIC.len()).is_ok_and(|start| *start == MAGIC[..])
+}
+
+/// The bytes first read for a GGUF file's index (header, metadata, tensor index), doubled
+/// until the index is whole: a file read range by range (a page's) is not read whole for it.
+/// A Llama's index, with its tokenizer's vocabulary and merges, takes a few MB.
+const FIRST_INDEX_READ: usize = 64 * 1024;
+
+/// `read_index` over as little of the file as holds the index.
+fn read_index_of(bytes: &FileBytes, file: &str) -> Result<(Metadata, Vec<TensorInfo>, usize)> {
+    let mut prefix = FIRST_INDEX_READ.min(bytes.len());
+    loop {
+        if let Some(index) = read_index(&bytes.range(file, 0, prefix)?, bytes.len(), file)? {
+            return Ok(index);
+        }
+        prefix = prefix.saturating_mul(2).min(bytes.len());
+    }
 }
 
 /// One metadata value.
@@ -118,15 +134,21 @@ struct TensorInfo {
 
 /// Reads the file's bytes in order; running out names the part of the file it was in.
 struct Cursor<'a> {
+    /// The file's first bytes: all of it, or a prefix (`read_index_of`).
     bytes: &'a [u8],
+    /// The whole file's size.
+    file_len: usize,
     at: usize,
     file: &'a str,
+    /// Set when a read ran past a prefix short of the file: more must be read.
+    short: bool,
 }
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize, part: &dyn Fn() -> String) -> Result<&'a [u8]> {
         let end = self.at.checked_add(n).filter(|&end| end <= self.bytes.len()).ok_or_else(|| {
-            Error::checkpoint(self.file, format!("truncated: the file ({} bytes) ends inside its {}", self.bytes.len(), part()))
+            self.short = self.bytes.len() < self.file_len;
+            Error::checkpoint(self.file, format!("truncated: the file ({} bytes) ends inside its {}", self.file_len, part()))
         })?;
         let taken = &self.bytes[self.at..end];
         self.at = end;
@@ -144,7 +166,7 @@ impl<'a> Cursor<'a> {
     /// A length or count, which cannot exceed the bytes that are left.
     fn len(&mut self, part: &dyn Fn() -> String) -> Result<usize> {
         let n = self.u64(part)?;
-        let left = (self.bytes.len() - self.at) as u64;
+        let left = (self.file_len - self.at) as u64;
         if n > left {
             return Err(Error::checkpoint(self.file, format!("truncated: the file ends inside its {} (which claims {n} items or bytes where {left} bytes are left)", part())));
         }
@@ -180,9 +202,17 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// The header, metadata and tensor index of a GGUF file, and where its tensor data starts.
-fn read_index(bytes: &[u8], file: &str) -> Result<(Metadata, Vec<TensorInfo>, usize)> {
-    let mut cursor = Cursor { bytes, at: 0, file };
+/// The header, metadata and tensor index of a GGUF file of `file_len` bytes from its first
+/// `bytes`, and where its tensor data starts; `None` when the index goes on past them.
+fn read_index(bytes: &[u8], file_len: usize, file: &str) -> Result<Option<(Metadata, Vec<TensorInfo>, usize)>> {
+    let mut cursor = Cursor { bytes, file_len, at: 0, file, short: false };
+    match parse_index(&mut cursor, file) {
+        Err(_) if cursor.short => Ok(None),
+        read => read.map(Some),
+    }
+}
+
+fn parse_index(cursor: &mut Cursor, file: &str) -> Result<(Metadata, Vec<TensorInfo>, usize)> {
     let header = || "header".to_string();
     if cursor.take(4, &header)? != MAGIC {
         return Err(Error::checkpoint(file, "not a GGUF file (it does not start with `GGUF`)"));
@@ -335,7 +365,7 @@ fn tokenizer_config(metadata: &Metadata) -> Result<serde_json::Value> {
 
 /// A GGUF file as the Hugging Face folder it stands for; `file` names it in errors.
 pub fn read_gguf(file: &str, bytes: FileBytes) -> Result<HfFolder> {
-    let (metadata, infos, data_start) = read_index(&bytes, file)?;
+    let (metadata, infos, data_start) = read_index_of(&bytes, file)?;
     let architecture = metadata.string("general.architecture")?.to_string();
     if !GGUF_ARCHITECTURES.contains(&architecture.as_str()) {
         return Err(metadata.bad("general.architecture", &format!("`{architecture}` is not supported (supported: {})", GGUF_ARCHITECTURES.join(", "))));

@@ -225,12 +225,12 @@ impl Preparation {
 /// the activations of a batch of such pairs, kept for every layer: an upper bound), the
 /// reference policy's own tensors once training has changed the model's (LoRA never does),
 /// the best weights kept and a checkpoint being made (the weights materialised, then as
-/// bytes), and `backbone_bytes`, the backbone's files while their tensors are read.
-pub fn memory_needed(config: &RunConfig, length: usize, backbone_bytes: u64) -> u64 {
+/// bytes). A backbone's files add nothing: their tensors are read one at a time.
+pub fn memory_needed(config: &RunConfig, length: usize) -> u64 {
     let training = crate::tuning::training_memory(&config.train, &config.model, length).total();
     let weights = 4 * config.model.parameter_count() as u64;
     let reference = if config.train.lora.is_some() { 0 } else { weights };
-    training + reference + 3 * weights + backbone_bytes
+    training + reference + 3 * weights
 }
 
 /// A backbone named by path: only the command line has paths; a page opens the files itself.
