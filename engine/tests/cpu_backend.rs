@@ -3,7 +3,8 @@
 //! product's output is not zeroed at all, since gemm writes all of it; and the element-wise maps
 //! that now run on all threads and vectorise (GELU and its gradient, with its own exponential,
 //! on a tensor above the 64K elements where they fan out) give the values of the formula, as do
-//! the exponential and softmax, which share that exponential over f32's whole range.
+//! the exponential and softmax, which share that exponential over f32's whole range; and
+//! element-wise arithmetic, threaded from 512K elements, is exact at every element.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -245,6 +246,37 @@ fn softmax_is_the_formula_with_masked_entries_exactly_zero() {
                     assert!((got as f64 - want).abs() <= 1e-6 * want + 1e-12, "row {row} of {row_len}, entry {j}: {got:e}, not {want:e}");
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn element_wise_arithmetic_spread_over_threads_is_exact_at_every_element() {
+    let device = cpu_device();
+    // Sizes about the 512K elements from which add, sub, mul and div of contiguous tensors run
+    // in chunks of 64K on rayon's pool, one with a tail shorter than a SIMD register. The left
+    // operand is still held for the second half, so the result is written into the right
+    // operand's buffer, with the reversed kernels for sub and div.
+    for len in [512 * 1024 - 1, 512 * 1024, 3 * 256 * 1024 + 5] {
+        let xs: Vec<f32> = (0..len).map(|i| ((i * 7919) % 10_007) as f32 / 97.0 - 50.0).collect();
+        let ys: Vec<f32> = (0..len).map(|i| ((i * 104_729) % 9_973) as f32 / 89.0 + 0.25).collect();
+        let x = || Tensor::<1>::from_data(TensorData::new(xs.clone(), [len]), &device);
+        let y = || Tensor::<1>::from_data(TensorData::new(ys.clone(), [len]), &device);
+        let ops: [(&str, fn(f32, f32) -> f32, Box<dyn Fn(Tensor<1>, Tensor<1>) -> Tensor<1>>); 4] = [
+            ("add", |a, b| a + b, Box::new(|a, b| a + b)),
+            ("sub", |a, b| a - b, Box::new(|a, b| a - b)),
+            ("mul", |a, b| a * b, Box::new(|a, b| a * b)),
+            ("div", |a, b| a / b, Box::new(|a, b| a / b)),
+        ];
+        for (name, scalar, op) in &ops {
+            let held = x();
+            for (into, got) in [("the left operand", op(x(), y())), ("the right operand", op(held.clone(), y()))] {
+                let got = got.into_data().try_to_vec::<f32>().unwrap();
+                for (i, ((&a, &b), &got)) in xs.iter().zip(&ys).zip(&got).enumerate() {
+                    assert_eq!(got.to_bits(), scalar(a, b).to_bits(), "{name} of {len} elements written into {into}, element {i}: {got}, not {}", scalar(a, b));
+                }
+            }
+            drop(held);
         }
     }
 }

@@ -105,7 +105,7 @@ impl ActivationOps<Flex> for Flex {
             g * (normal_cdf_f32(x, e) + x * inv_sqrt_2pi_f32 * e)
         };
         // Some twenty operations an element: worth all threads, which `binary_op` gives only
-        // the memory-bound add/sub/mul/div, and then from 4M elements.
+        // the memory-bound add/sub/mul/div, and then from 512K elements.
         if x.dtype() == DType::F32
             && x.layout().shape() == grad.layout().shape()
             && let (Some((x_start, x_end)), Some((g_start, g_end))) =
