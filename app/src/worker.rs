@@ -13,7 +13,7 @@ use hafrm::device::{Backend, Device, cpu_device};
 use hafrm::metrics::MetricsRecord;
 use hafrm::data::formats::human_bytes;
 use hafrm::hf::{FileBytes, HfFolder};
-use hafrm::run::{Preparation, RunConfig, RunPairs, Session, memory_needed, read_pairs};
+use hafrm::run::{EncodedPairs, Preparation, RunConfig, Session, memory_needed, read_pairs};
 use hafrm::tokenizer::TextEncoder;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -146,11 +146,17 @@ async fn inspect(settings: &Settings, upload: Option<(String, usize)>, files: &[
     let settings = Settings { backbone: Some(opened.name.clone()), compare: Vec::new(), ..settings.clone() };
     let encoder = opened.folder.encoder(&opened.name).map_err(|e| e.to_string())?;
     let config = settings.run_config(encoder.vocab_size(), upload.as_ref().map(|(name, pairs)| (name.as_str(), *pairs)), Some((&opened.folder.config, encoder.has_chat_template())));
+    // A tokenizer that is not the model's (ids past its vocabulary) is bad input, refused by
+    // name as `hafrm train --backbone` refuses it, before anything changes.
+    if let Ok(config) = &config {
+        let encoder = config.with_eos(encoder.clone()).map_err(|e| e.to_string())?;
+        config.check_tokenizer(&encoder, &opened.tokenizer).map_err(|e| e.to_string())?;
+    }
     // The teaching sets' pairs are made here, so their length is known; an upload's are in the
     // page, and count at the longest the settings allow.
     let checked = config.map_err(|e| e.to_string()).and_then(|config| {
         let length = match settings.demo_set() {
-            Some(_) => longest_pair(&config, &encoder, &read_pairs(&config, None, ReadLimits::default()).map_err(|e| e.to_string())?)?,
+            Some(_) => EncodedPairs::new(read_pairs(&config, None, ReadLimits::default()).map_err(|e| e.to_string())?, &encoder, &config.encode).map_err(|e| e.to_string())?.longest(),
             None => config.encode.max_length,
         };
         fits(&config, lanes, length, true, max_buffer)
@@ -177,6 +183,8 @@ struct OpenedBackbone {
     name: String,
     folder: HfFolder,
     bytes: u64,
+    /// Where its tokenizer comes from, for errors: the GGUF file, or the folder's tokenizer.json.
+    tokenizer: String,
 }
 
 /// Opens the model files the page sent (one GGUF file, or a folder's files) and indexes their
@@ -186,20 +194,16 @@ async fn open_backbone(files: &[web_sys::File]) -> Result<OpenedBackbone, String
         return Err("no model files were given: open a model folder or a GGUF file".into());
     }
     // A folder picked whole gives its files' paths inside it; files picked together, names.
-    let name = match files {
-        [file] => file.name(),
-        _ => js_sys::Reflect::get(&files[0], &"webkitRelativePath".into()).ok().and_then(|p| p.as_string()).unwrap_or_default().split('/').next().filter(|folder| !folder.is_empty()).map(String::from).unwrap_or_else(|| "the model's files".into()),
+    let folder = js_sys::Reflect::get(&files[0], &"webkitRelativePath".into()).ok().and_then(|p| p.as_string()).unwrap_or_default().split('/').next().filter(|folder| !folder.is_empty()).map(String::from);
+    let (name, tokenizer) = match (files, folder) {
+        ([file], _) => (file.name(), file.name()),
+        (_, Some(folder)) => (folder.clone(), format!("{folder}/tokenizer.json")),
+        (_, None) => ("the model's files".to_string(), "tokenizer.json".to_string()),
     };
     let bytes = files.iter().map(|file| file.size() as u64).sum();
     let opened = files.iter().map(|file| Ok((file.name(), FileBytes::Ranges(Box::new(PickedFile::new(file.clone())?))))).collect::<Result<Vec<_>, String>>()?;
     let folder = HfFolder::from_files(&name, opened).map_err(|e| e.to_string())?;
-    Ok(OpenedBackbone { name, folder, bytes })
-}
-
-/// The tokens of the longest of `pairs` as `config` encodes them.
-fn longest_pair(config: &RunConfig, encoder: &TextEncoder, pairs: &RunPairs) -> Result<usize, String> {
-    let encoded = encoder.encode_pairs(&[pairs.train.as_slice(), pairs.eval.as_slice()].concat(), &config.encode).map_err(|e| e.to_string())?;
-    Ok(encoded.iter().map(|pair| pair.prompt.len() + pair.chosen.ids.len().max(pair.rejected.ids.len())).max().unwrap_or(0))
+    Ok(OpenedBackbone { name, folder, bytes, tokenizer })
 }
 
 /// What `lanes` runs of `config` (a race's, or one) whose longest pair has `length` tokens
@@ -271,10 +275,11 @@ async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, 
     let runs = settings.runs();
     let configs = runs.iter().map(|run| run.run_config(encoder.vocab_size(), upload_size, backbone)).collect::<hafrm::Result<Vec<_>>>().map_err(|e| e.to_string())?;
     let encoder = configs[0].with_eos(encoder).map_err(|e| e.to_string())?;
-    // Every run of a race names the same data: read once.
+    // Every run of a race names the same data and tokenises it alike: read and tokenised once.
     let pairs = read_pairs(&configs[0], upload.map(|(_, pairs)| pairs), ReadLimits::default()).map_err(|e| e.to_string())?;
-    fits(&configs[0], configs.len(), longest_pair(&configs[0], &encoder, &pairs)?, opened.is_some(), max_buffer)?;
-    emit(Event::Pairs(pairs.eval.iter().map(pair_label).collect()));
+    let pairs = EncodedPairs::new(pairs, &encoder, &configs[0].encode).map_err(|e| e.to_string())?;
+    fits(&configs[0], configs.len(), pairs.longest(), opened.is_some(), max_buffer)?;
+    emit(Event::Pairs(pairs.eval_texts().iter().map(pair_label).collect()));
     // The files read above serve the first lane; a race's others read them again, since a
     // run's model takes the tensors it reads.
     let mut first_folder = opened.map(|opened| opened.folder);

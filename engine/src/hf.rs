@@ -374,6 +374,12 @@ impl HfTensors {
                     return Err(corrupt(format!("tensor `{tensor}` lies outside the file (bytes {start}..{end} of {data_len}); is it truncated?")));
                 }
                 let dtype = (dtype.clone(), TensorType::from_safetensors(&dtype));
+                // Weights are floating point: one of a float type hafrm cannot read (F64, FP8…)
+                // is refused now, as the model is opened, not when its tensors are read. Integer
+                // and boolean tensors are buffers (position ids, masks) that no model here reads.
+                if dtype.1.is_none() && !INTEGER_DTYPES.contains(&dtype.0.as_str()) {
+                    return Err(Error::checkpoint(&name, format!("tensor `{tensor}` has dtype {}; supported: F32, F16, BF16", dtype.0)));
+                }
                 entries.insert(tensor, TensorEntry { file: index, dtype, shape, start, end, layout: Layout::AsStored });
             }
             data_files.push((name, bytes, header_end));
@@ -542,6 +548,9 @@ impl HfWeights {
 /// `--template chat`.
 pub const SETTINGS_FILES: [&str; 5] =
     ["config.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "generation_config.json"];
+
+/// safetensors' integer and boolean dtypes: no weight of a supported model has them.
+const INTEGER_DTYPES: [&str; 9] = ["BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64"];
 
 /// A model folder's files, as bytes.
 pub struct HfFolder {
@@ -727,5 +736,27 @@ mod tests {
         let transposed = tensors.transposed("w", 2, 3).unwrap();
         assert_eq!(transposed.shape().as_slice(), &[3, 2]);
         assert_eq!(transposed.try_into_vec::<f32>().unwrap(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    }
+
+    /// A file of one tensor `w` of `dtype` (8 bytes of data) and an I64 buffer `ids`.
+    fn file_with_dtype(dtype: &str) -> Vec<u8> {
+        let header = format!(r#"{{"w":{{"dtype":"{dtype}","shape":[2],"data_offsets":[0,8]}},"ids":{{"dtype":"I64","shape":[1],"data_offsets":[8,16]}}}}"#);
+        let mut file = (header.len() as u64).to_le_bytes().to_vec();
+        file.extend_from_slice(header.as_bytes());
+        file.extend_from_slice(&[0; 16]);
+        file
+    }
+
+    #[test]
+    fn a_float_type_hafrm_cannot_read_is_refused_when_the_file_is_opened_and_integer_buffers_are_not() {
+        for dtype in ["F64", "F8_E4M3"] {
+            let error = HfTensors::from_files(vec![("model.safetensors".into(), file_with_dtype(dtype))]).err().expect("refused").to_string();
+            assert!(error.contains("model.safetensors") && error.contains(&format!("tensor `w` has dtype {dtype}; supported: F32, F16, BF16")), "{error}");
+        }
+        let tensors = HfTensors::from_files(vec![("model.safetensors".into(), file_with_dtype("F32"))]).unwrap();
+        assert_eq!(tensors.tensor("w", &[2]).unwrap().try_into_vec::<f32>().unwrap(), vec![0.0, 0.0]);
+        // Read only if a model asks for it, which then says why it cannot.
+        let error = tensors.tensor("ids", &[1]).unwrap_err().to_string();
+        assert!(error.contains("tensor `ids` has dtype I64"), "{error}");
     }
 }

@@ -385,6 +385,50 @@ test("a malformed upload shows the engine's error and keeps the current run", { 
   }
 });
 
+// A safetensors file with tensor `name`'s dtype changed, its header kept at its length.
+function withDtype(file, name, dtype) {
+  const length = Number(file.readBigUInt64LE(0));
+  const header = JSON.parse(file.subarray(8, 8 + length).toString("utf8"));
+  header[name].dtype = dtype;
+  const text = JSON.stringify(header);
+  assert.ok(text.length <= length, "the changed header fits");
+  return Buffer.concat([file.subarray(0, 8), Buffer.from(text.padEnd(length, " ")), file.subarray(8 + length)]);
+}
+
+// A GGUF file (version 2 or 3) with its first tensor's type set to ggml type `type`.
+function withGgmlType(file, type) {
+  let at = 8; // past the magic and the version
+  const u32 = () => { at += 4; return file.readUInt32LE(at - 4); };
+  const u64 = () => { at += 8; return Number(file.readBigUInt64LE(at - 8)); };
+  const skipString = () => {
+    const length = u64();
+    at += length;
+  };
+  // Bytes of each metadata value type (gguf.h's gguf_type); 8 is a string, 9 an array.
+  const widths = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
+  const skipValue = (kind) => {
+    if (kind === 8) skipString();
+    else if (kind === 9) {
+      const item = u32();
+      const count = u64();
+      if (item in widths) at += count * widths[item];
+      else for (let i = 0; i < count; i++) skipValue(item);
+    } else at += widths[kind];
+  };
+  u64(); // tensors
+  const pairs = u64();
+  for (let i = 0; i < pairs; i++) {
+    skipString();
+    skipValue(u32());
+  }
+  skipString(); // the first tensor's name
+  const dimensions = u32();
+  at += 8 * dimensions;
+  const copy = Buffer.from(file);
+  copy.writeUInt32LE(type, at);
+  return copy;
+}
+
 // A pretrained model from the user's disk: the tiny random Llama folder of the engine's
 // fixtures (transformers' own files: config.json, model.safetensors in BF16, a byte-level BPE
 // tokenizer.json and a chat template). Bad files first, each refused by name with the current
@@ -410,6 +454,19 @@ test("a pretrained model opened from disk trains with LoRA as the command line d
     const gguf = fs.readFileSync(path.join(FIXTURES, "gguf/llama-quants.gguf"));
     await refused({ name: "cut.gguf", mimeType: "application/octet-stream", buffer: gguf.subarray(0, gguf.length - 100) }, /cut\.gguf: truncated/);
     await refused([path.join(llama, "config.json"), path.join(llama, "model.safetensors")].map((f) => f).concat([path.join(FIXTURES, "gguf/gpt2.gguf")]), /gpt2\.gguf: a GGUF file holds the whole model/);
+    await refused({ name: "q5.gguf", mimeType: "application/octet-stream", buffer: withGgmlType(gguf, 6) }, /q5\.gguf: tensor `[^`]+` has type Q5_0 \(ggml type 6\), which hafrm cannot read/);
+    // The folder's files picked together, one of them spoilt: a truncated weight file, an
+    // architecture hafrm does not read, a weight type it cannot read, a tokenizer that is not
+    // the model's (one token more than the model has embeddings for).
+    const spoilt = (name, bytes) => ["config.json", "model.safetensors", "tokenizer.json"].map((file) => ({ name: file, mimeType: "application/octet-stream", buffer: file === name ? bytes : fs.readFileSync(path.join(llama, file)) }));
+    const weights = fs.readFileSync(path.join(llama, "model.safetensors"));
+    await refused(spoilt("model.safetensors", weights.subarray(0, weights.length - 100)), /model\.safetensors: not a safetensors file: tensor `[^`]+` lies outside the file .*is it truncated\?/);
+    const config = JSON.parse(fs.readFileSync(path.join(llama, "config.json"), "utf8"));
+    await refused(spoilt("config.json", Buffer.from(JSON.stringify({ ...config, architectures: ["BertForMaskedLM"] }))), /config\.json: field `architectures`: `BertForMaskedLM` is not supported/);
+    await refused(spoilt("model.safetensors", withDtype(weights, "model.norm.weight", "F64")), /model\.safetensors: tensor `model\.norm\.weight` has dtype F64; supported: F32, F16, BF16/);
+    const tokenizer = JSON.parse(fs.readFileSync(path.join(llama, "tokenizer.json"), "utf8"));
+    tokenizer.added_tokens.push({ id: 748, content: "<|not-this-model|>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    await refused(spoilt("tokenizer.json", Buffer.from(JSON.stringify(tokenizer))), /the tokenizer tokenizer\.json emits token ids up to 748, but the model's vocabulary has 748 entries/);
     // A whole GGUF file is read and described.
     await page.setInputFiles("#backbone-files", path.join(FIXTURES, "gguf/llama-quants.gguf"));
     assert.match(await page.locator("#backbone-info").innerText({ timeout: 60_000 }), /llama-quants\.gguf[\s\S]*LlamaForCausalLM/);

@@ -5,9 +5,10 @@
 //!    become a `RunConfig`, everything that defines the run, saved as `config.json`.
 //! 2. **Pairs** (`source.rs`): `read_pairs` reads the `DataSource`, split into training and
 //!    held-out pairs.
-//! 3. **Preparation** (`prepare.rs`): tokenises them and computes the frozen reference
-//!    policy's log-probs a chunk per `advance`, so the caller can show progress in between.
-//!    `create` and `resume` (below) set one up in a run directory.
+//! 3. **Preparation** (`prepare.rs`): `EncodedPairs` tokenises them, once, so a caller can size
+//!    the run before a model is loaded; the preparation initialises the model, reads it from a
+//!    backbone or resumes it, its initial weights being the frozen reference policy. `create`
+//!    and `resume` (below) set one up in a run directory.
 //! 4. **Session** (`session.rs`): `advance` takes a training step (`Trainer::advance`),
 //!    evaluates when due, records the metrics and saves: into a run directory (`dir.rs`) or
 //!    in memory (the page, which hands the run over as a tar, `archive.rs`). It also
@@ -28,7 +29,7 @@ mod trained;
 pub use archive::run_archive;
 #[cfg(not(target_family = "wasm"))]
 pub use dir::{RunDir, write_atomic};
-pub use prepare::{Preparation, memory_needed};
+pub use prepare::{EncodedPairs, Preparation, memory_needed};
 pub use session::Session;
 pub use settings::{BackboneChoice, DEFAULT_DEMO, DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, RunChoices, RunConfig, default_run};
 pub use source::{RunPairs, read_file, read_pairs};
@@ -67,7 +68,7 @@ mod native {
     /// so bad data or settings leave no half-made run behind. `on_load(read, total)` follows
     /// the reading of a pretrained backbone's tensors.
     pub async fn create(config: RunConfig, encoder: TextEncoder, out: &Path, limits: ReadLimits, device: &Device, on_load: impl FnMut(usize, usize) + 'static) -> Result<Preparation> {
-        let pairs = read_pairs(&config, None, limits)?;
+        let pairs = EncodedPairs::new(read_pairs(&config, None, limits)?, &encoder, &config.encode)?;
         let preparation = Preparation::new(config, encoder, pairs, device, on_load).await?;
         preparation.in_dir(RunDir::create(out)?)
     }
@@ -88,7 +89,7 @@ mod native {
         }
         config.validate()?;
         let encoder = dir.load_encoder(&config)?;
-        let pairs = read_pairs(&config, None, limits)?;
+        let pairs = EncodedPairs::new(read_pairs(&config, None, limits)?, &encoder, &config.encode)?;
         let reference = dir.read(REFERENCE)?;
         let (weights, optimizer, state) = dir.load_last()?;
         let (reference_name, weights_name) = (dir.file(REFERENCE).display().to_string(), dir.file(LAST).join(MODEL).display().to_string());

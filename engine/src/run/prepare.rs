@@ -12,7 +12,7 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::hf::HfFolder;
 use crate::model::RewardModel;
-use crate::tokenizer::TextEncoder;
+use crate::tokenizer::{EncodeOptions, TextEncoder};
 use crate::train::{Trainer, TrainerState, TrainingData};
 
 use super::session::{Session, Store};
@@ -24,6 +24,38 @@ enum Start {
     Fresh,
     /// A saved state and optimizer state.
     Resumed { state: TrainerState, optimizer: Vec<u8> },
+}
+
+/// A run's pairs tokenised as it trains on them, once: a caller sizes the run from them
+/// (`longest`, for `memory_needed`) before any model is loaded, and the preparations of a race
+/// share them.
+#[derive(Clone, Debug)]
+pub struct EncodedPairs {
+    /// Training pairs, then held-out pairs.
+    encoded: Vec<EncodedPair>,
+    train_count: usize,
+    eval_texts: Vec<PreferencePair>,
+    skipped: Vec<String>,
+    /// The settings they were tokenised with, which a run must have.
+    options: EncodeOptions,
+}
+
+impl EncodedPairs {
+    pub fn new(pairs: RunPairs, encoder: &TextEncoder, options: &EncodeOptions) -> Result<Self> {
+        let mut encoded = encoder.encode_pairs(&pairs.train, options)?;
+        encoded.extend(encoder.encode_pairs(&pairs.eval, options)?);
+        Ok(Self { encoded, train_count: pairs.train.len(), eval_texts: pairs.eval, skipped: pairs.skipped, options: options.clone() })
+    }
+
+    /// The tokens of the longest pair's prompt with its longer response (0 without pairs).
+    pub fn longest(&self) -> usize {
+        self.encoded.iter().map(|pair| pair.prompt.len() + pair.chosen.ids.len().max(pair.rejected.ids.len())).max().unwrap_or(0)
+    }
+
+    /// The held-out pairs as text.
+    pub fn eval_texts(&self) -> &[PreferencePair] {
+        &self.eval_texts
+    }
 }
 
 /// A run being set up.
@@ -55,7 +87,7 @@ impl Preparation {
     /// (the page; `hafrm train` passes it a run directory with `in_dir`). The model is
     /// initialised from the config's seed or read from its pretrained folder, telling
     /// `on_load(read, total)` after each tensor; its initial weights are the reference policy.
-    pub async fn new(config: RunConfig, encoder: TextEncoder, pairs: RunPairs, device: &Device, on_load: impl FnMut(usize, usize) + 'static) -> Result<Self> {
+    pub async fn new(config: RunConfig, encoder: TextEncoder, pairs: EncodedPairs, device: &Device, on_load: impl FnMut(usize, usize) + 'static) -> Result<Self> {
         config.validate()?;
         let model = match &config.pretrained {
             None => RewardModel::new(&config.model, config.train.seed, &device.clone().autodiff()),
@@ -67,7 +99,7 @@ impl Preparation {
     /// A new run starting from `backbone`'s weights, a model folder read from disk or opened
     /// in a page (`HfFolder::from_files`); `config.pretrained` names it. The folder's bytes
     /// are dropped once its tensors are on the device.
-    pub async fn from_backbone(config: RunConfig, encoder: TextEncoder, pairs: RunPairs, backbone: HfFolder, device: &Device, on_load: impl FnMut(usize, usize) + 'static) -> Result<Self> {
+    pub async fn from_backbone(config: RunConfig, encoder: TextEncoder, pairs: EncodedPairs, backbone: HfFolder, device: &Device, on_load: impl FnMut(usize, usize) + 'static) -> Result<Self> {
         config.validate()?;
         let name = config.pretrained.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "the backbone".into());
         if backbone.config.model != config.model {
@@ -82,7 +114,7 @@ impl Preparation {
     }
 
     /// A run at step 0 from `model`, whose weights are the reference policy's.
-    async fn fresh(config: RunConfig, encoder: TextEncoder, pairs: RunPairs, model: RewardModel, device: &Device) -> Result<Self> {
+    async fn fresh(config: RunConfig, encoder: TextEncoder, pairs: EncodedPairs, model: RewardModel, device: &Device) -> Result<Self> {
         let reference_weights = model_to_safetensors(&model).await?;
         let reference = model.valid();
         Self::with_models(config, encoder, pairs, model, (reference, reference_weights), Start::Fresh, device)
@@ -94,7 +126,7 @@ impl Preparation {
     pub fn resumed(
         config: RunConfig,
         encoder: TextEncoder,
-        pairs: RunPairs,
+        pairs: EncodedPairs,
         (weights, weights_name): (Vec<u8>, &str),
         (reference_weights, reference_name): (Vec<u8>, &str),
         (state, optimizer): (TrainerState, Vec<u8>),
@@ -109,27 +141,28 @@ impl Preparation {
     fn with_models(
         config: RunConfig,
         encoder: TextEncoder,
-        pairs: RunPairs,
+        pairs: EncodedPairs,
         model: RewardModel,
         (reference, reference_weights): (RewardModel, Vec<u8>),
         start: Start,
         device: &Device,
     ) -> Result<Self> {
-        if pairs.train.is_empty() {
+        if pairs.train_count == 0 {
             return Err(Error::Config("there are no training pairs".into()));
         }
         config.check_tokenizer(&encoder, "in use")?;
-        let mut encoded = encoder.encode_pairs(&pairs.train, &config.encode)?;
-        encoded.extend(encoder.encode_pairs(&pairs.eval, &config.encode)?);
+        if pairs.options != config.encode {
+            return Err(Error::Config(format!("the pairs were tokenised with other settings ({:?}) than this run's ({:?})", pairs.options, config.encode)));
+        }
         Ok(Self {
-            train_count: pairs.train.len(),
+            train_count: pairs.train_count,
             config,
             encoder,
-            eval_texts: pairs.eval,
+            eval_texts: pairs.eval_texts,
             model,
             reference,
             reference_weights,
-            encoded,
+            encoded: pairs.encoded,
             device: device.clone(),
             start,
             store: Store::Memory { best: None },
@@ -221,7 +254,7 @@ impl Preparation {
 }
 
 /// Bytes a new run of `config` kept in memory (a page's) whose longest pair has `length`
-/// tokens holds at its peak, roughly: training's (`tuning::training_memory`, the weights and
+/// tokens (`EncodedPairs::longest`) holds at its peak, roughly: training's (`tuning::training_memory`, the weights and
 /// the activations of a batch of such pairs, kept for every layer: an upper bound), the
 /// reference policy's own tensors once training has changed the model's (LoRA never does),
 /// the best weights kept and a checkpoint being made (the weights materialised, then as
@@ -242,4 +275,42 @@ fn read_backbone(path: &std::path::Path) -> Result<HfFolder> {
 #[cfg(target_family = "wasm")]
 fn read_backbone(path: &std::path::Path) -> Result<HfFolder> {
     Err(Error::Config(format!("{}: a page reads no folders by path; open the model's files in the page", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenizer::PromptTemplate;
+
+    /// Lengths worked by hand from TRL's truncation (`tokenizer::truncate`): with max_length 10
+    /// and max_prompt_length 4, a long prompt keeps its last 4 tokens and a long response is
+    /// cut to 10 - 4 = 6; "5" is one token and EOS.
+    #[test]
+    fn the_longest_pair_is_its_prompt_with_its_longer_response_as_truncated() {
+        let encoder = TextEncoder::builtin();
+        let options = EncodeOptions { template: PromptTemplate::Plain, max_length: 10, max_prompt_length: 4 };
+        let long_prompt = "What is the capital of France? ".repeat(20);
+        let long_response = "It is 5. ".repeat(20);
+        let pairs = RunPairs {
+            train: vec![PreferencePair::new("2 + 3?", "5", "6")],
+            // The longer response is the rejected one: 4 + 6, where the chosen gives 4 + 2.
+            eval: vec![PreferencePair::new(&long_prompt, "5", &long_response)],
+            skipped: Vec::new(),
+        };
+        let encoded = EncodedPairs::new(pairs, &encoder, &options).unwrap();
+        assert_eq!(encoded.longest(), 10);
+        assert_eq!((encoded.train_count, encoded.eval_texts().len()), (1, 1));
+        assert_eq!(encoded.eval_texts()[0].prompt, long_prompt);
+    }
+
+    #[test]
+    fn a_run_refuses_pairs_tokenised_with_other_settings() {
+        let encoder = TextEncoder::builtin();
+        let config = super::super::default_run(encoder.vocab_size());
+        let options = EncodeOptions { max_length: config.encode.max_length - 1, ..config.encode.clone() };
+        let pairs = RunPairs { train: vec![PreferencePair::new("2 + 3?", "5", "6")], eval: Vec::new(), skipped: Vec::new() };
+        let encoded = EncodedPairs::new(pairs, &encoder, &options).unwrap();
+        let error = pollster::block_on(Preparation::new(config, encoder, encoded, &crate::device::cpu_device(), |_, _| {})).err().expect("refused").to_string();
+        assert!(error.contains("tokenised with other settings"), "{error}");
+    }
 }
