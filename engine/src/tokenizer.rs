@@ -118,11 +118,14 @@ impl Default for EncodeOptions {
 }
 
 impl EncodeOptions {
-    /// The paper's lengths, shortened to what a model with `positions` positions takes.
+    /// The paper's lengths, shortened to what a model with `positions` positions takes, the
+    /// prompt's share kept (a quarter): a long prompt then leaves its responses room, where a
+    /// prompt allowed nearly all of a short length would cut both responses to their first
+    /// tokens, the same in both, and the pair would teach nothing.
     pub fn for_model(positions: usize) -> Self {
         let paper = Self::default();
         let max_length = paper.max_length.min(positions);
-        Self { max_prompt_length: paper.max_prompt_length.min(max_length.saturating_sub(1)), max_length, ..paper }
+        Self { max_prompt_length: (max_length * paper.max_prompt_length / paper.max_length).max(1), max_length, ..paper }
     }
 
     /// Refuses lengths a model with `positions` positions cannot train on: `max_length` from
@@ -420,8 +423,10 @@ mod tests {
             let error = options(PromptTemplate::Plain, max_length, max_prompt).validate(256).unwrap_err().to_string();
             assert!(error.contains(flag), "{max_length}/{max_prompt}: {error}");
         }
-        assert_eq!(EncodeOptions::for_model(256), options(PromptTemplate::Plain, 256, 128));
-        assert_eq!(EncodeOptions::for_model(100), options(PromptTemplate::Plain, 100, 99));
+        assert_eq!(EncodeOptions::for_model(1024), options(PromptTemplate::Plain, 512, 128));
+        assert_eq!(EncodeOptions::for_model(256), options(PromptTemplate::Plain, 256, 64));
+        assert_eq!(EncodeOptions::for_model(100), options(PromptTemplate::Plain, 100, 25));
+        assert_eq!(EncodeOptions::for_model(2), options(PromptTemplate::Plain, 2, 1));
     }
 
     #[test]

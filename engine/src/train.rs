@@ -192,7 +192,7 @@ impl Trainer {
             return Err(Error::Backend("training needs an autodiff device".into()));
         }
         // Frozen layers and LoRA adapters: only what trains gets gradients, hence optimizer state.
-        let model = crate::tuning::prepare(model, &config);
+        let model = crate::tuning::prepare(model, &config, &device);
         let optimizer = AdamWConfig::new()
             .with_epsilon(config.adam_eps as f32)
             .with_weight_decay(config.weight_decay as f32)

@@ -6,6 +6,7 @@
 
 use burn::config::Config;
 use burn::module::{Lora, Module, ParamGroup};
+use burn::tensor::Device;
 
 use crate::config::{Architecture, ModelConfig, TrainConfig};
 use crate::error::{Error, Result};
@@ -90,8 +91,9 @@ pub fn validate(train: &TrainConfig, model: &ModelConfig, pretrained: bool) -> R
     Ok(())
 }
 
-/// `model` with the parameters `train` freezes frozen and its LoRA adapters attached.
-pub fn prepare(model: RewardModel, train: &TrainConfig) -> RewardModel {
+/// `model` (on `device`) with the parameters `train` freezes frozen and its LoRA adapters
+/// attached.
+pub fn prepare(model: RewardModel, train: &TrainConfig, device: &Device) -> RewardModel {
     let architecture = model.architecture();
     let (blocks, embeddings) = backbone_paths(architecture);
     if train.freeze_layers > 0 {
@@ -108,8 +110,11 @@ pub fn prepare(model: RewardModel, train: &TrainConfig) -> RewardModel {
         .collect();
     let pattern = format!(r"^{blocks}\.\d+\.({})\.weight$", paths.join("|").replace('.', r"\."));
     let group = ParamGroup::from_regex(&pattern).expect("a valid pattern");
-    // LoRA freezes everything it does not adapt (the policy head included, as peft does);
-    // the reward head is trained in full.
+    // Burn draws each adapter's A from the device's random generator: seeded with the run's
+    // seed, a run is the same each time it is trained, and the page's run on the CPU the
+    // command line's. LoRA freezes everything it does not adapt (the policy head included, as
+    // peft does); the reward head is trained in full.
+    device.seed(train.seed);
     let mut model = model.apply_lora(Lora::new(lora.rank, lora.alpha).set_param_group(group));
     model.reward_head = model.reward_head.set_require_grad(true);
     model

@@ -37,9 +37,14 @@ fn tensors(bytes: &[u8]) -> BTreeMap<String, Vec<f32>> {
         .collect()
 }
 
+/// Burn's CPU backend has one random generator for the process, which a run seeds before it
+/// draws its LoRA adapters: the tests here train one at a time.
+static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The Llama fixture (2 layers) trained for a few steps with `config`: its weights before and
 /// after (merged), and the trained model.
 fn train(config: TrainConfig) -> (BTreeMap<String, Vec<f32>>, BTreeMap<String, Vec<f32>>, RewardModel, Vec<hafrm::batch::EncodedPair>) {
+    let _alone = ONE_RUN_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let folder = read_folder(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/llama")).unwrap();
     let device = Device::flex().autodiff();
     let model = RewardModel::from_hf(&folder.config, &folder.tensors, &device).unwrap();
@@ -94,4 +99,16 @@ fn lora_trains_only_its_adapters_and_the_reward_head_and_merges_exactly() {
     let (live, saved) = (common::block_on(response_token_logps(&model, &sequences, pad, &device)).unwrap(), common::block_on(response_token_logps(&merged, &sequences, pad, &device)).unwrap());
     let worst = live.iter().flatten().zip(saved.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert!(worst < 1e-4, "policy log-probs differ by {worst}");
+}
+
+/// LoRA's A factors come from the backend's random generator, which the run's seed seeds: one
+/// run trained twice gives the same weights (and the page's run the command line's).
+#[test]
+fn lora_from_the_same_seed_trains_the_same_weights() {
+    let config = || TrainConfig::new().with_lora(Some(LoraSettings::new(4)));
+    let (_, first, _, _) = train(config());
+    let (_, second, _, _) = train(config());
+    assert!(first == second, "two runs of one seed differ in {:?}", changed(&first, &second));
+    let (_, other, _, _) = train(config().with_seed(7));
+    assert!(!changed(&first, &other).is_empty(), "another seed draws other adapters");
 }
