@@ -146,15 +146,20 @@ async fn inspect(settings: &Settings, upload: Option<(String, usize)>, files: &[
     let settings = Settings { backbone: Some(opened.name.clone()), compare: Vec::new(), ..settings.clone() };
     let encoder = opened.folder.encoder(&opened.name).map_err(|e| e.to_string())?;
     let config = settings.run_config(encoder.vocab_size(), upload.as_ref().map(|(name, pairs)| (name.as_str(), *pairs)), Some((&opened.folder.config, encoder.has_chat_template())));
-    // A tokenizer that is not the model's (ids past its vocabulary) is bad input, refused by
-    // name as `hafrm train --backbone` refuses it, before anything changes.
-    if let Ok(config) = &config {
-        let encoder = config.with_eos(encoder.clone()).map_err(|e| e.to_string())?;
-        config.check_tokenizer(&encoder, &opened.tokenizer).map_err(|e| e.to_string())?;
-    }
+    // The run's encoder (its EOS) tokenises the pairs below. A tokenizer that is not the model's
+    // (ids past its vocabulary) is bad input, refused by name as `hafrm train --backbone`
+    // refuses it, before anything changes.
+    let (config, encoder) = match config {
+        Ok(config) => {
+            let encoder = config.with_eos(encoder).map_err(|e| e.to_string())?;
+            config.check_tokenizer(&encoder, &opened.tokenizer).map_err(|e| e.to_string())?;
+            (Ok(config), encoder)
+        }
+        Err(e) => (Err(e.to_string()), encoder),
+    };
     // The teaching sets' pairs are made here, so their length is known; an upload's are in the
     // page, and count at the longest the settings allow.
-    let checked = config.map_err(|e| e.to_string()).and_then(|config| {
+    let checked = config.and_then(|config| {
         let length = match settings.demo_set() {
             Some(_) => EncodedPairs::new(read_pairs(&config, None, ReadLimits::default()).map_err(|e| e.to_string())?, &encoder, &config.encode).map_err(|e| e.to_string())?.longest(),
             None => config.encode.max_length,

@@ -378,7 +378,7 @@ impl HfTensors {
                 // is refused now, as the model is opened, not when its tensors are read. Integer
                 // and boolean tensors are buffers (position ids, masks) that no model here reads.
                 if dtype.1.is_none() && !INTEGER_DTYPES.contains(&dtype.0.as_str()) {
-                    return Err(Error::checkpoint(&name, format!("tensor `{tensor}` has dtype {}; supported: F32, F16, BF16", dtype.0)));
+                    return Err(unreadable_dtype(&name, &tensor, &dtype.0));
                 }
                 entries.insert(tensor, TensorEntry { file: index, dtype, shape, start, end, layout: Layout::AsStored });
             }
@@ -427,7 +427,7 @@ impl HfTensors {
             progress(self.read.get(), self.entries.len());
         }
         let (dtype_name, dtype) = &entry.dtype;
-        let dtype = dtype.ok_or_else(|| Error::checkpoint(file, format!("tensor `{name}` has dtype {dtype_name}; supported: F32, F16, BF16")))?;
+        let dtype = dtype.ok_or_else(|| unreadable_dtype(file, name, dtype_name))?;
         let n: usize = shape.iter().product();
         let expected = dtype.byte_len(n).map_err(|e| Error::checkpoint(file, format!("tensor `{name}`: {e}")))?;
         if raw.len() != expected {
@@ -548,6 +548,11 @@ impl HfWeights {
 /// `--template chat`.
 pub const SETTINGS_FILES: [&str; 5] =
     ["config.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "generation_config.json"];
+
+/// Tensor `tensor` of safetensors file `file` has a `dtype` hafrm does not read.
+fn unreadable_dtype(file: &str, tensor: &str, dtype: &str) -> Error {
+    Error::checkpoint(file, format!("tensor `{tensor}` has dtype {dtype}; supported: F32, F16, BF16"))
+}
 
 /// safetensors' integer and boolean dtypes: no weight of a supported model has them.
 const INTEGER_DTYPES: [&str; 9] = ["BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64"];
