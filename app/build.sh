@@ -12,17 +12,17 @@ out="${HAFRM_DIST:-dist}"
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 mkdir -p "$out/assets"
 
-# One build: cargo's module (in target directory $2, with the cargo options after it) through
+# One build: cargo's module (in target directory $2, profile $3, with the cargo options after it) through
 # wasm-bindgen and wasm-opt, as $out/$1.js and $out/$1_bg.wasm. The bindings and wasm-opt (about
 # a minute on 2 cores) only when cargo wrote a module other than the one last shrunk. Each build
 # has its own target directory: cargo writes a cdylib without a hash in its name, so two feature
 # sets in one directory overwrite each other's module and recompile it (with fat LTO, minutes)
 # on every run.
 build() {
-  local name=$1 dir=$2
-  shift 2
-  cargo build --target wasm32-unknown-unknown --profile wasm-release -p hafrm-app --lib --target-dir "$dir" "$@"
-  local wasm="$dir/wasm32-unknown-unknown/wasm-release/hafrm_app.wasm"
+  local name=$1 dir=$2 profile=$3
+  shift 3
+  cargo build --target wasm32-unknown-unknown --profile "$profile" -p hafrm-app --lib --target-dir "$dir" "$@"
+  local wasm="$dir/wasm32-unknown-unknown/$profile/hafrm_app.wasm"
   local sum
   sum=$(sha256sum "$wasm" | cut -d' ' -f1)
   if [ -f "$out/$name.js" ] && [ -f "$out/${name}_bg.wasm" ] && [ "$(cat "$out/.$name.sha256" 2>/dev/null)" = "$sum" ]; then
@@ -42,7 +42,8 @@ build() {
   echo "$sum" > "$out/.$name.sha256"
 }
 # With WebGPU, and the CPU backend alone (what a browser without a hardware GPU loads).
-build hafrm "$target_dir"
-build hafrm_cpu "$target_dir/cpu-only" --no-default-features
+# Their profiles (Cargo.toml): all for size, and the CPU-only build's CPU kernels for speed.
+build hafrm "$target_dir" wasm-release
+build hafrm_cpu "$target_dir/cpu-only" wasm-cpu --no-default-features
 cp index.html app/worker.js "$out/"
 cp assets/style.css "$out/assets/"

@@ -24,8 +24,9 @@ const WORKER_SCRIPT: &str = "./worker.js";
 
 /// The app's two builds (app/build.sh), this module being one of them: with Burn's WebGPU
 /// backend, and the CPU backend only (about half the download), which the page (index.html)
-/// loads when the browser offers no hardware GPU. The worker runs the page's build, or the
-/// WebGPU one once a run asks for WebGPU on a page that loaded the CPU-only one.
+/// loads when the browser offers no hardware GPU. A run under Auto trains in a worker of the
+/// page's build; one that asks for WebGPU in the WebGPU build, and one that asks for the CPU in
+/// the CPU-only build, whose CPU kernels are compiled for speed (the WebGPU build's for size).
 const WEBGPU_BUILD: &str = "hafrm";
 const CPU_BUILD: &str = "hafrm_cpu";
 const THIS_BUILD: &str = if cfg!(feature = "webgpu") { WEBGPU_BUILD } else { CPU_BUILD };
@@ -212,9 +213,22 @@ impl Studio {
         self.race.set(settings.compare.iter().map(|&method| RaceLane::new(method)).collect());
         let upload = if settings.demo_set().is_none() { self.upload.get_value() } else { None };
         let files = if settings.backbone.is_some() { BACKBONE_FILES.with(|f| f.borrow().clone()) } else { Vec::new() };
-        let cpu_only = LINK.with(|l| l.borrow().as_ref().is_some_and(|link| link.build == CPU_BUILD));
-        if settings.backend == BackendPreference::WebGpu && cpu_only && has_webgpu() {
-            self.spawn_worker(WEBGPU_BUILD, Vec::new());
+        let build = match settings.backend {
+            BackendPreference::WebGpu if has_webgpu() => WEBGPU_BUILD,
+            BackendPreference::Cpu => CPU_BUILD,
+            _ => THIS_BUILD,
+        };
+        let respawn = LINK.with(|l| match l.borrow_mut().as_mut() {
+            // The page's first worker has not started yet: it starts as this build.
+            Some(link) if link.worker.is_none() => {
+                link.build = build;
+                false
+            }
+            Some(link) => link.build != build,
+            None => false,
+        });
+        if respawn {
+            self.spawn_worker(build, Vec::new());
         }
         Self::post(&Request::Launch { generation, settings, upload }, &files);
     }

@@ -594,6 +594,9 @@ async fn choose_backend(preference: BackendPreference) -> Result<AdapterProbe, S
 /// The device to train on, its badge, and on WebGPU the largest buffer the adapter allows.
 async fn backend(preference: BackendPreference) -> (Device, BackendBadge, Option<u64>) {
     let cpu = |note: String| {
+        // The WebGPU build's CPU kernels are compiled for size (a run that asks for the CPU goes
+        // to a worker of the CPU-only build): say where the faster ones are.
+        let note = if cfg!(feature = "webgpu") { format!("{note}; choose CPU under Backend for the faster CPU build") } else { note };
         (cpu_device(), BackendBadge { kind: "CPU".into(), detail: "Burn flex, WebAssembly".into(), software: false, note: Some(note) }, None)
     };
     let probe = match choose_backend(preference).await {

@@ -171,6 +171,17 @@ test("trains on WebGPU in the page and shows coloured tokens", { timeout: 2 * TR
     assert.match(await page.locator("#precision h3").innerText(), /step 30/);
     await assertTokenViews(session, /WebGPU/);
     await page.screenshot({ path: path.join(artifacts, "app-webgpu.png"), fullPage: true });
+    // The CPU chosen under Backend trains in a worker of the CPU-only build, whose CPU kernels
+    // are compiled for speed (the WebGPU build's for size).
+    await page.selectOption('select[name="backend"]', "cpu");
+    await page.click("#reset");
+    await waitForPhase(page, ["ready"], TRAIN_TIMEOUT_MS);
+    assert.match(await page.locator("#backend-badge").innerText(), /CPU/);
+    assert.deepEqual(builds(session.requests), ["hafrm_bg.wasm", "hafrm_cpu_bg.wasm"], "the run on the CPU went to a worker of the CPU-only build");
+    await page.click("#step");
+    await waitForPhase(page, ["paused"], TRAIN_TIMEOUT_MS);
+    assert.match(await page.locator("#status").innerText(), /step 1\//);
+    assert.deepEqual(session.errors, [], "no console errors");
   } finally {
     await session.close();
   }
