@@ -47,9 +47,9 @@ phase "engine tests" "${native[@]}" --lib "${engine_tests[@]}"
 phase "CLI tests" "${native[@]}" --test cli
 phase "app in Chromium (WebGPU, CPU, default run, serve command)" "${native[@]}" --test app
 
-# The engine on WebGPU inside Chromium. The app is selected too so that cargo resolves the same
-# features as for the app's WebGPU build (its default) and reuses its compiled wasm32
-# dependencies.
+# The engine on WebGPU inside Chromium, against the CPU backend in the same module: the engine
+# with both backends (its default features), a wasm32 build of Burn of its own (the app's
+# builds hold one backend each). The app is selected too so that its code compiles with them.
 export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver || echo /usr/bin/chromedriver)}"
 export WASM_BINDGEN_TEST_TIMEOUT=600
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner

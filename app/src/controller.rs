@@ -23,10 +23,10 @@ use crate::settings::{BackendPreference, Settings};
 const WORKER_SCRIPT: &str = "./worker.js";
 
 /// The app's two builds (app/build.sh), this module being one of them: with Burn's WebGPU
-/// backend, and the CPU backend only (about half the download), which the page (index.html)
-/// loads when the browser offers no hardware GPU. A run under Auto trains in a worker of the
-/// page's build; one that asks for WebGPU in the WebGPU build, and one that asks for the CPU in
-/// the CPU-only build, whose CPU kernels are compiled for speed (the WebGPU build's for size).
+/// backend alone, and with its CPU backend alone (about half the download), which the page
+/// (index.html) loads when the browser offers no hardware GPU. A run under Auto trains in a
+/// worker of the page's build; one that asks for WebGPU in the WebGPU build, and one that asks
+/// for the CPU, or that the WebGPU build finds it cannot run on WebGPU, in the CPU-only build.
 const WEBGPU_BUILD: &str = "hafrm";
 const CPU_BUILD: &str = "hafrm_cpu";
 const THIS_BUILD: &str = if cfg!(feature = "webgpu") { WEBGPU_BUILD } else { CPU_BUILD };
@@ -103,6 +103,12 @@ thread_local! {
     /// (not yet chosen): handles, read in the worker.
     static BACKBONE_FILES: RefCell<Vec<web_sys::File>> = const { RefCell::new(Vec::new()) };
     static OPENED_FILES: RefCell<Vec<web_sys::File>> = const { RefCell::new(Vec::new()) };
+    /// The settings of the run last launched, which the CPU-only build launches again when the
+    /// WebGPU build cannot use WebGPU (`Event::CpuBuild`).
+    static LAUNCHED: RefCell<Option<Settings>> = const { RefCell::new(None) };
+    /// Why the WebGPU build could not use WebGPU, once it said so: later runs under Auto go
+    /// straight to the CPU-only build.
+    static CPU_BECAUSE: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 impl Studio {
@@ -199,6 +205,16 @@ impl Studio {
 
     /// Starts a new run with `settings`, ending the current one.
     pub fn launch(&self, settings: Settings) {
+        let cpu_because = match settings.backend {
+            BackendPreference::Auto => CPU_BECAUSE.with(|c| c.borrow().clone()),
+            _ => None,
+        };
+        self.launch_on(settings, cpu_because);
+    }
+
+    /// Starts a new run with `settings`, on the CPU (in the CPU-only build) when `cpu_because`
+    /// says why.
+    fn launch_on(&self, settings: Settings, cpu_because: Option<String>) {
         let generation = self.generation.get_untracked() + 1;
         self.generation.set(generation);
         self.phase.set(Phase::Starting("loading the engine".into()));
@@ -214,6 +230,7 @@ impl Studio {
         let upload = if settings.demo_set().is_none() { self.upload.get_value() } else { None };
         let files = if settings.backbone.is_some() { BACKBONE_FILES.with(|f| f.borrow().clone()) } else { Vec::new() };
         let build = match settings.backend {
+            _ if cpu_because.is_some() => CPU_BUILD,
             BackendPreference::WebGpu if has_webgpu() => WEBGPU_BUILD,
             BackendPreference::Cpu => CPU_BUILD,
             _ => THIS_BUILD,
@@ -230,7 +247,8 @@ impl Studio {
         if respawn {
             self.spawn_worker(build, Vec::new());
         }
-        Self::post(&Request::Launch { generation, settings, upload }, &files);
+        LAUNCHED.with(|l| *l.borrow_mut() = Some(settings.clone()));
+        Self::post(&Request::Launch { generation, settings, upload, cpu_because }, &files);
     }
 
     /// Has the worker read model files the user opened and say what training them with
@@ -272,6 +290,12 @@ impl Studio {
                 }
             }
             _ if generation != self.generation.get_untracked() => {}
+            Event::CpuBuild(reason) => {
+                CPU_BECAUSE.with(|c| *c.borrow_mut() = Some(reason.clone()));
+                if let Some(settings) = LAUNCHED.with(|l| l.borrow().clone()) {
+                    self.launch_on(settings, Some(reason));
+                }
+            }
             event => {
                 self.update_race(lane, &event);
                 // The lead's events are also the run's: every panel shows them.
@@ -285,7 +309,7 @@ impl Studio {
     /// Applies one of the current run's events to the panels' signals.
     fn apply(&self, event: Event) {
         match event {
-            Event::Listening | Event::Fatal(_) | Event::Backbone { .. } => {}
+            Event::Listening | Event::Fatal(_) | Event::Backbone { .. } | Event::CpuBuild(_) => {}
             Event::Phase(phase) => {
                 if self.phase.get_untracked() != phase {
                     self.phase.set(phase);

@@ -58,8 +58,9 @@ pub enum Command {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     /// Replace the current run with a new one; `upload` carries the user's file when the
-    /// settings name it.
-    Launch { generation: u64, settings: Settings, upload: Option<(String, Vec<PreferencePair>)> },
+    /// settings name it. `cpu_because`: train on the CPU, for this reason (the page's WebGPU
+    /// build could not use WebGPU, `Event::CpuBuild`).
+    Launch { generation: u64, settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, cpu_because: Option<String> },
     Command { generation: u64, command: Command },
     /// Read the model files sent along (`Studio::open_backbone`) and say what training it
     /// with `settings` would take, without touching the current run.
@@ -105,6 +106,9 @@ pub enum Event {
     Backbone { id: u64, info: Result<BackboneInfo, String> },
     /// The worker's code stopped for good (a panic: often a lost GPU device).
     Fatal(String),
+    /// The run cannot use WebGPU, for this reason, and this build has no CPU backend: the page
+    /// launches it again in a worker of the CPU-only build.
+    CpuBuild(String),
 }
 
 /// An event with the run it belongs to.

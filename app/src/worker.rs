@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use hafrm::attribution::precision_pairs;
 use hafrm::data::PreferencePair;
 use hafrm::data::formats::ReadLimits;
-use hafrm::device::{Backend, Device, cpu_device};
+use hafrm::device::{Backend, Device};
 use hafrm::metrics::MetricsRecord;
 use hafrm::data::formats::human_bytes;
 use hafrm::hf::{FileBytes, HfFolder};
@@ -99,11 +99,11 @@ pub fn start() {
     let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(|message: web_sys::MessageEvent| {
         let Some((text, files)) = crate::browser::request_with_files(&message.data()) else { return };
         match serde_json::from_str::<Request>(&text) {
-            Ok(Request::Launch { generation, settings, upload }) => {
+            Ok(Request::Launch { generation, settings, upload, cpu_because }) => {
                 CURRENT.with(|c| c.set(generation));
                 COMMANDS.with(|c| c.borrow_mut().clear());
                 spawn_local(async move {
-                    if let Err(message) = run(settings, upload, files, generation).await
+                    if let Err(message) = run(settings, upload, files, cpu_because, generation).await
                         && is_current(generation)
                     {
                         post(generation, 0, Event::Busy(false));
@@ -254,10 +254,22 @@ fn fits(config: &RunConfig, lanes: usize, length: usize, pretrained: bool, max_b
     Ok(format!("{page}; its largest tensor ({tensor}, {}) fits this WebGPU adapter's {} buffers", human_bytes(largest), human_bytes(limit)))
 }
 
-async fn run(settings: Settings, upload: Option<(String, Vec<PreferencePair>)>, files: Vec<web_sys::File>, generation: u64) -> Result<(), String> {
+async fn run(
+    settings: Settings,
+    upload: Option<(String, Vec<PreferencePair>)>,
+    files: Vec<web_sys::File>,
+    cpu_because: Option<String>,
+    generation: u64,
+) -> Result<(), String> {
     let emit = |event| post(generation, 0, event);
     emit(Event::Phase(Phase::Starting("starting the backend".into())));
-    let (device, badge, max_buffer) = backend(settings.backend).await;
+    let (device, badge, max_buffer) = match backend(settings.backend, cpu_because).await {
+        Ok(backend) => backend,
+        Err(reason) => {
+            emit(Event::CpuBuild(reason));
+            return Ok(());
+        }
+    };
     emit(Event::Badge(badge));
 
     // A pretrained backbone brings its tokenizer.
@@ -591,17 +603,17 @@ async fn choose_backend(preference: BackendPreference) -> Result<AdapterProbe, S
     }
 }
 
-/// The device to train on, its badge, and on WebGPU the largest buffer the adapter allows.
-async fn backend(preference: BackendPreference) -> (Device, BackendBadge, Option<u64>) {
-    let cpu = |note: String| {
-        // The WebGPU build's CPU kernels are compiled for size (a run that asks for the CPU goes
-        // to a worker of the CPU-only build): say where the faster ones are.
-        let note = if cfg!(feature = "webgpu") { format!("{note}; choose CPU under Backend for the faster CPU build") } else { note };
-        (cpu_device(), BackendBadge { kind: "CPU".into(), detail: "Burn flex, WebAssembly".into(), software: false, note: Some(note) }, None)
+/// The device to train on, its badge, and on WebGPU the largest buffer the adapter allows; or,
+/// where the run goes to the CPU in a build without a CPU backend, why. `cpu_because`: the
+/// reason the page already knows (`Event::CpuBuild`).
+async fn backend(preference: BackendPreference, cpu_because: Option<String>) -> Result<(Device, BackendBadge, Option<u64>), String> {
+    let chosen = match cpu_because {
+        Some(reason) => Err(reason),
+        None => choose_backend(preference).await,
     };
-    let probe = match choose_backend(preference).await {
+    let probe = match chosen {
         Ok(probe) => probe,
-        Err(note) => return cpu(note),
+        Err(note) => return on_cpu(note),
     };
     if WEBGPU.with(|w| w.borrow().is_none()) {
         let result = start_webgpu().await;
@@ -616,13 +628,27 @@ async fn backend(preference: BackendPreference) -> (Device, BackendBadge, Option
                 BackendPreference::WebGpu => "chosen under Backend",
                 _ => "the browser's GPU",
             };
-            (backend.device, BackendBadge { kind: "WebGPU".into(), detail, software: adapter.software, note: Some(note.into()) }, probe.max_buffer)
+            Ok((backend.device, BackendBadge { kind: "WebGPU".into(), detail, software: adapter.software, note: Some(note.into()) }, probe.max_buffer))
         }
         Err(e) if e.contains("No suitable graphics adapter") || e.contains("No adapter available") => {
-            cpu("the browser offers no WebGPU adapter".into())
+            on_cpu("the browser offers no WebGPU adapter".into())
         }
-        Err(e) => cpu(format!("WebGPU failed to start: {e}")),
+        Err(e) => on_cpu(format!("WebGPU failed to start: {e}")),
     }
+}
+
+/// The CPU device and its badge, saying why the run is there.
+#[cfg(feature = "cpu")]
+fn on_cpu(note: String) -> Result<(Device, BackendBadge, Option<u64>), String> {
+    let badge = BackendBadge { kind: "CPU".into(), detail: "Burn flex, WebAssembly".into(), software: false, note: Some(note) };
+    Ok((hafrm::device::cpu_device(), badge, None))
+}
+
+/// The WebGPU build has no CPU backend (the CPU-only build's is compiled for speed, and
+/// leaving it out keeps this build's download small): the run goes to that build.
+#[cfg(not(feature = "cpu"))]
+fn on_cpu(note: String) -> Result<(Device, BackendBadge, Option<u64>), String> {
+    Err(note)
 }
 
 /// Burn's wgpu runtime on the browser's adapter.

@@ -1,23 +1,124 @@
 //! A model's weights as safetensors bytes, and back.
 
-use burn::module::Module;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
+use serde_json::Value;
 
 use crate::config::ModelConfig;
-use crate::device::cpu_device;
 use crate::error::{Error, Result};
 use crate::model::RewardModel;
-use crate::params::copy_to_host;
+use crate::params::read_floats;
 
 /// The model's weights as a safetensors file, LoRA adapters merged into the weights they
-/// adapt. Every parameter is read back asynchronously and the file is assembled on the CPU,
-/// so this works on a browser's WebGPU device too.
+/// adapt, under the names `model_from_safetensors` (Burn's store) looks them up by. Every
+/// parameter is read back asynchronously, so this works on a browser's WebGPU device too, and
+/// needs no CPU backend (the page's WebGPU build has none).
 pub async fn model_to_safetensors(model: &RewardModel) -> Result<Vec<u8>> {
-    let host = copy_to_host(&model.valid().materialize(), &cpu_device()).await?;
-    let mut store = SafetensorsStore::from_bytes(None);
-    host.save_into(&mut store).map_err(|e| Error::Backend(format!("cannot serialise the model: {e}")))?;
-    store.get_bytes().map_err(|e| Error::Backend(format!("cannot serialise the model: {e}")))
+    let model = model.valid().materialize();
+    let names: HashMap<u64, String> = model.collect(None, None, false).into_iter().filter_map(|tensor| Some((tensor.param_id?, tensor.name))).collect();
+    struct Add<'a> {
+        names: &'a HashMap<u64, String>,
+        writer: SafetensorsWriter,
+    }
+    impl ModuleVisitor for Add<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            // Burn's store names every parameter its visitor reaches, as this one does.
+            let name = self.names.get(&param.id.val()).expect("Burn's store names every parameter").clone();
+            self.writer.tensor(name, param.val());
+        }
+    }
+    let mut add = Add { names: &names, writer: SafetensorsWriter::default() };
+    model.visit(&mut add);
+    if add.writer.len() != names.len() {
+        return Err(Error::Backend(format!("the model has {} parameters that are not float tensors", names.len() - add.writer.len())));
+    }
+    add.writer.finish().await
+}
+
+type Floats = Pin<Box<dyn Future<Output = Result<Vec<f32>>>>>;
+
+/// One tensor on its way into the file: its shape as written, and the read of its values.
+struct PendingTensor {
+    name: String,
+    shape: Vec<usize>,
+    values: Floats,
+    /// A 2-D tensor written transposed (`shape` is already the transposed one).
+    transposed: bool,
+}
+
+/// A safetensors file of F32 tensors read back from their device asynchronously, one at a
+/// time as the file is written (the host holds the file and one tensor). The header lists the
+/// names sorted, with `"format": "pt"` as PyTorch writes it.
+#[derive(Default)]
+pub struct SafetensorsWriter {
+    tensors: Vec<PendingTensor>,
+}
+
+impl SafetensorsWriter {
+    pub fn tensor<const D: usize>(&mut self, name: impl Into<String>, tensor: Tensor<D>) {
+        self.add(name.into(), tensor, false);
+    }
+
+    /// A matrix `[rows, columns]` written as `[columns, rows]`.
+    pub fn transposed(&mut self, name: impl Into<String>, matrix: Tensor<2>) {
+        self.add(name.into(), matrix, true);
+    }
+
+    fn add<const D: usize>(&mut self, name: String, tensor: Tensor<D>, transposed: bool) {
+        let mut shape = tensor.shape().to_vec();
+        if transposed {
+            shape.reverse();
+        }
+        let what = name.clone();
+        let values = Box::pin(async move { read_floats(tensor, &what).await });
+        self.tensors.push(PendingTensor { name, shape, values, transposed });
+    }
+
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.tensors.iter().map(|tensor| tensor.name.as_str()).collect()
+    }
+
+    /// The file: an 8-byte header length, the JSON header padded to 8 bytes, then each
+    /// tensor's little-endian values.
+    pub async fn finish(mut self) -> Result<Vec<u8>> {
+        self.tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut header = serde_json::Map::new();
+        header.insert("__metadata__".into(), serde_json::json!({"format": "pt"}));
+        let mut offset = 0usize;
+        for tensor in &self.tensors {
+            let end = offset + 4 * tensor.shape.iter().product::<usize>();
+            header.insert(tensor.name.clone(), serde_json::json!({"dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, end]}));
+            offset = end;
+        }
+        let mut header = serde_json::to_vec(&Value::Object(header)).expect("a JSON header");
+        header.resize(header.len().div_ceil(8) * 8, b' ');
+        let mut bytes = Vec::with_capacity(8 + header.len() + offset);
+        bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&header);
+        for tensor in self.tensors {
+            let values = tensor.values.await?;
+            let values = match tensor.transposed {
+                // `shape` is the written one: the device's was [columns, rows].
+                true => crate::hf::transpose(&values, tensor.shape[1], tensor.shape[0]),
+                false => values,
+            };
+            bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        Ok(bytes)
+    }
 }
 
 /// A fingerprint of a safetensors file's tensors (FNV-1a over each tensor's name, type,

@@ -49,6 +49,7 @@ pub struct Backend {
 }
 
 impl Backend {
+    #[cfg(any(feature = "cpu", not(target_family = "wasm")))]
     pub fn cpu(reason: impl Into<String>) -> Self {
         Self { device: cpu_device(), adapter: None, reason: reason.into() }
     }
@@ -70,14 +71,22 @@ impl Backend {
     }
 }
 
-/// The host CPU device, also where checkpoints are assembled.
+/// The CPU device: Burn's flex backend.
+#[cfg(any(feature = "cpu", not(target_family = "wasm")))]
 pub fn cpu_device() -> Device {
     Device::flex()
 }
 
 /// Whether `device` (with or without autodiff) computes on the CPU.
+#[cfg(any(feature = "cpu", not(target_family = "wasm")))]
 pub fn is_cpu(device: &Device) -> bool {
     *device == cpu_device()
+}
+
+/// The page's WebGPU build has no CPU backend: none of its devices is the CPU.
+#[cfg(not(any(feature = "cpu", not(target_family = "wasm"))))]
+pub fn is_cpu(_device: &Device) -> bool {
+    false
 }
 
 #[cfg(any(feature = "webgpu", not(target_family = "wasm")))]

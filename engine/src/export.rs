@@ -45,7 +45,7 @@ impl RewardStats {
 
 /// What an export is made from.
 pub struct ExportSource<'a> {
-    /// The trained model, on the CPU (`params::copy_to_host`).
+    /// The trained model, on any device (its weights are read back asynchronously).
     pub model: &'a RewardModel,
     pub config: &'a RunConfig,
     pub encoder: &'a TextEncoder,
@@ -62,14 +62,14 @@ pub struct ExportFile {
 }
 
 /// The exported folder's files: the reward model, and the policy under `policy/` when asked.
-pub fn export_files(source: &ExportSource, policy: bool) -> Result<Vec<ExportFile>> {
+pub async fn export_files(source: &ExportSource<'_>, policy: bool) -> Result<Vec<ExportFile>> {
     let (base, family) = base_config(source)?;
     let eos = source.encoder.eos_id();
     let bos = base.get("bos_token_id").and_then(Value::as_u64).map(|id| id as u32);
     let pad = export_pad_id(source.encoder, bos);
-    let mut files = folder(source, &base, family, HfHead::Reward, pad, eos, "")?;
+    let mut files = folder(source, &base, family, HfHead::Reward, pad, eos, "").await?;
     if policy {
-        files.extend(folder(source, &base, family, HfHead::Policy, pad, eos, &format!("{POLICY_FOLDER}/"))?);
+        files.extend(folder(source, &base, family, HfHead::Policy, pad, eos, &format!("{POLICY_FOLDER}/")).await?);
     }
     Ok(files)
 }
@@ -82,7 +82,7 @@ pub fn export_pad_id(encoder: &TextEncoder, bos: Option<u32>) -> u32 {
 }
 
 /// One model folder: config, weights and tokenizer files.
-fn folder(source: &ExportSource, base: &Map<String, Value>, family: HfFamily, head: HfHead, pad: u32, eos: u32, prefix: &str) -> Result<Vec<ExportFile>> {
+async fn folder(source: &ExportSource<'_>, base: &Map<String, Value>, family: HfFamily, head: HfHead, pad: u32, eos: u32, prefix: &str) -> Result<Vec<ExportFile>> {
     let mut config = base.clone();
     config.remove("quantization_config");
     let class = match head {
@@ -117,7 +117,7 @@ fn folder(source: &ExportSource, base: &Map<String, Value>, family: HfFamily, he
     };
     let mut files = vec![
         json_file("config.json", &config),
-        ExportFile { path: format!("{prefix}model.safetensors"), bytes: source.model.to_hf(head).to_safetensors() },
+        ExportFile { path: format!("{prefix}model.safetensors"), bytes: source.model.to_hf(head).to_safetensors().await? },
         ExportFile { path: format!("{prefix}tokenizer.json"), bytes: source.encoder.to_json()?.into_bytes() },
         json_file("tokenizer_config.json", &tokenizer_config(source, pad, eos)?),
     ];

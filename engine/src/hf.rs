@@ -10,6 +10,7 @@ use burn::nn::Linear;
 use burn::tensor::{Device, TensorData};
 use serde_json::Value;
 
+use crate::checkpoint::SafetensorsWriter;
 use crate::config::{Architecture, ModelConfig, RopeScaling};
 use crate::error::{Error, Result};
 use crate::gguf::TensorType;
@@ -469,7 +470,7 @@ impl HfTensors {
 
 /// A row-major `[rows, columns]` matrix as `[columns, rows]`: PyTorch's `Linear` and Burn's
 /// store their weights transposed to each other.
-fn transpose(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
+pub(crate) fn transpose(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
     let mut out = vec![0f32; values.len()];
     for r in 0..rows {
         for c in 0..columns {
@@ -488,58 +489,32 @@ pub enum HfHead {
     Policy,
 }
 
-/// Tensors under Hugging Face names, in PyTorch's layout, written as one F32 safetensors file.
+/// Tensors under Hugging Face names, in PyTorch's layout, written as one F32 safetensors file
+/// (read back from their device as it is written).
 #[derive(Default)]
-pub struct HfWeights {
-    tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
-}
+pub struct HfWeights(SafetensorsWriter);
 
 impl HfWeights {
-    /// A parameter as it is stored (read synchronously: a CPU tensor).
     pub fn tensor<const D: usize>(&mut self, name: impl Into<String>, param: &Param<burn::tensor::Tensor<D>>) {
-        let data = param.val().into_data();
-        let shape = data.shape().to_vec();
-        self.tensors.push((name.into(), shape, data.try_into_vec::<f32>().expect("f32 parameters")));
+        self.0.tensor(name, param.val());
     }
 
     /// A linear layer as PyTorch's `Linear` stores it: `{prefix}.weight` `[out, in]` (Burn's
     /// transposed) and `{prefix}.bias`.
     pub fn linear(&mut self, prefix: impl Into<String>, layer: &Linear) {
         let prefix = prefix.into();
-        let data = layer.weight.val().into_data();
-        let [rows, columns] = <[usize; 2]>::try_from(data.shape().to_vec()).expect("a linear weight is 2-D");
-        let values = data.try_into_vec::<f32>().expect("f32 parameters");
-        self.tensors.push((format!("{prefix}.weight"), vec![columns, rows], transpose(&values, rows, columns)));
+        self.0.transposed(format!("{prefix}.weight"), layer.weight.val());
         if let Some(bias) = &layer.bias {
             self.tensor(format!("{prefix}.bias"), bias);
         }
     }
 
     pub fn names(&self) -> Vec<&str> {
-        self.tensors.iter().map(|(name, _, _)| name.as_str()).collect()
+        self.0.names()
     }
 
-    /// The safetensors file: a JSON header (names sorted, `"format": "pt"` as PyTorch writes
-    /// it), padded to 8 bytes, then the little-endian values.
-    pub fn to_safetensors(mut self) -> Vec<u8> {
-        self.tensors.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut header = serde_json::Map::new();
-        header.insert("__metadata__".into(), serde_json::json!({"format": "pt"}));
-        let mut offset = 0usize;
-        for (name, shape, values) in &self.tensors {
-            let end = offset + 4 * values.len();
-            header.insert(name.clone(), serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}));
-            offset = end;
-        }
-        let mut header = serde_json::to_vec(&Value::Object(header)).expect("a JSON header");
-        header.resize(header.len().div_ceil(8) * 8, b' ');
-        let mut bytes = Vec::with_capacity(8 + header.len() + offset);
-        bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&header);
-        for (_, _, values) in &self.tensors {
-            bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-        }
-        bytes
+    pub async fn to_safetensors(self) -> Result<Vec<u8>> {
+        self.0.finish().await
     }
 }
 

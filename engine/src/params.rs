@@ -2,13 +2,9 @@
 //! clipping, and asynchronous reads to the host (the only kind of read-back a browser's
 //! WebGPU device allows).
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
-
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Tensor;
 
 use crate::error::{Error, Result};
 
@@ -81,46 +77,11 @@ pub async fn read_floats<const D: usize>(tensor: Tensor<D>, what: &str) -> Resul
     tensor.into_data_async().await.map_err(|e| fail(&e))?.convert::<f32>().try_into_vec::<f32>().map_err(|e| fail(&e))
 }
 
-type ReadFuture = Pin<Box<dyn Future<Output = Result<TensorData>> + Send>>;
-
-/// Reads every float parameter of `module` asynchronously and returns a copy on `host`.
-pub async fn copy_to_host<M: Module>(module: &M, host: &Device) -> Result<M> {
-    struct Reads(Vec<(ParamId, ReadFuture)>);
-    impl ModuleVisitor for Reads {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let read = param.val().inner().into_data_async();
-            self.0.push((
-                param.id,
-                Box::pin(async move { read.await.map_err(|e| Error::Backend(format!("{e:?}"))) }),
-            ));
-        }
-    }
-    let mut reads = Reads(Vec::new());
-    module.visit(&mut reads);
-    let mut values = HashMap::with_capacity(reads.0.len());
-    for (id, read) in reads.0 {
-        values.insert(id, read.await?);
-    }
-
-    struct Rebuild<'a> {
-        values: HashMap<ParamId, TensorData>,
-        host: &'a Device,
-    }
-    impl ModuleMapper for Rebuild<'_> {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let (id, value, mapper) = param.consume();
-            let data = self.values.remove(&id).expect("every parameter was read");
-            drop(value);
-            Param::from_mapped_value(id, Tensor::from_data(data, self.host), mapper)
-        }
-    }
-    Ok(module.clone().map(&mut Rebuild { values, host }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use burn::nn::{Linear, LinearConfig};
+    use burn::tensor::Device;
 
     #[test]
     fn global_norm_clipping_scales_all_gradients_together() {

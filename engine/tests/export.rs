@@ -85,7 +85,7 @@ fn check_export(name: &str, model: &RewardModel, config: &RunConfig, backbone_fi
     let stats = Some(RewardStats { mean: 0.25, std: 1.5, responses: 10 });
     let source = ExportSource { model, config, encoder: &encoder, backbone_files: &backbone_files, reward_stats: stats };
     let out = temp_dir(&format!("export-{name}"));
-    for file in export_files(&source, true).unwrap() {
+    for file in pollster::block_on(export_files(&source, true)).unwrap() {
         let path = out.join(&file.path);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, file.bytes).unwrap();

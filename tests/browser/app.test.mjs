@@ -181,6 +181,17 @@ test("trains on WebGPU in the page and shows coloured tokens", { timeout: 2 * TR
     await page.click("#step");
     await waitForPhase(page, ["paused"], TRAIN_TIMEOUT_MS);
     assert.match(await page.locator("#status").innerText(), /step 1\//);
+    // Auto in the WebGPU build, which has no CPU backend, on a software adapter: its worker
+    // says the run belongs on the CPU, and the page launches it again in the CPU-only build,
+    // the reason on the badge.
+    await page.selectOption('select[name="backend"]', "auto");
+    await page.click("#reset");
+    await waitForPhase(page, ["ready"], TRAIN_TIMEOUT_MS);
+    assert.match(await page.locator("#backend-badge").innerText(), /CPU[\s\S]*the only WebGPU adapter is a software fallback/);
+    assert.deepEqual(page.workers().map((w) => new URL(w.url()).search), ["?build=hafrm_cpu"], "the run is in a worker of the CPU-only build");
+    await page.click("#step");
+    await waitForPhase(page, ["paused"], TRAIN_TIMEOUT_MS);
+    assert.match(await page.locator("#status").innerText(), /step 1\//);
     assert.deepEqual(session.errors, [], "no console errors");
   } finally {
     await session.close();
@@ -446,6 +457,28 @@ function withGgmlType(file, type) {
 // run untouched; then the folder, trained with LoRA on the CPU fallback, as `hafrm train
 // --backbone <folder> --lora 8 --template chat` trains it.
 const FIXTURES = path.join(path.dirname(new URL(import.meta.url).pathname), "../../engine/tests/fixtures");
+
+/** Downloads the run folder and the reward model from the page and unpacks both (into a new
+ * directory named from `prefix`); returns their paths. */
+async function downloadRunAndRewardModel(page, prefix) {
+  const saved = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  for (const button of ["#download-model", "#download-reward-model"]) {
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click(button)]);
+    const tar = path.join(saved, download.suggestedFilename());
+    await download.saveAs(tar);
+    execFileSync("tar", ["xf", tar], { cwd: saved });
+  }
+  return [path.join(saved, "hafrm-run"), path.join(saved, "hafrm-reward-model")];
+}
+
+/** The engine scores a response alike with a downloaded run folder and its exported reward
+ * model, and the reward head was trained. */
+function assertScoreAlike(runDir, exported) {
+  const reward = (args) => JSON.parse(execFileSync(hafrm, ["score", ...args, "--backend", "cpu", "--json", "--prompt", "Write a note to my neighbour.", "--response", "Could you please keep it down? Thank you."]).toString()).reward;
+  const [fromRun, fromExport] = [reward(["--model", runDir]), reward(["--backbone", exported])];
+  assert.ok(Math.abs(fromRun - fromExport) <= 1e-4 * Math.max(1, Math.abs(fromRun)), `the run scores ${fromRun}, its export ${fromExport}`);
+  assert.notEqual(fromRun, 0, "a trained reward head");
+}
 test("a pretrained model opened from disk trains with LoRA as the command line does, and bad files keep the run", { timeout: 480_000 }, async () => {
   const llama = path.join(FIXTURES, "hf/llama");
   const query = "?data=polite&pairs=100&steps=6&batch=4&eval_every=3";
@@ -518,16 +551,7 @@ test("a pretrained model opened from disk trains with LoRA as the command line d
 
     // The downloads: the run folder, with the backbone's files kept, and the reward model as
     // `hafrm export` writes it. The engine reads both back, with equal rewards.
-    const saved = fs.mkdtempSync(path.join(os.tmpdir(), "hafrm-pretrained-download-"));
-    const unpack = async (button) => {
-      const [download] = await Promise.all([page.waitForEvent("download"), page.click(button)]);
-      const tar = path.join(saved, download.suggestedFilename());
-      await download.saveAs(tar);
-      execFileSync("tar", ["xf", tar], { cwd: saved });
-    };
-    await unpack("#download-model");
-    await unpack("#download-reward-model");
-    const [runDir, exported] = [path.join(saved, "hafrm-run"), path.join(saved, "hafrm-reward-model")];
+    const [runDir, exported] = await downloadRunAndRewardModel(page, "hafrm-pretrained-download-");
     assert.deepEqual(fs.readFileSync(path.join(runDir, "backbone/chat_template.jinja")), fs.readFileSync(path.join(llama, "chat_template.jinja")));
     assert.equal(JSON.parse(fs.readFileSync(path.join(exported, "config.json"), "utf8")).architectures[0], "LlamaForSequenceClassification");
     // A bare backbone scores with the plain template: the run does too, for the comparison.
@@ -535,10 +559,7 @@ test("a pretrained model opened from disk trains with LoRA as the command line d
     assert.equal(runConfig.encode.template, "chat");
     runConfig.encode.template = "plain";
     fs.writeFileSync(path.join(runDir, "config.json"), JSON.stringify(runConfig));
-    const reward = (args) => JSON.parse(execFileSync(hafrm, ["score", ...args, "--backend", "cpu", "--json", "--prompt", "Write a note to my neighbour.", "--response", "Could you please keep it down? Thank you."]).toString()).reward;
-    const [fromRun, fromExport] = [reward(["--model", runDir]), reward(["--backbone", exported])];
-    assert.ok(Math.abs(fromRun - fromExport) <= 1e-4 * Math.max(1, Math.abs(fromRun)), `the run scores ${fromRun}, its export ${fromExport}`);
-    assert.notEqual(fromRun, 0, "a trained reward head");
+    assertScoreAlike(runDir, exported);
     assert.deepEqual(session.errors, [], "no console errors");
   } finally {
     await session.close();
@@ -667,6 +688,8 @@ test("a pretrained model trains on WebGPU, and one whose tensors outgrow the ada
     await page.locator("#own-view .tok.piece").last().hover();
     assert.match(await page.locator(".hover-card").innerText(), /"😊"[\s\S]*token 4 of 4 over this character/);
 
+    // Written on WebGPU, in a build without a CPU backend: each weight read back from the GPU.
+    assertScoreAlike(...(await downloadRunAndRewardModel(page, "hafrm-webgpu-download-")));
     assert.deepEqual(session.errors, [], "no console errors");
   } finally {
     await session.close();

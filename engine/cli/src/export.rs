@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use hafrm::data::formats::ReadLimits;
-use hafrm::device::{BackendChoice, cpu_device, select_backend};
+use hafrm::device::{BackendChoice, select_backend};
 use hafrm::export::{ExportSource, export_files};
 use hafrm::hf::backbone_settings;
-use hafrm::params::copy_to_host;
 use hafrm::run::{RunDir, TrainedRun, read_pairs};
 use hafrm::{Error, Result};
 
@@ -57,9 +56,8 @@ pub fn run(args: ExportArgs) -> Result<()> {
             }
         }
     };
-    let host = block_on(copy_to_host(&trained.model, &cpu_device()))?;
-    let source = ExportSource { model: &host, config: &trained.config, encoder: &trained.encoder, backbone_files: &backbone_files, reward_stats };
-    let files = export_files(&source, args.policy)?;
+    let source = ExportSource { model: &trained.model, config: &trained.config, encoder: &trained.encoder, backbone_files: &backbone_files, reward_stats };
+    let files = block_on(export_files(&source, args.policy))?;
     write_folder(&args.out, &files)?;
     let config: serde_json::Value = serde_json::from_slice(&files[0].bytes).expect("the export's config is JSON");
     println!("wrote {} ({} files): {} for AutoModelForSequenceClassification", args.out.display(), files.len(), config["architectures"][0]);

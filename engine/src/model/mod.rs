@@ -134,8 +134,8 @@ impl RewardModel {
 
     /// The weights under transformers' names, the inverse of `from_hf`: the backbone with
     /// the reward head as `score` (`*ForSequenceClassification`), or with the policy head as
-    /// `lm_head` (`*ForCausalLM`, untied). Reads parameters synchronously: give it a model on
-    /// the CPU (`params::copy_to_host`).
+    /// `lm_head` (`*ForCausalLM`, untied), read back from the model's device as they are
+    /// written (`HfWeights::to_safetensors`).
     pub fn to_hf(&self, head: HfHead) -> HfWeights {
         let mut out = HfWeights::default();
         match &self.backbone {

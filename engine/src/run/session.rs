@@ -216,9 +216,10 @@ impl Session {
     /// transformers' `AutoModelForSequenceClassification` loads.
     pub async fn export_files(&self) -> Result<Vec<ExportFile>> {
         let weights = self.best_weights().await?;
-        let model = model_from_safetensors(&self.config.model, weights, &crate::device::cpu_device(), "the best model")?;
+        // On the run's device: the page's WebGPU build has no other.
+        let model = model_from_safetensors(&self.config.model, weights, &self.trainer.device().clone().without_autodiff(), "the best model")?;
         let source = ExportSource { model: &model, config: &self.config, encoder: &self.encoder, backbone_files: &self.backbone_files, reward_stats: None };
-        export_files(&source, false)
+        export_files(&source, false).await
     }
 
     /// The run's pairs as the trainer holds them, training pairs then held-out ones, with
