@@ -34,8 +34,8 @@ pub async fn model_to_safetensors(model: &RewardModel) -> Result<Vec<u8>> {
     }
     let mut add = Add { names: &names, writer: SafetensorsWriter::default() };
     model.visit(&mut add);
-    if add.writer.len() != names.len() {
-        return Err(Error::Backend(format!("the model has {} parameters that are not float tensors", names.len() - add.writer.len())));
+    if add.writer.tensors.len() != names.len() {
+        return Err(Error::Backend(format!("the model has {} parameters that are not float tensors", names.len() - add.writer.tensors.len())));
     }
     add.writer.finish().await
 }
@@ -77,18 +77,6 @@ impl SafetensorsWriter {
         let what = name.clone();
         let values = Box::pin(async move { read_floats(tensor, &what).await });
         self.tensors.push(PendingTensor { name, shape, values, transposed });
-    }
-
-    pub fn len(&self) -> usize {
-        self.tensors.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tensors.is_empty()
-    }
-
-    pub fn names(&self) -> Vec<&str> {
-        self.tensors.iter().map(|tensor| tensor.name.as_str()).collect()
     }
 
     /// The file: an 8-byte header length, the JSON header padded to 8 bytes, then each

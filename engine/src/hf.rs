@@ -509,10 +509,6 @@ impl HfWeights {
         }
     }
 
-    pub fn names(&self) -> Vec<&str> {
-        self.0.names()
-    }
-
     pub async fn to_safetensors(self) -> Result<Vec<u8>> {
         self.0.finish().await
     }
