@@ -34,6 +34,15 @@ phase "app build (wasm32)" bash app/build.sh
 for file in dist/*.wasm dist/*.js; do
   echo "app: $file: $(stat -c %s "$file") bytes, $(gzip -9 -c "$file" | wc -c) gzipped"
 done
+# What a browser downloads with each build: the page, its stylesheet, the worker's script, and
+# the build's bindings and module (README: the WebGPU one's aim is at most 3 MB).
+for build in hafrm hafrm_cpu; do
+  total=0
+  for file in dist/index.html dist/assets/style.css dist/worker.js "dist/$build.js" "dist/${build}_bg.wasm"; do
+    total=$((total + $(gzip -9 -c "$file" | wc -c)))
+  done
+  echo "app: the page with $build: $total bytes gzipped"
+done
 
 # The engine, the CLI and the app end to end (tests/app.rs runs tests/browser/). The app
 # crate itself is wasm only (its code is exercised in the browser); every native invocation
