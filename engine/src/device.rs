@@ -49,7 +49,7 @@ pub struct Backend {
 }
 
 impl Backend {
-    #[cfg(any(feature = "cpu", not(target_family = "wasm")))]
+    #[cfg(not(target_family = "wasm"))]
     pub fn cpu(reason: impl Into<String>) -> Self {
         Self { device: cpu_device(), adapter: None, reason: reason.into() }
     }

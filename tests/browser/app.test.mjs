@@ -171,8 +171,8 @@ test("trains on WebGPU in the page and shows coloured tokens", { timeout: 2 * TR
     assert.match(await page.locator("#precision h3").innerText(), /step 30/);
     await assertTokenViews(session, /WebGPU/);
     await page.screenshot({ path: path.join(artifacts, "app-webgpu.png"), fullPage: true });
-    // The CPU chosen under Backend trains in a worker of the CPU-only build, whose CPU kernels
-    // are compiled for speed (the WebGPU build's for size).
+    // The CPU chosen under Backend trains in a worker of the CPU-only build (the WebGPU build
+    // has no CPU backend).
     await page.selectOption('select[name="backend"]', "cpu");
     await page.click("#reset");
     await waitForPhase(page, ["ready"], TRAIN_TIMEOUT_MS);
@@ -451,13 +451,6 @@ function withGgmlType(file, type) {
   return copy;
 }
 
-// A pretrained model from the user's disk: the tiny random Llama folder of the engine's
-// fixtures (transformers' own files: config.json, model.safetensors in BF16, a byte-level BPE
-// tokenizer.json and a chat template). Bad files first, each refused by name with the current
-// run untouched; then the folder, trained with LoRA on the CPU fallback, as `hafrm train
-// --backbone <folder> --lora 8 --template chat` trains it.
-const FIXTURES = path.join(path.dirname(new URL(import.meta.url).pathname), "../../engine/tests/fixtures");
-
 /** Downloads the run folder and the reward model from the page and unpacks both (into a new
  * directory named from `prefix`); returns their paths. */
 async function downloadRunAndRewardModel(page, prefix) {
@@ -479,6 +472,14 @@ function assertScoreAlike(runDir, exported) {
   assert.ok(Math.abs(fromRun - fromExport) <= 1e-4 * Math.max(1, Math.abs(fromRun)), `the run scores ${fromRun}, its export ${fromExport}`);
   assert.notEqual(fromRun, 0, "a trained reward head");
 }
+
+// A pretrained model from the user's disk: the tiny random Llama folder of the engine's
+// fixtures (transformers' own files: config.json, model.safetensors in BF16, a byte-level BPE
+// tokenizer.json and a chat template). Bad files first, each refused by name with the current
+// run untouched; then the folder, trained with LoRA on the CPU fallback, as `hafrm train
+// --backbone <folder> --lora 8 --template chat` trains it.
+const FIXTURES = path.join(path.dirname(new URL(import.meta.url).pathname), "../../engine/tests/fixtures");
+
 test("a pretrained model opened from disk trains with LoRA as the command line does, and bad files keep the run", { timeout: 480_000 }, async () => {
   const llama = path.join(FIXTURES, "hf/llama");
   const query = "?data=polite&pairs=100&steps=6&batch=4&eval_every=3";
