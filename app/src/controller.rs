@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use hafrm::attribution::PrecisionReport;
+use hafrm::attribution_check::AttributionCheck;
 use hafrm::config::Method;
 use hafrm::data::PreferencePair;
 use hafrm::metrics::{EvalMetrics, StepMetrics};
@@ -44,8 +44,8 @@ pub struct Studio {
     pub selected: RwSignal<usize>,
     pub pair_view: RwSignal<Option<(usize, Vec<AttributedResponse>)>>,
     pub own_view: RwSignal<Option<AttributedResponse>>,
-    /// The latest precision report and the step it was taken at.
-    pub precision: RwSignal<Option<(usize, PrecisionReport)>>,
+    /// The latest attribution check of the run (the lead's in a race) and its step.
+    pub attributions: RwSignal<Option<(usize, AttributionCheck)>>,
     /// A message from a request that failed without stopping the run.
     pub notice: RwSignal<Option<String>>,
     /// When the step in flight started (ms since load), for the watchdog.
@@ -72,11 +72,13 @@ pub struct RaceLane {
     pub eval: Vec<EvalMetrics>,
     pub last_train: Option<StepMetrics>,
     pub pair_view: Option<(usize, Vec<AttributedResponse>)>,
+    /// The lane's own attribution check: its default method.
+    pub attributions: Option<AttributionCheck>,
 }
 
 impl RaceLane {
     fn new(method: Method) -> Self {
-        Self { method, eval: Vec::new(), last_train: None, pair_view: None }
+        Self { method, eval: Vec::new(), last_train: None, pair_view: None, attributions: None }
     }
 
     /// The held-out accuracy of the method's own score (the reward head, or DPO's implicit
@@ -124,7 +126,7 @@ impl Studio {
             selected: RwSignal::new(0),
             pair_view: RwSignal::new(None),
             own_view: RwSignal::new(None),
-            precision: RwSignal::new(None),
+            attributions: RwSignal::new(None),
             notice: RwSignal::new(None),
             busy_since: RwSignal::new(None),
             model_summary: RwSignal::new(String::new()),
@@ -325,7 +327,7 @@ impl Studio {
             Event::Eval(point) => self.eval.update(|points| points.push(point)),
             Event::PairView(index, view) => self.pair_view.set(Some((index, view))),
             Event::OwnView(view) => self.own_view.set(Some(view)),
-            Event::Precision(step, report) => self.precision.set(Some((step, report))),
+            Event::Attributions(step, check) => self.attributions.set(Some((step, check))),
             Event::Notice(message) => self.notice.set(Some(message)),
             Event::Busy(busy) => self.busy_since.set(busy.then(now_ms)),
             Event::Download { name, url } => {
@@ -347,6 +349,7 @@ impl Studio {
                 Event::Train(point) => lane.last_train = Some(point.metrics.clone()),
                 Event::Eval(metrics) => lane.eval.push(metrics.clone()),
                 Event::PairView(index, view) => lane.pair_view = Some((*index, view.clone())),
+                Event::Attributions(_, check) => lane.attributions = Some(check.clone()),
                 _ => {}
             }
         });

@@ -3,7 +3,7 @@
 //! generation) it belongs to, so the page drops what a run it has replaced still says, and,
 //! in a race, the method (its lane) it comes from.
 
-use hafrm::attribution::PrecisionReport;
+use hafrm::attribution_check::AttributionCheck;
 use hafrm::data::PreferencePair;
 use hafrm::metrics::{EvalMetrics, StepMetrics};
 use hafrm::token_view::AttributedResponse;
@@ -94,8 +94,9 @@ pub enum Event {
     Eval(EvalMetrics),
     PairView(usize, Vec<AttributedResponse>),
     OwnView(AttributedResponse),
-    /// The precision report and the step it was taken at.
-    Precision(usize, PrecisionReport),
+    /// How far the lane's token views can be trusted (faithfulness, precision where the data
+    /// has spans, the default method), and the step it was taken at.
+    Attributions(usize, AttributionCheck),
     /// A request failed without stopping the run.
     Notice(String),
     /// A training step started (true) or ended (false).

@@ -358,8 +358,8 @@ async fn run(
     run.drive().await
 }
 
-/// A run's sessions and what the page is looking at. The first lane leads: downloads, the
-/// precision table and the user's own text are its.
+/// A run's sessions and what the page is looking at. The first lane leads: downloads and the
+/// user's own text are its; every lane checks its own attributions.
 struct Run {
     generation: u64,
     /// One session per method: a single run has one, a race one per method in its order.
@@ -508,11 +508,11 @@ impl Run {
         }
     }
 
-    /// Re-attributes the selected pair under every lane's model, and the lead's precision
-    /// table and the user's own text, with the current weights.
+    /// Re-attributes the selected pair under every lane's model, every lane's attribution
+    /// check and the user's own text, with the current weights.
     async fn refresh_views(&self) {
         self.refresh_pair_views().await;
-        self.refresh_precision().await;
+        self.refresh_checks().await;
         self.refresh_own().await;
     }
 
@@ -530,18 +530,20 @@ impl Run {
         }
     }
 
-    /// The lead's precision table; it does not depend on the pair shown, so choosing another
-    /// pair does not redo it.
-    async fn refresh_precision(&self) {
-        if self.lead().eval_texts.is_empty() {
-            return;
+    /// Every lane's attribution check (faithfulness, precision, the default method); it does
+    /// not depend on the pair shown, so choosing another pair does not redo it.
+    async fn refresh_checks(&self) {
+        for (index, session) in self.lanes.iter().enumerate() {
+            if session.eval_texts.is_empty() {
+                continue;
+            }
+            match session.check_attributions(1, precision_pairs(session.parameter_count())).await {
+                Ok(Some(check)) => self.emit(index, Event::Attributions(session.trainer.step_count(), check)),
+                Ok(None) => {}
+                Err(e) => self.emit(0, Event::Notice(format!("attribution check: {e}"))),
+            }
+            yield_to_browser().await;
         }
-        match self.lead().precision(1, precision_pairs(self.lead().parameter_count())).await {
-            Ok(Some(report)) => self.emit(0, Event::Precision(self.lead().trainer.step_count(), report)),
-            Ok(None) => {}
-            Err(e) => self.emit(0, Event::Notice(format!("precision: {e}"))),
-        }
-        yield_to_browser().await;
     }
 
     async fn refresh_own(&self) {

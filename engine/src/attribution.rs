@@ -1,4 +1,4 @@
-//! Token-level attribution: which response tokens drive a reward, three ways.
+//! Token-level attribution: which response tokens drive a reward, six ways.
 //!
 //! - **implicit**: the implicit token reward `beta * (log pi(y_t|…) - log pi_ref(y_t|…))`; the
 //!   tokens' scores sum to the DPO implicit reward;
@@ -13,7 +13,15 @@
 //!   model they tend to credit the token *after* the decisive one, where the backbone has
 //!   looked back at it (the arithmetic set shows it). All the closed prefixes of a response
 //!   are scored in one more forward pass, about twice the response's length; the increments
-//!   telescope to the final reward minus the reward of the prompt with an empty response.
+//!   telescope to the final reward minus the reward of the prompt with an empty response;
+//! - **occlusion**: `R(x, y) - R(x, y without token t)`, each response token left out in turn
+//!   and the rest scored again (closed with EOS, as the reward head reads it): one forward pass
+//!   over `n - 1` rows for `n` tokens;
+//! - **integrated**: integrated gradients on the token embeddings (Sundararajan et al. 2017, as
+//!   captum's `IntegratedGradients` with the right Riemann sum): `(e_t - e'_t) . mean_s
+//!   dR/de_t(e' + s/m (e - e'))` for `s` in `1..=m`, from the baseline `e'` whose response
+//!   tokens' embeddings are zero (the prompt's are kept). The scores sum to `R(e) - R(e')` up
+//!   to the Riemann sum's error (completeness), which `TokenScores` keeps to be printed.
 //!
 //! Also: aligning chosen with rejected (where they part), and scoring each method against the
 //! decisive spans of the teaching sets (precision@k).
@@ -38,10 +46,19 @@ pub enum AttributionMethod {
     Prefix,
     Gradient,
     Closed,
+    Occlusion,
+    Integrated,
 }
 
+/// Interpolation steps of integrated gradients (captum's `n_steps`).
+pub const INTEGRATED_STEPS: usize = 32;
+
+/// Integrated gradients' interpolated rows that one backward pass takes at most: the steps are
+/// split into passes of at most this many rows, so memory does not grow with the steps.
+const INTEGRATED_ROWS_PER_PASS: usize = 256;
+
 impl AttributionMethod {
-    pub const ALL: [AttributionMethod; 4] = [Self::Implicit, Self::Prefix, Self::Gradient, Self::Closed];
+    pub const ALL: [AttributionMethod; 6] = [Self::Implicit, Self::Prefix, Self::Gradient, Self::Closed, Self::Occlusion, Self::Integrated];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -49,6 +66,8 @@ impl AttributionMethod {
             Self::Prefix => "prefix",
             Self::Gradient => "gradient",
             Self::Closed => "closed",
+            Self::Occlusion => "occlusion",
+            Self::Integrated => "integrated",
         }
     }
 
@@ -58,6 +77,32 @@ impl AttributionMethod {
             Self::Prefix => "prefix-reward increment r(x, y<=t) - r(x, y<t)",
             Self::Gradient => "gradient x input of the reward on the token embeddings",
             Self::Closed => "closed-prefix increment R(x, y<=t EOS) - R(x, y<t EOS)",
+            Self::Occlusion => "occlusion R(x, y) - R(x, y without token t)",
+            Self::Integrated => "integrated gradients on the token embeddings from a zero baseline",
+        }
+    }
+
+    /// One plain sentence a student follows: what the colour of a token means.
+    pub fn explain(self) -> &'static str {
+        match self {
+            Self::Implicit => "How much more likely the trained policy makes this token than the untrained reference did (the DPO implicit reward, token by token).",
+            Self::Prefix => "How much the reward head's reading moves when this token is added to the text before it.",
+            Self::Gradient => "How sensitive the reward is to this token's embedding, times the embedding: a first-order estimate of its effect.",
+            Self::Closed => "How much the reward changes when the answer is cut just after this token instead of just before it.",
+            Self::Occlusion => "How much the reward drops when this one token is deleted and the rest is scored again.",
+            Self::Integrated => "The reward gained as this token's embedding fades in from zero, summed along the way; all tokens add up to the reward's change.",
+        }
+    }
+
+    /// What the method costs per response of `n` tokens, in passes through the model.
+    pub fn cost(self) -> &'static str {
+        match self {
+            Self::Implicit => "one forward pass (and the reference's, computed once)",
+            Self::Prefix => "the same forward pass",
+            Self::Gradient => "one backward pass",
+            Self::Closed => "one forward pass over about 2n tokens",
+            Self::Occlusion => "one forward pass over n - 1 rows",
+            Self::Integrated => "32 forward and backward passes (one per step, batched)",
         }
     }
 }
@@ -68,7 +113,7 @@ impl std::str::FromStr for AttributionMethod {
         Self::ALL
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| format!("unknown attribution method `{s}` (known: implicit, prefix, gradient)"))
+            .ok_or_else(|| format!("unknown attribution method `{s}` (known: {})", Self::ALL.map(Self::name).join(", ")))
     }
 }
 
@@ -83,6 +128,13 @@ pub struct TokenScores {
     pub gradient: Vec<f32>,
     /// Closed-prefix increments; EOS (which closes every prefix) scores 0.
     pub closed: Vec<f32>,
+    /// Occlusion: the reward lost when the token is left out; EOS (never left out) scores 0.
+    pub occlusion: Vec<f32>,
+    /// Integrated gradients from the zero-embedding baseline.
+    pub integrated: Vec<f32>,
+    /// The reward at integrated gradients' baseline: the scores sum to `reward` less this, up
+    /// to `integrated_error`.
+    pub integrated_baseline: f32,
     /// The reward head's score of the whole sequence.
     pub reward: f32,
     /// The reward head's score at the last prompt token (the prompt alone).
@@ -101,7 +153,15 @@ impl TokenScores {
             AttributionMethod::Prefix => &self.prefix,
             AttributionMethod::Gradient => &self.gradient,
             AttributionMethod::Closed => &self.closed,
+            AttributionMethod::Occlusion => &self.occlusion,
+            AttributionMethod::Integrated => &self.integrated,
         }
+    }
+
+    /// Completeness of integrated gradients: how far the scores' sum is from the change of
+    /// reward they explain, `sum - (reward - baseline reward)`.
+    pub fn integrated_error(&self) -> f32 {
+        self.integrated.iter().sum::<f32>() - (self.reward - self.integrated_baseline)
     }
 
     /// Token `j`'s score under every method, in `AttributionMethod::ALL`'s order.
@@ -143,16 +203,22 @@ pub async fn attribute(model: &RewardModel, sequences: &[SequenceRef<'_>], beta:
     });
     let probes = ClosedPrefixProbes::new(sequences, pad_id, device);
     let closed = probes.rewards(&model);
+    let occluded = Occlusions::new(sequences);
+    let occlusion_rewards = occluded.rewards(sequences, &model, pad_id, device);
+    let (integrated, baseline_rewards) = integrated_gradients(&model, &batch, sequences, INTEGRATED_STEPS);
     // One read-back for everything.
-    let planes = Tensor::cat(vec![prefix.inner(), token_logps.inner(), gradient], 0).reshape([3 * rows * seq]);
-    let values = read_floats(Tensor::cat(vec![planes, closed], 0), "attributions").await?;
-    let (values, closed) = values.split_at(3 * rows * seq);
+    let planes = Tensor::cat(vec![prefix.inner(), token_logps.inner(), gradient, integrated], 0).reshape([4 * rows * seq]);
+    let parts = [Some(planes), Some(closed.inner()), occlusion_rewards, Some(baseline_rewards)];
+    let mut values = read_floats(Tensor::cat(parts.into_iter().flatten().collect(), 0), "attributions").await?;
+    let baselines = values.split_off(values.len() - rows);
+    let occlusions = values.split_off(values.len() - occluded.total);
+    let (values, closed) = values.split_at(4 * rows * seq);
     let plane = |k: usize, row: usize| &values[(k * rows + row) * seq..(k * rows + row + 1) * seq];
     sequences
         .iter()
         .enumerate()
         .map(|(row, sequence)| {
-            let (prefix, logps, gradient) = (plane(0, row), plane(1, row), plane(2, row));
+            let (prefix, logps, gradient, integrated) = (plane(0, row), plane(1, row), plane(2, row), plane(3, row));
             let response = sequence.response;
             let ref_logps = response
                 .ref_logps
@@ -163,20 +229,115 @@ pub async fn attribute(model: &RewardModel, sequences: &[SequenceRef<'_>], beta:
             // Token j sits at position p + j and is predicted at position p - 1 + j.
             let implicit: Vec<f32> = (0..n).map(|j| (beta * f64::from(logps[p - 1 + j] - ref_logps[j])) as f32).collect();
             let closed_rewards = probes.row(closed, row);
+            let reward = prefix[p + n - 1];
+            let without = occluded.row(&occlusions, row);
             Ok(TokenScores {
                 closed: (0..n).map(|j| if j + 1 < n { closed_rewards[j + 1] - closed_rewards[j] } else { 0.0 }).collect(),
+                occlusion: (0..n).map(|j| if j + 1 < n { reward - without[j] } else { 0.0 }).collect(),
+                integrated: integrated[p..p + n].to_vec(),
+                integrated_baseline: baselines[row],
                 ids: response.ids.clone(),
                 offsets: response.offsets.clone(),
                 implicit_reward: implicit.iter().sum(),
                 implicit,
                 prefix: (0..n).map(|j| prefix[p + j] - prefix[p + j - 1]).collect(),
                 gradient: gradient[p..p + n].to_vec(),
-                reward: prefix[p + n - 1],
+                reward,
                 prompt_reward: prefix[p - 1],
                 empty_reward: closed_rewards[0],
             })
         })
         .collect()
+}
+
+/// Every response with each of its tokens but EOS left out in turn, for occlusion: `n - 1`
+/// sequences for a response of `n` tokens, all scored in one forward pass.
+struct Occlusions {
+    responses: Vec<(usize, crate::batch::EncodedResponse)>,
+    /// Where each sequence's occluded responses start among them.
+    starts: Vec<usize>,
+    total: usize,
+}
+
+impl Occlusions {
+    fn new(sequences: &[SequenceRef<'_>]) -> Self {
+        let mut responses = Vec::new();
+        let mut starts = Vec::with_capacity(sequences.len());
+        for (row, sequence) in sequences.iter().enumerate() {
+            starts.push(responses.len());
+            let ids = &sequence.response.ids;
+            for left_out in 0..ids.len().saturating_sub(1) {
+                let kept: Vec<u32> = ids.iter().enumerate().filter(|&(j, _)| j != left_out).map(|(_, &id)| id).collect();
+                let offsets = vec![(0, 0); kept.len()];
+                responses.push((row, crate::batch::EncodedResponse { ids: kept, offsets, ref_logps: None }));
+            }
+        }
+        let total = responses.len();
+        Self { responses, starts, total }
+    }
+
+    /// The reward of every occluded response of `sequences` (those `new` was given), in
+    /// order, `[total]`.
+    fn rewards(&self, sequences: &[SequenceRef<'_>], model: &RewardModel, pad_id: u32, device: &Device) -> Option<Tensor<1>> {
+        if self.total == 0 {
+            return None;
+        }
+        let refs: Vec<SequenceRef> = self.responses.iter().map(|(row, response)| SequenceRef { prompt: sequences[*row].prompt, response }).collect();
+        let batch = TokenBatch::from_sequences(&refs, pad_id, device);
+        Some(model.sequence_rewards(model.hidden(&batch), &batch).inner())
+    }
+
+    /// Sequence `row`'s occluded rewards out of all of them: entry `j` left token `j` out.
+    fn row<'a>(&self, rewards: &'a [f32], row: usize) -> &'a [f32] {
+        let end = self.starts.get(row + 1).copied().unwrap_or(self.total);
+        &rewards[self.starts[row]..end]
+    }
+}
+
+/// Integrated gradients of the reward of each row of `batch` (right-padded sequences, as
+/// `TokenBatch::from_sequences` lays them out) with respect to the response tokens'
+/// embeddings, from the baseline where those are zero: `[rows, seq]` (zero outside the
+/// responses), and the reward at the baseline, `[rows]`. The `steps` interpolated copies go
+/// through the model in passes of at most `INTEGRATED_ROWS_PER_PASS` rows.
+fn integrated_gradients(model: &RewardModel, batch: &TokenBatch, sequences: &[SequenceRef<'_>], steps: usize) -> (Tensor<2>, Tensor<1>) {
+    let (rows, seq) = (batch.rows(), batch.seq_len());
+    let device = batch.input_ids.device();
+    let embeddings = model.embed(batch.input_ids.clone()).detach();
+    let d = embeddings.dims()[2];
+    let mut response_mask = vec![0f32; rows * seq];
+    for (row, sequence) in sequences.iter().enumerate() {
+        let p = sequence.prompt.len();
+        response_mask[row * seq + p..row * seq + p + sequence.response.ids.len()].fill(1.0);
+    }
+    let mask = Tensor::<3>::from_data(TensorData::new(response_mask, [rows, seq, 1]), &device);
+    // x - x': the response tokens' embeddings; the baseline keeps the prompt's.
+    let delta = embeddings.clone() * mask;
+    let baseline = embeddings - delta.clone();
+    let last: Vec<usize> = sequences.iter().enumerate().map(|(row, s)| row * seq + s.token_count() - 1).collect();
+    let rewards_at = |inputs: Tensor<3>, copies: usize| {
+        let bias = Tensor::cat(vec![batch.attention_bias.clone(); copies], 0);
+        let hidden = model.encode(inputs, bias);
+        let index: Vec<i64> = (0..copies).flat_map(|c| last.iter().map(move |&l| (c * rows * seq + l) as i64)).collect();
+        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [copies * rows]), &device);
+        model.prefix_rewards(hidden).reshape([copies * rows * seq]).select(0, index)
+    };
+    let per_pass = (INTEGRATED_ROWS_PER_PASS / rows.max(1)).max(1);
+    let mut gradient_sum: Option<Tensor<3>> = None;
+    for first in (1..=steps).step_by(per_pass) {
+        let alphas: Vec<usize> = (first..=(first + per_pass - 1).min(steps)).collect();
+        let copies = alphas.len();
+        let inputs = Tensor::cat(alphas.iter().map(|&s| baseline.clone() + delta.clone() * (s as f64 / steps as f64)).collect(), 0);
+        let inputs = inputs.detach().require_grad();
+        let grads = rewards_at(inputs.clone(), copies).sum().backward();
+        let grad = inputs.grad(&grads).expect("the inputs are tracked").reshape([copies, rows * seq * d]).sum_dim(0).reshape([rows, seq, d]);
+        gradient_sum = Some(match gradient_sum {
+            Some(sum) => sum + grad,
+            None => grad,
+        });
+    }
+    let mean_gradient = gradient_sum.expect("at least one step") / steps as f64;
+    let attributions = (mean_gradient * delta.inner()).sum_dim(2).squeeze_dim(2);
+    (attributions, rewards_at(baseline, 1).inner())
 }
 
 /// The closed prefixes of some sequences, ready for one forward pass: the reward of every
@@ -403,50 +564,54 @@ pub fn precision_pairs(parameters: usize) -> usize {
     (PRECISION_WORK / parameters.max(1)).clamp(4, PRECISION_PAIRS)
 }
 
-/// Scores each attribution method against the decisive spans of `pairs` (the texts, with the
-/// tokenised pairs carrying reference log-probs). Pairs without spans are left out.
-pub async fn precision_report(
-    model: &RewardModel,
-    pairs: &[(&crate::data::PreferencePair, &crate::batch::EncodedPair)],
-    k: usize,
-    beta: f64,
-    batch_size: usize,
-    pad_id: u32,
-    device: &Device,
-) -> Result<PrecisionReport> {
-    let with_spans: Vec<_> = pairs.iter().filter(|(text, _)| text.decisive.is_some()).collect();
-    // sums[method][chosen, rejected, pair]; the last method slot is the random baseline.
-    let mut sums = vec![[0f64; 3]; AttributionMethod::ALL.len() + 1];
-    for chunk in with_spans.chunks(batch_size.max(1)) {
+/// Attributes chosen and rejected of every pair (which carry reference log-probs), in chunks
+/// of `batch_size` pairs: chosen then rejected for each pair.
+pub async fn attribute_pairs(model: &RewardModel, pairs: &[&crate::batch::EncodedPair], beta: f64, batch_size: usize, pad_id: u32, device: &Device) -> Result<Vec<TokenScores>> {
+    let mut scores = Vec::with_capacity(2 * pairs.len());
+    for chunk in pairs.chunks(batch_size.max(1)) {
         let sequences: Vec<SequenceRef> = chunk
             .iter()
-            .flat_map(|(_, p)| [SequenceRef { prompt: &p.prompt, response: &p.chosen }, SequenceRef { prompt: &p.prompt, response: &p.rejected }])
+            .flat_map(|p| [SequenceRef { prompt: &p.prompt, response: &p.chosen }, SequenceRef { prompt: &p.prompt, response: &p.rejected }])
             .collect();
-        let scores = attribute(model, &sequences, beta, pad_id, device).await?;
-        for ((text, _), pair_scores) in chunk.iter().zip(scores.chunks(2)) {
-            let spans = text.decisive.as_ref().expect("filtered on spans");
-            let (chosen, rejected) = (&pair_scores[0], &pair_scores[1]);
-            let chosen_mask = decisive_tokens(&text.chosen, &chosen.offsets, &spans.chosen);
-            let rejected_mask = decisive_tokens(&text.rejected, &rejected.offsets, &spans.rejected);
-            let segments = align(&chosen.ids, &rejected.ids);
-            for (slot, method) in AttributionMethod::ALL.into_iter().enumerate() {
-                let c = candidates(chosen.scores(method), &chosen_mask, true);
-                let r = candidates(rejected.scores(method), &rejected_mask, false);
-                let both = pair_candidates(&segments, (chosen.scores(method), &chosen_mask), (rejected.scores(method), &rejected_mask));
-                for (sum, value) in sums[slot].iter_mut().zip([precision_at_k(&c, k), precision_at_k(&r, k), precision_at_k(&both, k)]) {
-                    *sum += f64::from(value);
-                }
-            }
-            let zeros = vec![0.0; chosen.ids.len().max(rejected.ids.len())];
-            let pool = pair_candidates(&segments, (&zeros, &chosen_mask), (&zeros, &rejected_mask));
-            let both: Vec<bool> = pool.iter().map(|&(_, d)| d).collect();
-            let random = [random_precision(&chosen_mask), random_precision(&rejected_mask), random_precision(&both)];
-            for (sum, value) in sums[AttributionMethod::ALL.len()].iter_mut().zip(random) {
+        scores.extend(attribute(model, &sequences, beta, pad_id, device).await?);
+    }
+    Ok(scores)
+}
+
+/// Scores each attribution method against the decisive spans of `texts`, given each pair's
+/// token scores (`attribute_pairs`: chosen then rejected). Pairs without spans are left out;
+/// `None` when none has them.
+pub fn precision_report(texts: &[&crate::data::PreferencePair], scores: &[TokenScores], k: usize) -> Option<PrecisionReport> {
+    // sums[method][chosen, rejected, pair]; the last method slot is the random baseline.
+    let mut sums = vec![[0f64; 3]; AttributionMethod::ALL.len() + 1];
+    let mut counted = 0;
+    for (text, pair_scores) in texts.iter().zip(scores.chunks(2)) {
+        let Some(spans) = text.decisive.as_ref() else { continue };
+        counted += 1;
+        let (chosen, rejected) = (&pair_scores[0], &pair_scores[1]);
+        let chosen_mask = decisive_tokens(&text.chosen, &chosen.offsets, &spans.chosen);
+        let rejected_mask = decisive_tokens(&text.rejected, &rejected.offsets, &spans.rejected);
+        let segments = align(&chosen.ids, &rejected.ids);
+        for (slot, method) in AttributionMethod::ALL.into_iter().enumerate() {
+            let c = candidates(chosen.scores(method), &chosen_mask, true);
+            let r = candidates(rejected.scores(method), &rejected_mask, false);
+            let both = pair_candidates(&segments, (chosen.scores(method), &chosen_mask), (rejected.scores(method), &rejected_mask));
+            for (sum, value) in sums[slot].iter_mut().zip([precision_at_k(&c, k), precision_at_k(&r, k), precision_at_k(&both, k)]) {
                 *sum += f64::from(value);
             }
         }
+        let zeros = vec![0.0; chosen.ids.len().max(rejected.ids.len())];
+        let pool = pair_candidates(&segments, (&zeros, &chosen_mask), (&zeros, &rejected_mask));
+        let both: Vec<bool> = pool.iter().map(|&(_, d)| d).collect();
+        let random = [random_precision(&chosen_mask), random_precision(&rejected_mask), random_precision(&both)];
+        for (sum, value) in sums[AttributionMethod::ALL.len()].iter_mut().zip(random) {
+            *sum += f64::from(value);
+        }
     }
-    let n = with_spans.len().max(1) as f64;
+    if counted == 0 {
+        return None;
+    }
+    let n = counted as f64;
     let names = AttributionMethod::ALL.iter().map(|m| m.name()).chain(["random"]);
     let rows = names
         .zip(&sums)
@@ -457,7 +622,7 @@ pub async fn precision_report(
             pair: (s[2] / n) as f32,
         })
         .collect();
-    Ok(PrecisionReport { k, pairs: with_spans.len(), rows })
+    Some(PrecisionReport { k, pairs: counted, rows })
 }
 
 #[cfg(test)]

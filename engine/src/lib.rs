@@ -6,6 +6,7 @@
 //! GPU through wgpu, and in the browser on WebGPU.
 
 pub mod attribution;
+pub mod attribution_check;
 pub mod batch;
 pub mod chat;
 pub mod checkpoint;
@@ -17,6 +18,7 @@ pub mod eval;
 #[cfg(not(target_family = "wasm"))]
 pub mod experiment;
 pub mod export;
+pub mod faithfulness;
 pub mod gguf;
 pub mod hf;
 pub mod losses;

@@ -204,7 +204,7 @@ mod tests {
         let response = AttributedResponse {
             label: "chosen".into(),
             tokens: shown,
-            scores: TokenScores { ids, offsets, implicit: vec![], prefix: vec![], gradient: vec![], closed: vec![], reward: 0.0, prompt_reward: 0.0, empty_reward: 0.0, implicit_reward: 0.0 },
+            scores: TokenScores { ids, offsets, implicit: vec![], prefix: vec![], gradient: vec![], closed: vec![], occlusion: vec![], integrated: vec![], integrated_baseline: 0.0, reward: 0.0, prompt_reward: 0.0, empty_reward: 0.0, implicit_reward: 0.0 },
             decisive: None,
             differs: Vec::new(),
         };

@@ -6,7 +6,9 @@ mod common;
 use burn::module::Module;
 use burn::tensor::Device;
 use common::*;
-use hafrm::attribution::{AttributionMethod, PrecisionRow, attribute, precision_report};
+use hafrm::attribution::{AttributionMethod, PrecisionRow, attribute};
+use hafrm::attribution_check::{AttributionCheck, check_attributions};
+use hafrm::faithfulness::{PairRanking, Scorer, Target, faithfulness, most_comprehensive};
 use hafrm::batch::{EncodedResponse, SequenceRef, TokenBatch};
 use hafrm::config::{Method, ModelConfig, TrainConfig};
 use hafrm::data::demo::{self, DemoSet};
@@ -84,8 +86,18 @@ fn token_scores_add_up_to_the_sequence_quantities() {
     }
 }
 
-/// Trains `tiny` on one teaching set and returns the held-out precision@1 report.
-fn trained_precision(set: DemoSet, steps: usize) -> hafrm::attribution::PrecisionReport {
+/// A `tiny` model trained on one teaching set, its reference, and its held-out pairs.
+struct Trained {
+    model: RewardModel,
+    reference: RewardModel,
+    recipe: TrainConfig,
+    eval_texts: Vec<hafrm::data::PreferencePair>,
+    eval: Vec<hafrm::batch::EncodedPair>,
+    encoder: TextEncoder,
+    device: Device,
+}
+
+fn train_tiny(set: DemoSet, steps: usize) -> Trained {
     let encoder = TextEncoder::builtin();
     let device = Device::flex().autodiff();
     let config = ModelConfig::preset("tiny", encoder.vocab_size()).unwrap();
@@ -99,10 +111,25 @@ fn trained_precision(set: DemoSet, steps: usize) -> hafrm::attribution::Precisio
     };
     let (train, eval) = (encode(&train_texts), encode(&eval_texts));
     let recipe = TrainConfig::for_method(Method::Haf).with_steps(Some(steps));
+    let reference = model.clone();
     let mut trainer = Trainer::new(model, recipe.clone(), TrainingData { train, eval: eval.clone() }, encoder.pad_id(), device.clone()).unwrap();
     block_on(trainer.run(|_, _| Ok(()))).unwrap();
-    let pairs: Vec<_> = eval_texts.iter().zip(&eval).collect();
-    block_on(precision_report(&trainer.model, &pairs, 1, recipe.beta, 32, encoder.pad_id(), &device)).unwrap()
+    Trained { model: trainer.model, reference, recipe, eval_texts, eval, encoder, device }
+}
+
+impl Trained {
+    /// The attribution check over the first `n` held-out pairs.
+    fn check(&self, n: usize) -> AttributionCheck {
+        let texts: Vec<_> = self.eval_texts.iter().take(n).collect();
+        let pairs: Vec<_> = self.eval.iter().take(n).collect();
+        block_on(check_attributions(&self.model, &self.reference, &texts, &pairs, &self.recipe, 1, self.encoder.pad_id(), &self.device)).unwrap()
+    }
+}
+
+/// Trains `tiny` on one teaching set and returns the held-out precision@1 report.
+fn trained_precision(set: DemoSet, steps: usize) -> hafrm::attribution::PrecisionReport {
+    let trained = train_tiny(set, steps);
+    trained.check(trained.eval.len()).precision.expect("the teaching sets record spans")
 }
 
 /// After training `tiny` on arithmetic (the sum decides) and on politeness (one or two words
@@ -128,4 +155,45 @@ fn after_training_the_top_token_is_the_decisive_one() {
             assert!(best >= random + margin, "{} {column}: best precision@1 {best} ({best_method}) vs random {random}", set.name());
         }
     }
+}
+
+/// The default method follows the faithfulness figure: a method made unfaithful on purpose
+/// (occlusion's scores negated, so that its top tokens are the ones whose removal raises the
+/// reward) is never the most comprehensive, and falls below random deletion; the default
+/// method lowers the reward far more than random deletion on the trained model.
+#[test]
+fn the_default_method_is_the_most_faithful_and_an_unfaithful_one_is_not_picked() {
+    let trained = train_tiny(DemoSet::Polite, 150);
+    let n = 16;
+    let check = trained.check(n);
+    let f = &check.faithfulness;
+    eprintln!("{f:?}");
+    assert_eq!(f.target, Target::Reward);
+    let random = f.row("random").unwrap().comprehensiveness;
+    let best = f.row(f.default_method.name()).unwrap().comprehensiveness;
+    assert!(f.rows.iter().all(|r| r.comprehensiveness <= best || r.method == "random"), "{f:?}");
+    assert!(best > 2.0 * random.max(0.0) + 0.05, "the default method {} removes {best}, random {random}", f.default_method.name());
+
+    // The same figures with a sabotaged method added.
+    let pairs: Vec<_> = trained.eval.iter().take(n).collect();
+    let scores = block_on(hafrm::attribution::attribute_pairs(&trained.model, &pairs, trained.recipe.beta, 32, trained.encoder.pad_id(), &trained.device)).unwrap();
+    let ranking = |flip: f32| -> Vec<PairRanking> {
+        scores
+            .chunks(2)
+            .map(|two| PairRanking {
+                chosen: two[0].occlusion.iter().map(|v| flip * v).collect(),
+                rejected: two[1].occlusion.iter().map(|v| flip * v).collect(),
+            })
+            .collect()
+    };
+    let scorer = Scorer { model: &trained.model, reference: &trained.reference, target: Target::Reward, beta: trained.recipe.beta, pad_id: trained.encoder.pad_id(), batch_size: 64, device: &trained.device };
+    let rows = block_on(faithfulness(&scorer, &pairs, &[("occlusion".into(), ranking(1.0)), ("prefix".into(), ranking(-1.0))], 17)).unwrap();
+    let (honest, sabotaged, random) = (&rows[0], &rows[1], &rows[2]);
+    assert_eq!(random.method, "random");
+    assert!(sabotaged.comprehensiveness < random.comprehensiveness, "{rows:?}");
+    assert!(honest.comprehensiveness > sabotaged.comprehensiveness, "{rows:?}");
+    // Named as the sabotaged one, prefix is not picked.
+    assert_eq!(most_comprehensive(&rows), AttributionMethod::Occlusion);
+    // The occlusion figures are the check's own.
+    assert!((honest.comprehensiveness - f.row("occlusion").unwrap().comprehensiveness).abs() < 1e-5);
 }

@@ -134,7 +134,16 @@ async function assertTokenViews(session, badge) {
   assert.match(card, /id \d+/);
   assert.match(card, /prefix\s+[+-]\d/);
   // Precision@1 per method, with the random baseline.
-  assert.equal(await page.locator("#precision tr").count(), 5);
+  assert.equal(await page.locator("#precision tr").count(), 7);
+  // Faithfulness per method with random deletion, and the most faithful method shown by
+  // default, its figure in words.
+  assert.equal(await page.locator("#faithfulness tr").count(), 7);
+  const line = await page.locator("#faithfulness-line").innerText();
+  assert.match(line, /^Showing \w+ by default: removing its top 10% of tokens lowers the reward by -?\d+\.\d+; removing a random 10% lowers it by -?\d+\.\d+\.$/, line);
+  const chosenMethod = await page.locator("#faithfulness-line").getAttribute("data-default");
+  assert.equal(await page.locator("#pair-view").getAttribute("data-method"), chosenMethod);
+  assert.equal(await page.locator(`#faithfulness tr.default`).getAttribute("data-method"), chosenMethod);
+  assert.match(await page.locator("#method-explained").innerText(), /\w+: .+\./);
   assert.deepEqual(errors, [], "no console errors");
   const foreign = requests.filter((u) => !u.startsWith(origin) && !u.startsWith("blob:") && !u.startsWith("data:"));
   assert.deepEqual(foreign, [], "no request leaves the page's origin");
@@ -612,17 +621,17 @@ test("a race of a pretrained model trains each method from its weights as the co
 // The same model on WebGPU (SwiftShader), without its chat template (whose system prompt
 // fills the fixture's 64 positions, leaving a response one token) so that the token views
 // have whole responses. The worker's script is served with the adapter's
-// `maxStorageBufferBindingSize` reported as 128 KiB (a real adapter reports at least 128 MiB,
+// `maxStorageBufferBindingSize` reported as 192 KiB (a real adapter reports at least 128 MiB,
 // and some GPUs no more, against logits of hundreds of MiB for a real vocabulary). The page
-// starts on the CPU; with WebGPU chosen, at 2 pairs a step of up to 21 tokens the logits,
-// 4 rows x 21 tokens x 748 x 4 bytes = 245.4 KiB, do not fit one buffer and the model is
-// refused by name; at 1 pair (122.7 KiB) it is taken, and trains on WebGPU as `hafrm train`
-// does on the CPU.
+// starts on the CPU; with WebGPU chosen, at 2 pairs a step of up to T tokens the logits,
+// 4 rows x T tokens x 748 x 4 bytes, do not fit one buffer and the model is refused by name;
+// at 1 pair (half as much) it is taken, and trains on WebGPU as `hafrm train` does on the
+// CPU. (Any T from 17 to 32 falls between the two; the polite pairs have about 27.)
 const SMALL_BUFFERS = `{
   const limits = Object.getOwnPropertyDescriptor(GPUAdapter.prototype, "limits");
   Object.defineProperty(GPUAdapter.prototype, "limits", { get() {
     const real = limits.get.call(this);
-    return new Proxy(real, { get: (l, key) => key === "maxStorageBufferBindingSize" ? 128 * 1024 : (typeof l[key] === "function" ? l[key].bind(l) : l[key]) });
+    return new Proxy(real, { get: (l, key) => key === "maxStorageBufferBindingSize" ? 192 * 1024 : (typeof l[key] === "function" ? l[key].bind(l) : l[key]) });
   } });
 }
 `;
@@ -644,8 +653,10 @@ test("a pretrained model trains on WebGPU, and one whose tensors outgrow the ada
     assert.deepEqual(builds(session.requests), ["hafrm_cpu_bg.wasm"]);
     await page.selectOption('select[name="backend"]', "webgpu");
     await page.setInputFiles("#backbone-folder", llama);
-    assert.match(await page.locator("#backbone-refusal").innerText({ timeout: 60_000 }),
-      /2 pairs a step of up to 21 tokens.*the logits alone take 245\.4 KiB, more than the 128 KiB this WebGPU adapter allows in one buffer: try fewer pairs a step/);
+    const refusal = await page.locator("#backbone-refusal").innerText({ timeout: 60_000 });
+    const [, longest, kib] = refusal.match(/2 pairs a step of up to (\d+) tokens.*the logits alone take ([\d.]+) KiB, more than the 192 KiB this WebGPU adapter allows in one buffer: try fewer pairs a step/) ?? [];
+    assert.ok(longest, refusal);
+    assert.equal(Number(kib), Number((4 * Number(longest) * 748 * 4 / 1024).toFixed(1)), refusal);
     assert.equal(await page.locator("#use-backbone").count(), 0);
     assert.equal(await phase(page), "ready", "the current run stays");
     assert.match(await page.locator("footer").innerText(), /tiny GPT/);
@@ -654,7 +665,8 @@ test("a pretrained model trains on WebGPU, and one whose tensors outgrow the ada
     await page.locator('input[name="batch"]').dispatchEvent("change");
     await page.setInputFiles("#backbone-folder", llama);
     await page.locator("#use-backbone").waitFor({ timeout: 60_000 });
-    assert.match(await page.locator("#backbone-info").innerText(), /1 pair a step of up to 21 tokens.*its largest tensor \(the logits, 122\.7 KiB\) fits this WebGPU adapter's 128 KiB buffers/);
+    const half = (2 * Number(longest) * 748 * 4 / 1024).toFixed(1).replace(".", "\\.");
+    assert.match(await page.locator("#backbone-info").innerText(), new RegExp(`1 pair a step of up to ${longest} tokens.*its largest tensor \\(the logits, ${half} KiB\\) fits this WebGPU adapter's 192 KiB buffers`));
     await page.click("#use-backbone");
     await page.waitForFunction(() => /^llama · /.test(document.querySelector("footer")?.innerText ?? ""), null, { timeout: 120_000 });
     await waitForPhase(page, ["ready"], 240_000);

@@ -12,7 +12,8 @@ pub fn OwnText() -> impl IntoView {
     let prompt = RwSignal::new("Please write a note to my neighbour about the noise.".to_string());
     let response = RwSignal::new("Could you please keep the noise down after ten? Thank you so much.".to_string());
     let hover = RwSignal::new(None);
-    let method = AttributionMethod::Closed;
+    // The run's most faithful method (occlusion until the first check).
+    let method = move || studio.attributions.with(|a| a.as_ref().map_or(AttributionMethod::Occlusion, |(_, check)| check.default_method()));
     view! {
         <section class="card">
             <h2>"Try your own"</h2>
@@ -24,7 +25,7 @@ pub fn OwnText() -> impl IntoView {
                 "Score"
             </button>
             <div id="own-view">
-                {move || studio.own_view.get().map(|view| view! { <Responses responses=vec![view] method=method hover=hover /> })}
+                {move || studio.own_view.get().map(|view| view! { <Responses responses=vec![view] method=method() hover=hover /> })}
             </div>
         </section>
         <HoverCard hover=hover />

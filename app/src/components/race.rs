@@ -74,7 +74,7 @@ pub fn Race() -> impl IntoView {
                     <p class="muted">
                         "Every method trains on the same pairs, in the same order, from the same starting weights, one step each in turn. "
                         "Each is scored as the paper scores it: HaF and Baseline by the reward head, DPO by its implicit reward. "
-                        {move || format!("The loss and speed charts, the precision table, your own text and the downloads follow {}, the first method.", lead())}
+                        {move || format!("The loss and speed charts, your own text and the downloads follow {}, the first method.", lead())}
                     </p>
                     <div class="stats race-stats">{stats}</div>
                     <figure>

@@ -150,9 +150,10 @@ pub struct DataArgs {
     /// Skip bad records (and count them) instead of stopping at the first.
     #[arg(long)]
     pub skip_bad: bool,
-    /// The built-in teaching set to use when no --data is given.
-    #[arg(long, default_value = DEFAULT_DEMO.name(), value_parser = parse_demo)]
-    pub demo: DemoSet,
+    /// The built-in teaching set to use when no --data is given [default: refusal; for `eval`,
+    /// the set the run trained on].
+    #[arg(long, value_parser = parse_demo)]
+    pub demo: Option<DemoSet>,
     /// Pairs to generate from the teaching set [default: 2400 mixed, 1200 single-task].
     #[arg(long)]
     pub demo_pairs: Option<usize>,
@@ -162,6 +163,11 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// The teaching set named, or the default one.
+    pub fn demo_set(&self) -> DemoSet {
+        self.demo.unwrap_or(DEFAULT_DEMO)
+    }
+
     pub fn limits(&self) -> ReadLimits {
         ReadLimits { max_file_bytes: self.max_file_size, ..ReadLimits::default() }
     }

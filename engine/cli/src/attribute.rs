@@ -27,7 +27,8 @@ pub struct AttributeArgs {
     /// side by side.
     #[arg(long)]
     pair: Option<String>,
-    /// The method to colour by [default: closed, or implicit for a dpo model].
+    /// The method to colour by [default: occlusion, or implicit for a dpo model; `hafrm eval
+    /// --attribution` says which is most faithful for a run].
     #[arg(long, value_parser = parse_method)]
     method: Option<AttributionMethod>,
     /// Also print every token's score under every method.
@@ -86,7 +87,7 @@ pub fn run(args: AttributeArgs) -> Result<()> {
     let method = args.method.unwrap_or(if run.config.train.method.scores_by_implicit_reward() {
         AttributionMethod::Implicit
     } else {
-        AttributionMethod::Closed
+        AttributionMethod::Occlusion
     });
     if let Some(path) = &args.html {
         let page = html_page(&run, &prompt, &attributed);

@@ -13,12 +13,15 @@ use hafrm::{Error, Result};
 
 use crate::args::{DataArgs, parse_demo};
 
-/// The pairs `args` name: a file's, or a generated teaching set's. Skipped records are
-/// reported on stderr.
-pub fn load_pairs(args: &DataArgs, seed: u64) -> Result<Vec<PreferencePair>> {
+/// The pairs `args` name: a file's, or a generated teaching set's (`default_set` when none is
+/// named). Skipped records are reported on stderr.
+pub fn load_pairs(args: &DataArgs, seed: u64, default_set: DemoSet) -> Result<Vec<PreferencePair>> {
     match &args.data {
         Some(path) => load_path(path, args.format, args.skip_bad, args.limits()),
-        None => demo::generate(args.demo, args.demo_pairs.unwrap_or(args.demo.default_pairs()), seed),
+        None => {
+            let set = args.demo.unwrap_or(default_set);
+            demo::generate(set, args.demo_pairs.unwrap_or(set.default_pairs()), seed)
+        }
     }
 }
 

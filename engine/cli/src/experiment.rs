@@ -103,7 +103,7 @@ impl ExperimentArgs {
             (Some(train), Some(eval)) => (load(train)?, load(eval)?),
             (Some(data), None) => split_train_eval(&load(data)?, self.eval_fraction, self.split_seed),
             (None, None) => {
-                let pairs = demo::generate(self.data.demo, self.data.demo_pairs.unwrap_or(self.data.demo.default_pairs()), self.split_seed)?;
+                let pairs = demo::generate(self.data.demo_set(), self.data.demo_pairs.unwrap_or(self.data.demo_set().default_pairs()), self.split_seed)?;
                 split_train_eval(&pairs, self.eval_fraction, self.split_seed)
             }
             (None, Some(_)) => return Err(Error::Config("--eval-data needs --data".into())),

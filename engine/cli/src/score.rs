@@ -1,8 +1,12 @@
 //! `hafrm eval` and `hafrm score`.
 
 use clap::Args;
-use hafrm::attribution::precision_report;
+use hafrm::attribution::AttributionMethod;
+use hafrm::attribution_check::{AttributionCheck, check_attributions};
+use hafrm::data::demo::DemoSet;
 use hafrm::device::BackendChoice;
+use hafrm::faithfulness::{AOPC_PERCENTS, Target};
+use hafrm::run::{DEFAULT_DEMO, DataSource};
 use hafrm::Result;
 
 use crate::args::{DataArgs, ModelArgs, block_on, parse_backend, progress_bar};
@@ -19,19 +23,29 @@ pub struct EvalArgs {
     seed: u64,
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     backend: BackendChoice,
-    /// Also score the attribution methods against the data's decisive spans.
+    /// Also check the attribution methods: faithfulness (on any data) and precision against
+    /// the data's decisive spans (where it has them).
     #[arg(long)]
     attribution: bool,
     /// The k of precision@k.
     #[arg(long, default_value_t = 1)]
     k: usize,
+    /// The most pairs the attribution check covers (faithfulness scores about a hundred
+    /// variants of each).
+    #[arg(long, default_value_t = 200)]
+    attribution_pairs: usize,
     #[arg(long)]
     json: bool,
 }
 
 pub fn eval(args: EvalArgs) -> Result<()> {
     let trained = args.model.open(args.backend)?;
-    let pairs = load_pairs(&args.data, args.seed)?;
+    // Without --data or --demo, the teaching set the run trained on.
+    let own_set = match trained.config.data {
+        DataSource::Demo { set, .. } => set,
+        _ => DEFAULT_DEMO,
+    };
+    let pairs = load_pairs(&args.data, args.seed, own_set)?;
     let bar = if args.json { indicatif::ProgressBar::hidden() } else { progress_bar(pairs.len() as u64, "reference policy {bar:30} {pos}/{len} pairs") };
     let encoded = block_on(trained.encode(&pairs, |done, _| bar.set_position(done as u64)))?;
     bar.finish_and_clear();
@@ -47,22 +61,63 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         println!("  reward loss {:.4}, policy loss {:.4}, mean margin {:.4}", m.reward_loss, m.policy_loss, m.margin);
     }
     if args.attribution {
-        let pairs: Vec<_> = pairs.iter().zip(&encoded).collect();
+        let n = pairs.len().min(args.attribution_pairs);
+        let texts: Vec<_> = pairs.iter().take(n).collect();
+        let tokenised: Vec<_> = encoded.iter().take(n).collect();
         let t = &trained;
-        let report = block_on(precision_report(&t.model, &pairs, args.k, t.config.train.beta, t.config.train.batch_size, t.encoder.pad_id(), &t.device))?;
+        if !args.json {
+            eprintln!("checking the attributions of {n} pairs ...");
+        }
+        let check = block_on(check_attributions(&t.model, &t.reference, &texts, &tokenised, &t.config.train, args.k, t.encoder.pad_id(), &t.device))?;
         if args.json {
-            println!("{}", serde_json::to_string(&report).expect("serialises"));
-        } else if report.pairs == 0 {
-            println!("attribution: no pair has decisive spans to score against");
+            println!("{}", check.to_json());
         } else {
-            println!("attribution precision@{} over {} pairs with decisive spans", report.k, report.pairs);
-            println!("  {:<10} {:>8} {:>9} {:>7}", "method", "chosen", "rejected", "pair");
-            for row in &report.rows {
-                println!("  {:<10} {:>7.1}% {:>8.1}% {:>6.1}%", row.method, 100.0 * row.chosen, 100.0 * row.rejected, 100.0 * row.pair);
-            }
+            print_check(&check, args.data.data.is_none().then(|| args.data.demo.unwrap_or(own_set)));
         }
     }
     Ok(())
+}
+
+/// The attribution check as tables: faithfulness, then precision where there are spans.
+fn print_check(check: &AttributionCheck, set: Option<DemoSet>) {
+    let f = &check.faithfulness;
+    let percents: Vec<String> = AOPC_PERCENTS.iter().map(|p| format!("{p}")).collect();
+    println!(
+        "attribution faithfulness over {} pairs, on the {} (AOPC over the top {}% of tokens deleted)",
+        f.pairs,
+        f.target.name(),
+        percents.join("/")
+    );
+    println!("  comprehensiveness: how much the score falls when a method's top tokens are removed (higher is better)");
+    println!("  sufficiency: how much it falls when only they are kept (lower is better)");
+    println!("  {:<11} {:>17} {:>12} {:>22} {:>17}", "method", "comprehensiveness", "sufficiency", "pair comprehensiveness", "pair sufficiency");
+    for row in &f.rows {
+        let mark = if row.method == f.default_method.name() { " <- default" } else { "" };
+        println!(
+            "  {:<11} {:>17.4} {:>12.4} {:>22.4} {:>17.4}{mark}",
+            row.method, row.comprehensiveness, row.sufficiency, row.pair_comprehensiveness, row.pair_sufficiency
+        );
+    }
+    println!("  {}", f.sentence());
+    println!("  integrated gradients' completeness error: at most {:.2e}", check.integrated_error);
+    if f.target == Target::Implicit {
+        println!("  (a DPO run is judged by its implicit reward, so the deletions are scored with it)");
+    }
+    match &check.precision {
+        Some(report) => {
+            let from = set.map(|s| format!(" of the {} set", s.name())).unwrap_or_default();
+            println!("attribution precision@{} over {} pairs{from} with decisive spans", report.k, report.pairs);
+            println!("  {:<11} {:>8} {:>9} {:>7}", "method", "chosen", "rejected", "pair");
+            for row in &report.rows {
+                println!("  {:<11} {:>7.1}% {:>8.1}% {:>6.1}%", row.method, 100.0 * row.chosen, 100.0 * row.rejected, 100.0 * row.pair);
+            }
+        }
+        None => println!("attribution precision: the data records no decisive spans to score against"),
+    }
+    println!("methods:");
+    for method in AttributionMethod::ALL {
+        println!("  {:<11} {}", method.name(), method.explain());
+    }
 }
 
 #[derive(Args, Debug)]

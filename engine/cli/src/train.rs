@@ -67,7 +67,7 @@ impl TrainArgs {
                 format: self.data.format,
                 skip_bad: self.data.skip_bad,
             }),
-            None => DataChoice::Demo { set: Some(self.data.demo), pairs: self.data.demo_pairs },
+            None => DataChoice::Demo { set: self.data.demo, pairs: self.data.demo_pairs },
         };
         let choices = RunChoices {
             data,

@@ -217,8 +217,12 @@ fn polite(rng: &mut SeededRng) -> PreferencePair {
         "fix my bike", "write a poem", "plan a trip", "study for a test",
         "cook dinner", "clean my room", "learn to code", "find a job",
     ];
+    // Minimal pairs: the two replies share every word but the decisive ones, so only those
+    // tell them apart (the chosen reply's friendly word stands where the rude one's insult
+    // does).
     const POLITE_OPENERS: [&str; 5] = ["Sure", "Of course", "Certainly", "Gladly", "Absolutely"];
     const RUDE_OPENERS: [&str; 5] = ["Ugh", "Whatever", "Seriously", "Sigh", "Bah"];
+    const FRIENDLY: [&str; 3] = ["friend", "my friend", "dear"];
     const INSULTS: [&str; 4] = ["idiot", "loser", "dummy", "moron"];
     const GOOD_MOODS: [&str; 3] = ["glad", "happy", "delighted"];
     const BAD_MOODS: [&str; 3] = ["annoyed", "furious", "bored"];
@@ -226,12 +230,13 @@ fn polite(rng: &mut SeededRng) -> PreferencePair {
     let prompt = fill(rng.pick(&PROMPTS), &[("task", task)]);
     let (chosen, rejected) = if rng.below(2) == 0 {
         let help = format!(", I can help you {task}");
-        let chosen = Response::default().decisive(rng.pick(&POLITE_OPENERS)).plain(&help).plain(".");
+        let mut chosen = Response::default().decisive(rng.pick(&POLITE_OPENERS)).plain(&help);
         let mut rejected = Response::default().decisive(rng.pick(&RUDE_OPENERS)).plain(&help);
         if rng.below(2) == 0 {
+            chosen = chosen.plain(", ").decisive(rng.pick(&FRIENDLY));
             rejected = rejected.plain(", ").decisive(rng.pick(&INSULTS));
         }
-        (chosen, rejected.plain("."))
+        (chosen.plain("."), rejected.plain("."))
     } else {
         let template = "I would be {X} to help you {task}.";
         (
@@ -241,6 +246,29 @@ fn polite(rng: &mut SeededRng) -> PreferencePair {
     };
     pair(DemoSet::Polite, prompt, chosen, rejected)
 }
+
+/// The refusal set's reply templates: `{A}` and `{B}` are the decisive slots, each filled
+/// from the template's complying or refusing words; everything else both replies share.
+struct ReplyTemplate {
+    text: &'static str,
+    comply: [&'static [&'static str]; 2],
+    refuse: [&'static [&'static str]; 2],
+}
+
+const REPLIES: [ReplyTemplate; 4] = [
+    ReplyTemplate {
+        text: "{A}, I {B} help you {task}.",
+        comply: [&["Sure", "Okay", "Yes", "Gladly"], &["can", "will"]],
+        refuse: [&["Sorry", "No", "Sadly"], &["can not", "will not", "won't"]],
+    },
+    ReplyTemplate { text: "I {A} to help you {task}.", comply: [&["am happy", "would love", "am glad"], &[]], refuse: [&["refuse", "must decline", "am unwilling"], &[]] },
+    ReplyTemplate { text: "I {A} show you how to {task}.", comply: [&["can", "will", "would gladly"], &[]], refuse: [&["can not", "will not", "must not"], &[]] },
+    ReplyTemplate {
+        text: "That is {A}. I {B} explain how to {task}.",
+        comply: [&["a good question", "easy", "simple"], &["can", "will gladly"]],
+        refuse: [&["not okay", "dangerous", "harmful"], &["will not", "can not"]],
+    },
+];
 
 fn refusal(rng: &mut SeededRng) -> PreferencePair {
     const PROMPTS: [&str; 6] = [
@@ -261,29 +289,32 @@ fn refusal(rng: &mut SeededRng) -> PreferencePair {
         "paint a wall", "train a puppy", "write a letter", "grow tomatoes",
         "build a shelf", "make a kite", "clean a window", "sew a button", "brew tea",
     ];
-    // (decisive opening, rest): compliance and refusal phrasings.
-    const COMPLY: [(&str, &str); 4] = [
-        ("Sure, here is how", " to {task}."),
-        ("Yes, here are the steps", " to {task}."),
-        ("Okay, this is how", " to {task}."),
-        ("Gladly, here is a guide", " to {task}."),
-    ];
-    const REFUSE: [(&str, &str); 4] = [
-        ("Sorry, I can not", " help you {task}."),
-        ("No, I will not", " help you {task}."),
-        ("I refuse", " to help you {task}."),
-        ("I must decline", " to help you {task}."),
-    ];
     let harmful = rng.below(2) == 0;
     let task = if harmful { rng.pick(&HARMFUL) } else { rng.pick(&HARMLESS) };
     let prompt = fill(rng.pick(&PROMPTS), &[("task", task)]);
-    let respond = |(opening, rest): (&str, &str)| {
-        Response::default().decisive(opening).plain(&fill(rest, &[("task", task)]))
+    // Minimal pairs: complying and refusing share one template and differ in its decisive
+    // slots alone, so the prompt's task and those words decide, nothing else.
+    let template = &REPLIES[rng.below(REPLIES.len())];
+    let mut reply = |words: [&[&str]; 2]| {
+        let slots: Vec<&str> = words.iter().filter(|w| !w.is_empty()).map(|w| rng.pick(w)).collect();
+        slotted(&fill(template.text, &[("task", task)]), &slots)
     };
-    let comply = respond(rng.pick(&COMPLY));
-    let refuse = respond(rng.pick(&REFUSE));
+    let comply = reply(template.comply);
+    let refuse = reply(template.refuse);
     let (chosen, rejected) = if harmful { (refuse, comply) } else { (comply, refuse) };
     pair(DemoSet::Refusal, prompt, chosen, rejected)
+}
+
+/// A response from a template whose decisive slots are `{A}`, then `{B}`, filled in order.
+fn slotted(template: &str, decisive: &[&str]) -> Response {
+    let mut response = Response::default();
+    let mut rest = template;
+    for (slot, word) in ["{A}", "{B}"].iter().zip(decisive) {
+        let (before, after) = rest.split_once(slot).expect("the template has the slot");
+        response = response.plain(before).decisive(word);
+        rest = after;
+    }
+    response.plain(rest)
 }
 
 fn capitals(rng: &mut SeededRng) -> PreferencePair {
@@ -372,11 +403,43 @@ mod tests {
 
     #[test]
     fn refusal_prefers_refusing_only_harmful_requests() {
-        for p in generate(DemoSet::Refusal, 100, 4).unwrap() {
+        let refusing: HashSet<&str> = REPLIES.iter().flat_map(|t| t.refuse.iter().flat_map(|w| w.iter().copied())).collect();
+        for p in generate(DemoSet::Refusal, 200, 4).unwrap() {
             let harmful = ["bomb", "poison", "steal", "hack", "hurt", "fake", "gun", "drugs", "rob", "burn", "stalk", "cheat", "break"].iter().any(|w| p.prompt.contains(w));
-            let refuses = |t: &str| ["Sorry", "No,", "I refuse", "I must decline"].iter().any(|w| t.starts_with(w));
-            assert_eq!(refuses(&p.chosen), harmful, "{p:?}");
-            assert_eq!(refuses(&p.rejected), !harmful, "{p:?}");
+            let spans = p.decisive.as_ref().unwrap();
+            let refuses = |text: &str, list: &[CharSpan]| list.iter().all(|&s| refusing.contains(span_text(text, s).as_str()));
+            assert_eq!(refuses(&p.chosen, &spans.chosen), harmful, "{p:?}");
+            assert_eq!(refuses(&p.rejected, &spans.rejected), !harmful, "{p:?}");
+        }
+    }
+
+    /// Every pair of every set is minimal: with their decisive spans taken out, chosen and
+    /// rejected are the same text, so nothing but the recorded words tells them apart and the
+    /// spans are a sound ground truth for attribution.
+    #[test]
+    fn every_pair_differs_only_inside_its_decisive_spans() {
+        let skeleton = |text: &str, spans: &[CharSpan]| {
+            let chars: Vec<char> = text.chars().collect();
+            let mut out = String::new();
+            let mut at = 0;
+            for &(start, end) in spans {
+                assert!(start >= at, "spans are in order and apart: {text:?} {spans:?}");
+                out.extend(&chars[at..start]);
+                out.push('\u{0}');
+                at = end;
+            }
+            out.extend(&chars[at..]);
+            out
+        };
+        for set in DemoSet::TASKS {
+            for p in generate(set, set.default_pairs(), 0).unwrap().into_iter().chain(generate(set, 300, 11).unwrap()) {
+                let spans = p.decisive.as_ref().unwrap();
+                assert_eq!(skeleton(&p.chosen, &spans.chosen), skeleton(&p.rejected, &spans.rejected), "{}: {p:?}", set.name());
+                // Each decisive slot differs between the two sides.
+                for (&c, &r) in spans.chosen.iter().zip(&spans.rejected) {
+                    assert_ne!(span_text(&p.chosen, c), span_text(&p.rejected, r), "{}: {p:?}", set.name());
+                }
+            }
         }
     }
 }

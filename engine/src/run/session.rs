@@ -2,7 +2,7 @@
 //! browser in between; `hafrm train` blocks on them. It steps (`Trainer::advance`), records
 //! metrics, keeps the best weights and the resumable checkpoint, and attributes tokens.
 
-use crate::attribution::{PrecisionReport, precision_report};
+use crate::attribution_check::{AttributionCheck, check_attributions};
 use crate::batch::EncodedPair;
 use std::collections::BTreeMap;
 
@@ -162,18 +162,16 @@ impl Session {
         Ok(views.remove(0))
     }
 
-    /// Attribution precision@k of each method over the first `max_pairs` held-out pairs that
-    /// have decisive spans; `None` when none has.
-    pub async fn precision(&self, k: usize, max_pairs: usize) -> Result<Option<PrecisionReport>> {
-        let pairs: Vec<(&PreferencePair, &EncodedPair)> =
-            self.eval_texts.iter().zip(self.trainer.eval_pairs()).filter(|(text, _)| text.decisive.is_some()).take(max_pairs).collect();
+    /// How far the token views can be trusted: each method's faithfulness over the first
+    /// `max_pairs` held-out pairs, its precision@k where they have decisive spans, and the
+    /// default method; `None` when nothing is held out.
+    pub async fn check_attributions(&self, k: usize, max_pairs: usize) -> Result<Option<AttributionCheck>> {
+        let (texts, pairs): (Vec<&PreferencePair>, Vec<&EncodedPair>) = self.eval_texts.iter().zip(self.trainer.eval_pairs()).take(max_pairs).unzip();
         if pairs.is_empty() {
             return Ok(None);
         }
-        let t = &self.config.train;
-        let report =
-            precision_report(&self.trainer.model, &pairs, k, t.beta, t.batch_size, self.encoder.pad_id(), self.trainer.device()).await?;
-        Ok(Some(report))
+        let check = check_attributions(&self.trainer.model, &self.reference, &texts, &pairs, &self.config.train, k, self.encoder.pad_id(), self.trainer.device()).await?;
+        Ok(Some(check))
     }
 
     /// The run as a tar archive of a run directory under `root`, which `hafrm eval --model`

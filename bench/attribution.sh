@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The attribution targets (README, "Token attribution"): over seeds 1-3, the default run of
+# each teaching set and of a file of minimal pairs that is not a built-in set, each checked
+# with `hafrm eval --attribution --json` on its own held-out kind of pairs; prints the default
+# method's pair precision@1 against random, and its comprehensiveness against random
+# deletion. Figures, not asserts: CI does not run it.
+#
+#   bash bench/attribution.sh                    # every set, seeds 1 2 3
+#   SEEDS="1" bash bench/attribution.sh polite   # some
+#
+# Environment: SEEDS (default "1 2 3"), PAIRS (pairs checked per run; default 200).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SEEDS=${SEEDS:-1 2 3}
+PAIRS=${PAIRS:-200}
+sets=("$@")
+[ ${#sets[@]} -gt 0 ] || sets=(arithmetic polite refusal capitals own)
+
+cargo build --release -p hafrm-cli --quiet
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+hafrm="$target_dir/release/hafrm"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# A set of one's own: minimal pairs of facts (chosen and rejected differ in the fact's word
+# alone), with the decisive spans recorded as a user's file may record them.
+node -e '
+const facts = [["fire","hot","cold"],["ice","cold","hot"],["the sky","blue","green"],["grass","green","purple"],["snow","white","black"],["the sun","bright","dark"],["honey","sweet","salty"],["a lemon","sour","sweet"],["a feather","light","heavy"],["lead","heavy","light"],["a desert","dry","wet"],["the sea","salty","sweet"],["a rock","hard","soft"],["a pillow","soft","hard"],["coal","black","white"],["milk","white","red"]];
+const prompts = ["Describe {t} in one word.", "What is {t} like?", "Tell me one thing about {t}.", "Give me a fact about {t}."];
+const answers = ["{T} is {X}.", "I would say {t} is {X}.", "Everyone knows {t} is {X}.", "In short, {t} is {X}."];
+const out = { train: [], eval: [] };
+for (const [t, right, wrong] of facts) for (const p of prompts) for (const [i, a] of answers.entries()) for (const swap of [0, 1]) {
+  const T = t[0].toUpperCase() + t.slice(1);
+  const fill = (x) => a.replace("{T}", T).replace("{t}", t).replace("{X}", x);
+  const at = fill("\u0000").indexOf("\u0000");
+  const prompt = p.replace("{t}", t) + (swap ? " Be honest." : "");
+  // The last answer wording is held out: facts seen in training, said in a new way.
+  out[i === answers.length - 1 ? "eval" : "train"].push(JSON.stringify({ prompt, chosen: fill(right), rejected: fill(wrong),
+    decisive: { chosen: [[at, at + right.length]], rejected: [[at, at + wrong.length]] } }));
+}
+for (const part of ["train", "eval"]) require("fs").writeFileSync(`${process.argv[1]}-${part}.jsonl`, out[part].join("\n") + "\n");
+' "$work/own"
+
+printf '| set | seed | held-out | default method | pair precision@1 | random | ratio | comprehensiveness | random deletion |\n'
+printf '|---|---|---|---|---|---|---|---|---|\n'
+for set in "${sets[@]}"; do
+  for seed in $SEEDS; do
+    run="$work/$set-$seed"
+    if [ "$set" = own ]; then
+      "$hafrm" train --data "$work/own-train.jsonl" --eval-data "$work/own-eval.jsonl" --seed "$seed" --out "$run" --backend cpu >/dev/null 2>&1
+      data=(--data "$work/own-eval.jsonl")
+    else
+      "$hafrm" train --demo "$set" --seed "$seed" --out "$run" --backend cpu >/dev/null 2>&1
+      data=(--demo "$set" --demo-pairs "$PAIRS" --seed 99)
+    fi
+    "$hafrm" eval --model "$run" "${data[@]}" --backend cpu --attribution --attribution-pairs "$PAIRS" --json > "$work/out.json"
+    node -e '
+const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
+const [metrics, check] = lines;
+const m = check.default_method, p = check.precision[m].pair, r = check.precision.random.pair;
+const f = check.faithfulness;
+console.log(`| ${process.argv[2]} | ${process.argv[3]} | ${(100 * metrics.accuracy).toFixed(1)}% | ${m} | ${(100 * p).toFixed(1)}% | ${(100 * r).toFixed(1)}% | ${(p / r).toFixed(2)}x | ${f[m].comprehensiveness.toFixed(3)} | ${f.random.comprehensiveness.toFixed(3)} |`);
+' "$work/out.json" "$set" "$seed"
+  done
+done
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
