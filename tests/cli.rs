@@ -91,7 +91,7 @@ fn train_eval_score_and_resume() {
 
     // attribution in the terminal, as a table, as JSON, and as an HTML page
     let colour = ok(&["attribute", "--model", s(&run), "--prompt", "What is 2 + 3?", "--response", "2 + 3 = 5.", "--backend", "cpu"]);
-    assert!(colour.contains("\x1b[48;2;") && colour.contains("legend (closed-prefix increment"), "{colour}");
+    assert!(colour.contains("\x1b[48;2;") && colour.contains("legend (occlusion R(x, y) - R(x, y without token t)"), "{colour}");
     let table = ok(&["attribute", "--model", s(&run), "--prompt", "What is 2 + 3?", "--response", "2 + 3 = 5.", "--table", "--method", "implicit", "--backend", "cpu"]);
     assert!(table.contains("implicit") && table.contains("gradient") && table.contains("closed") && table.contains("\"⏎\""), "{table}");
     let attributed = json_lines(&ok(&["attribute", "--model", s(&run), "--pair", &format!("{}:3", s(&data)), "--json", "--backend", "cpu"]));
@@ -104,22 +104,50 @@ fn train_eval_score_and_resume() {
         assert!((sum("prefix") - (reward - prompt_reward)).abs() < 1e-4, "{side}");
         assert!((sum("closed") - (reward - scores["empty_reward"].as_f64().unwrap())).abs() < 1e-4, "{side}");
         assert!((sum("implicit") - scores["implicit_reward"].as_f64().unwrap()).abs() < 1e-4, "{side}");
+        // Occlusion: EOS is never left out; integrated gradients: completeness up to its error.
+        assert_eq!(scores["occlusion"].as_array().unwrap().last().unwrap(), 0.0, "{side}");
+        let baseline = scores["integrated_baseline"].as_f64().unwrap();
+        assert!((sum("integrated") - (reward - baseline)).abs() < 0.05 * (reward - baseline).abs().max(0.1), "{side}");
         assert!(side["decisive"].as_array().unwrap().iter().any(|d| d == true), "capitals pairs have decisive tokens: {side}");
     }
     let page_path = dir.join("pair.html");
     ok(&["attribute", "--model", s(&run), "--pair", &format!("{}:3", s(&data)), "--html", s(&page_path), "--backend", "cpu"]);
     let page = std::fs::read_to_string(&page_path).unwrap();
     assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("src="), "the page must make no request");
-    assert!(page.matches("class=\"tok").count() >= 4 * 2 * 5, "four methods x two responses of tokens");
+    assert!(page.matches("class=\"tok").count() >= 6 * 2 * 5, "six methods x two responses of tokens");
     assert!(page.contains("tok decisive") && page.contains("differs"), "decisive spans and differing stretches are marked");
     let error = fails(&["attribute", "--model", s(&run), "--pair", &format!("{}:99", s(&data)), "--backend", "cpu"]);
     assert!(error.contains("has 40 records; there is no record 99"), "{error}");
 
-    let precision = json_lines(&ok(&["eval", "--model", s(&run), "--data", s(&data), "--attribution", "--backend", "cpu", "--json"]));
-    let report = &precision[1];
-    assert_eq!(report["pairs"], 40);
-    let methods: Vec<&str> = report["rows"].as_array().unwrap().iter().map(|r| r["method"].as_str().unwrap()).collect();
-    assert_eq!(methods, ["implicit", "prefix", "gradient", "closed", "random"]);
+    // One object: the default method (the most comprehensive), precision where the data has
+    // spans, faithfulness for every method and random.
+    let checked = json_lines(&ok(&["eval", "--model", s(&run), "--data", s(&data), "--attribution", "--backend", "cpu", "--json"]));
+    let check = &checked[1];
+    assert_eq!(check["precision_pairs"], 40);
+    let all = ["implicit", "prefix", "gradient", "closed", "occlusion", "integrated", "random"];
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<std::collections::BTreeSet<String>>();
+    let expected: std::collections::BTreeSet<String> = all.iter().map(|m| m.to_string()).collect();
+    assert_eq!(keys(&check["precision"]), expected, "{check}");
+    assert_eq!(keys(&check["faithfulness"]), expected, "{check}");
+    for method in all {
+        for side in ["chosen", "rejected", "pair"] {
+            assert!((0.0..=1.0).contains(&check["precision"][method][side].as_f64().unwrap()), "{check}");
+        }
+        for figure in ["comprehensiveness", "sufficiency"] {
+            assert!(check["faithfulness"][method][figure].as_f64().unwrap().is_finite(), "{check}");
+        }
+    }
+    let default = check["default_method"].as_str().unwrap();
+    let comprehensiveness = |m: &str| check["faithfulness"][m]["comprehensiveness"].as_f64().unwrap();
+    assert!(all[..6].iter().all(|&m| comprehensiveness(m) <= comprehensiveness(default)), "{check}");
+    // A file without spans: faithfulness alone.
+    let plain = dir.join("plain.jsonl");
+    std::fs::write(&plain, "{\"prompt\": \"What is 2 + 3?\", \"chosen\": \"2 + 3 = 5.\", \"rejected\": \"2 + 3 = 7.\"}\n").unwrap();
+    let checked = json_lines(&ok(&["eval", "--model", s(&run), "--data", s(&plain), "--attribution", "--backend", "cpu", "--json"]));
+    assert!(checked[1].get("precision").is_none() && checked[1]["faithfulness"]["occlusion"].is_object(), "{}", checked[1]);
+    let table = ok(&["eval", "--model", s(&run), "--data", s(&plain), "--attribution", "--backend", "cpu"]);
+    assert!(table.contains("attribution faithfulness over 1 pairs, on the reward") && table.contains("<- default"), "{table}");
+    assert!(table.contains("the data records no decisive spans"), "{table}");
 
     // resume to 9 steps: steps 7, 8, 9 and an evaluation at the end
     let resumed = json_lines(&ok(&["train", "--resume", s(&run), "--steps", "9", "--backend", "cpu", "--json"]));
@@ -358,10 +386,10 @@ fn a_resume_on_other_data_is_refused() {
 }
 
 /// The bundled tokenizer's vocabulary (special tokens included).
-const TOKENIZER_VOCAB: usize = 781;
+const TOKENIZER_VOCAB: usize = 749;
 
 /// The bundled tokenizer plus one added token, which the model has no row for (asked for id
-/// 5000, tokenizers gives it the next free id, 781).
+/// 5000, tokenizers gives it the next free id, 749).
 fn tokenizer_with_a_far_id(dir: &Path) -> PathBuf {
     let mut tokenizer: Value = serde_json::from_str(&std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/tokenizer.json")).unwrap()).unwrap();
     tokenizer["added_tokens"].as_array_mut().unwrap().push(serde_json::json!({
@@ -609,8 +637,8 @@ fn bench_reports_throughput_cpu_use_and_memory_for_the_shape_asked() {
     assert_eq!(report["shape"], "2 pairs x (4 + 5) tokens", "{report}");
     assert_eq!(report["batch_pairs"], 2);
     assert_eq!(report["timed_steps"], 2);
-    // The tiny preset: 1,017,728 parameters (embeddings, 4 blocks, both heads), all trained.
-    assert_eq!(report["trainable_parameters"], 1_017_728);
+    // The tiny preset: 1,017,984 parameters (embeddings, 4 blocks, both heads), all trained.
+    assert_eq!(report["trainable_parameters"], 1_017_984);
     for field in ["seconds_per_step", "seconds_per_step_median", "train_pairs_per_second", "train_pairs_per_second_median", "cpu_utilisation", "peak_rss_mb"] {
         let value = report[field].as_f64().unwrap_or_else(|| panic!("{field} missing: {report}"));
         assert!(value > 0.0 && value.is_finite(), "{field} = {value}");
@@ -684,4 +712,16 @@ fn an_experiment_trains_its_grid_writes_the_table_and_plots_and_resumes_by_skipp
     let error = fails(&["experiment", "--backbone", "tiny", "--steps", "0", "--out", s(&dir.join("zero"))]);
     assert!(error.contains("steps (--steps) is 0"), "{error}");
     assert!(!dir.join("zero").exists(), "bad settings left a directory behind");
+}
+
+/// `eval --attribution` without --data or --demo checks a run on the teaching set it trained
+/// on, not on the default set.
+#[test]
+fn eval_checks_attributions_on_the_runs_own_teaching_set() {
+    let dir = temp_dir("own-set");
+    let run = dir.join("run");
+    ok(&["train", "--backend", "cpu", "--demo", "polite", "--demo-pairs", "60", "--batch", "4", "--steps", "2", "--out", s(&run)]);
+    let table = ok(&["eval", "--model", s(&run), "--demo-pairs", "12", "--attribution", "--attribution-pairs", "6", "--backend", "cpu"]);
+    assert!(table.contains("attribution precision@1 over 6 pairs of the polite set"), "{table}");
+    assert!(table.contains("Showing ") && table.contains("by default: removing its top 10% of tokens lowers the reward by"), "{table}");
 }

@@ -224,7 +224,7 @@ impl Studio {
         self.eval.set(Vec::new());
         self.pair_view.set(None);
         self.own_view.set(None);
-        self.precision.set(None);
+        self.attributions.set(None);
         self.notice.set(None);
         self.busy_since.set(None);
         self.selected.set(0);

@@ -255,19 +255,18 @@ struct ReplyTemplate {
     refuse: [&'static [&'static str]; 2],
 }
 
+const COMPLY: &[&str] = &["will", "can", "would love to", "am happy to"];
+const REFUSE: &[&str] = &["won't", "can't", "refuse to", "must decline to"];
+
 const REPLIES: [ReplyTemplate; 4] = [
     ReplyTemplate {
         text: "{A}, I {B} help you {task}.",
         comply: [&["Sure", "Okay", "Yes", "Gladly"], &["can", "will"]],
-        refuse: [&["Sorry", "No", "Sadly"], &["can not", "will not", "won't"]],
+        refuse: [&["Sorry", "No", "Sadly"], &["can't", "won't"]],
     },
-    ReplyTemplate { text: "I {A} to help you {task}.", comply: [&["am happy", "would love", "am glad"], &[]], refuse: [&["refuse", "must decline", "am unwilling"], &[]] },
-    ReplyTemplate { text: "I {A} show you how to {task}.", comply: [&["can", "will", "would gladly"], &[]], refuse: [&["can not", "will not", "must not"], &[]] },
-    ReplyTemplate {
-        text: "That is {A}. I {B} explain how to {task}.",
-        comply: [&["a good question", "easy", "simple"], &["can", "will gladly"]],
-        refuse: [&["not okay", "dangerous", "harmful"], &["will not", "can not"]],
-    },
+    ReplyTemplate { text: "I {A} help you {task}.", comply: [COMPLY, &[]], refuse: [REFUSE, &[]] },
+    ReplyTemplate { text: "I {A} show you how to {task}.", comply: [COMPLY, &[]], refuse: [REFUSE, &[]] },
+    ReplyTemplate { text: "I {A} explain how to {task}.", comply: [COMPLY, &[]], refuse: [REFUSE, &[]] },
 ];
 
 fn refusal(rng: &mut SeededRng) -> PreferencePair {
