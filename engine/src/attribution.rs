@@ -282,9 +282,13 @@ impl Occlusions {
         if self.total == 0 {
             return None;
         }
-        let refs: Vec<SequenceRef> = self.responses.iter().map(|(row, response)| SequenceRef { prompt: sequences[*row].prompt, response }).collect();
+        let mut refs: Vec<SequenceRef> = self.responses.iter().map(|(row, response)| SequenceRef { prompt: sequences[*row].prompt, response }).collect();
+        // On a GPU, rows in a bucket too (the first repeated; its extra rewards are dropped).
+        let rows = padded_length(refs.len(), device);
+        refs.resize(rows, refs[0]);
         let batch = TokenBatch::from_sequences(&refs, pad_id, device);
-        Some(model.sequence_rewards(model.hidden(&batch), &batch).inner())
+        let rewards = model.sequence_rewards(model.hidden(&batch), &batch).inner();
+        Some(if rows > self.total { rewards.slice(0..self.total) } else { rewards })
     }
 
     /// Sequence `row`'s occluded rewards out of all of them: entry `j` left token `j` out.
@@ -321,7 +325,9 @@ fn integrated_gradients(model: &RewardModel, batch: &TokenBatch, sequences: &[Se
         let index = Tensor::<1, Int>::from_data(TensorData::new(index, [copies * rows]), &device);
         model.prefix_rewards(hidden).reshape([copies * rows * seq]).select(0, index)
     };
-    let per_pass = (INTEGRATED_ROWS_PER_PASS / rows.max(1)).max(1);
+    // The most steps a pass takes that divide the steps evenly: every pass has one shape.
+    let most = (INTEGRATED_ROWS_PER_PASS / rows.max(1)).max(1);
+    let per_pass = (1..=most.min(steps)).rev().find(|d| steps % d == 0).unwrap_or(1);
     let mut gradient_sum: Option<Tensor<3>> = None;
     for first in (1..=steps).step_by(per_pass) {
         let alphas: Vec<usize> = (first..=(first + per_pass - 1).min(steps)).collect();
@@ -568,12 +574,20 @@ pub fn precision_pairs(parameters: usize) -> usize {
 /// of `batch_size` pairs: chosen then rejected for each pair.
 pub async fn attribute_pairs(model: &RewardModel, pairs: &[&crate::batch::EncodedPair], beta: f64, batch_size: usize, pad_id: u32, device: &Device) -> Result<Vec<TokenScores>> {
     let mut scores = Vec::with_capacity(2 * pairs.len());
-    for chunk in pairs.chunks(batch_size.max(1)) {
+    let batch_size = batch_size.max(1);
+    for chunk in pairs.chunks(batch_size) {
+        // On a GPU every chunk has the same rows (the last one filled up with its first pair,
+        // whose scores are dropped): a GPU compiles its kernels per tensor shape.
+        let filled = if crate::device::is_cpu(device) { chunk.len() } else { batch_size };
         let sequences: Vec<SequenceRef> = chunk
             .iter()
+            .chain(std::iter::repeat(&chunk[0]))
+            .take(filled)
             .flat_map(|p| [SequenceRef { prompt: &p.prompt, response: &p.chosen }, SequenceRef { prompt: &p.prompt, response: &p.rejected }])
             .collect();
-        scores.extend(attribute(model, &sequences, beta, pad_id, device).await?);
+        let mut chunk_scores = attribute(model, &sequences, beta, pad_id, device).await?;
+        chunk_scores.truncate(2 * chunk.len());
+        scores.extend(chunk_scores);
     }
     Ok(scores)
 }

@@ -82,7 +82,14 @@ pub async fn check_attributions(
     device: &Device,
 ) -> Result<AttributionCheck> {
     let scores = attribute_pairs(model, pairs, train.beta, train.batch_size, pad_id, device).await?;
-    let scorer = Scorer { model, reference, target: Target::of(train.method), beta: train.beta, pad_id, batch_size: 4 * train.batch_size.max(1), device };
+    let target = Target::of(train.method);
+    // Forward passes only, so batches larger than training's; the implicit reward reads the
+    // policy head over the vocabulary at every response token, so it takes fewer.
+    let batch_size = match target {
+        Target::Reward => (4 * train.batch_size).max(64),
+        Target::Implicit => 4 * train.batch_size.max(1),
+    };
+    let scorer = Scorer { model, reference, target, beta: train.beta, pad_id, batch_size, device };
     let faithfulness = faithfulness_report(&scorer, pairs, &scores, RANDOM_ORDER_SEED).await?;
     let integrated_error = scores.iter().map(|s| s.integrated_error().abs()).fold(0f32, f32::max);
     Ok(AttributionCheck { faithfulness, precision: precision_report(texts, &scores, k), integrated_error })

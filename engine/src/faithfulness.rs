@@ -137,10 +137,19 @@ impl Scorer<'_> {
         let device = self.device.clone().without_autodiff();
         let (model, reference) = (self.model.valid(), self.reference.valid());
         let mut scores = Vec::with_capacity(sequences.len());
-        for chunk in sequences.chunks(self.batch_size.max(1)) {
-            let responses: Vec<EncodedResponse> =
-                chunk.iter().map(|(_, ids)| EncodedResponse { ids: ids.clone(), offsets: vec![(0, 0); ids.len()], ref_logps: None }).collect();
-            let refs: Vec<SequenceRef> = chunk.iter().zip(&responses).map(|((prompt, _), response)| SequenceRef { prompt, response }).collect();
+        let batch_size = self.batch_size.max(1);
+        for chunk in sequences.chunks(batch_size) {
+            // On a GPU every batch has the same rows (the last filled up with its first
+            // sequence, whose extra scores are dropped): a GPU compiles kernels per shape.
+            let rows = if crate::device::is_cpu(&device) { chunk.len() } else { batch_size };
+            let responses: Vec<EncodedResponse> = chunk
+                .iter()
+                .chain(std::iter::repeat(&chunk[0]))
+                .take(rows)
+                .map(|(_, ids)| EncodedResponse { ids: ids.clone(), offsets: vec![(0, 0); ids.len()], ref_logps: None })
+                .collect();
+            let prompts = chunk.iter().chain(std::iter::repeat(&chunk[0])).map(|(prompt, _)| *prompt);
+            let refs: Vec<SequenceRef> = prompts.zip(&responses).map(|(prompt, response)| SequenceRef { prompt, response }).collect();
             let batch = TokenBatch::from_sequences(&refs, self.pad_id, &device);
             let hidden = model.hidden(&batch);
             let values: Tensor<1> = match self.target {
@@ -150,13 +159,14 @@ impl Scorer<'_> {
                     (model.sequence_logps(hidden, &batch) - frozen) * self.beta
                 }
             };
-            scores.extend(read_floats(values, "faithfulness scores").await?);
+            scores.extend(read_floats(values, "faithfulness scores").await?.into_iter().take(chunk.len()));
         }
         Ok(scores)
     }
 }
 
-/// A ranking of one pair under one method: each response's tokens, and the pair's units.
+/// The token scores that rank one pair's tokens under one method (a pair's shared tokens are
+/// ranked by chosen's score less rejected's).
 pub struct PairRanking {
     /// Token scores of chosen and rejected (EOS included; it is never ranked).
     pub chosen: Vec<f32>,
@@ -186,10 +196,15 @@ fn keep(ids: &[u32], kept: impl Fn(usize) -> bool) -> Vec<u32> {
     body.iter().enumerate().filter(|&(j, _)| kept(j)).map(|(_, &id)| id).chain([ids[ids.len() - 1]]).collect()
 }
 
-/// Positions `0..n` by descending score, ties to the earlier.
-fn ranked(scores: &[f32]) -> Vec<usize> {
+/// Positions `0..n` by descending score, ties in the order of descending `tiebreak` (the
+/// random baseline's draws): a method whose scores tie everywhere (a reward head that never
+/// trained scores every token 0) ranks tokens as random deletion does, and scores as random,
+/// instead of deleting the first tokens.
+fn ranked(scores: &[f32], tiebreak: &[f32]) -> Vec<usize> {
+    // -0 and +0 tie (`total_cmp` alone orders them).
+    let score = |i: usize| if scores[i] == 0.0 { 0.0 } else { scores[i] };
     let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| score(b).total_cmp(&score(a)).then(tiebreak[b].total_cmp(&tiebreak[a])).then(a.cmp(&b)));
     order
 }
 
@@ -220,11 +235,11 @@ struct Planned {
     pair: Vec<[(usize, usize); 2]>,
 }
 
-fn plan(variants: &mut Variants, p: usize, pair: &EncodedPair, ranking: &PairRanking) -> Planned {
+fn plan(variants: &mut Variants, p: usize, pair: &EncodedPair, ranking: &PairRanking, random: &PairRanking) -> Planned {
     let (c_ids, r_ids) = (&pair.chosen.ids, &pair.rejected.ids);
-    let response_plan = |variants: &mut Variants, ids: &[u32], scores: &[f32]| {
+    let response_plan = |variants: &mut Variants, ids: &[u32], scores: &[f32], tiebreak: &[f32]| {
         let n = ids.len() - 1;
-        let order = ranked(&scores[..n]);
+        let order = ranked(&scores[..n], &tiebreak[..n]);
         AOPC_PERCENTS
             .iter()
             .map(|&percent| {
@@ -237,14 +252,15 @@ fn plan(variants: &mut Variants, p: usize, pair: &EncodedPair, ranking: &PairRan
             })
             .collect::<Vec<_>>()
     };
-    let chosen = response_plan(variants, c_ids, &ranking.chosen);
-    let rejected = response_plan(variants, r_ids, &ranking.rejected);
+    let chosen = response_plan(variants, c_ids, &ranking.chosen, &random.chosen);
+    let rejected = response_plan(variants, r_ids, &ranking.rejected, &random.rejected);
     let units = pair_units(c_ids, r_ids);
     let unit_scores: Vec<f32> = units
         .iter()
         .map(|&(i, j)| i.map_or(0.0, |i| ranking.chosen[i]) - j.map_or(0.0, |j| ranking.rejected[j]))
         .collect();
-    let order = ranked(&unit_scores);
+    let unit_tiebreak: Vec<f32> = units.iter().map(|&(i, j)| i.map_or(0.0, |i| random.chosen[i]) - j.map_or(0.0, |j| random.rejected[j])).collect();
+    let order = ranked(&unit_scores, &unit_tiebreak);
     let pair_plan = AOPC_PERCENTS
         .iter()
         .map(|&percent| {
@@ -295,7 +311,7 @@ pub async fn faithfulness(
         .enumerate()
         .map(|(p, pair)| {
             let whole = (variants.add(p, pair.chosen.ids.clone()), variants.add(p, pair.rejected.ids.clone()));
-            (whole, all.iter().map(|(_, rankings)| plan(&mut variants, p, pair, &rankings[p])).collect())
+            (whole, all.iter().map(|(_, rankings)| plan(&mut variants, p, pair, &rankings[p], &random[p])).collect())
         })
         .collect();
     let sequences: Vec<(&[u32], Vec<u32>)> = variants.list.iter().map(|(p, ids)| (pairs[*p].prompt.as_slice(), ids.clone())).collect();
@@ -363,7 +379,9 @@ mod tests {
     fn variants_keep_eos_and_the_order_of_what_is_kept() {
         assert_eq!(keep(&[5, 6, 7, 0], |j| j != 1), [5, 7, 0]);
         assert_eq!(keep(&[5, 6, 7, 0], |j| j == 1), [6, 0]);
-        assert_eq!(ranked(&[0.1, 0.9, 0.5, 0.9]), [1, 3, 2, 0]);
+        assert_eq!(ranked(&[0.1, 0.9, 0.5, 0.9], &[0.0; 4]), [1, 3, 2, 0]);
+        // Ties follow the tie-break: constant scores rank as it does.
+        assert_eq!(ranked(&[0.0, -0.0, 0.0, -0.0], &[0.2, 0.9, 0.1, 0.5]), [1, 3, 0, 2]);
     }
 
     #[test]

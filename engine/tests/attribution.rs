@@ -187,12 +187,15 @@ fn the_default_method_is_the_most_faithful_and_an_unfaithful_one_is_not_picked()
             .collect()
     };
     let scorer = Scorer { model: &trained.model, reference: &trained.reference, target: Target::Reward, beta: trained.recipe.beta, pad_id: trained.encoder.pad_id(), batch_size: 64, device: &trained.device };
-    let rows = block_on(faithfulness(&scorer, &pairs, &[("occlusion".into(), ranking(1.0)), ("prefix".into(), ranking(-1.0))], 17)).unwrap();
-    let (honest, sabotaged, random) = (&rows[0], &rows[1], &rows[2]);
+    let rankings = [("occlusion".into(), ranking(1.0)), ("prefix".into(), ranking(-1.0)), ("gradient".into(), ranking(0.0))];
+    let rows = block_on(faithfulness(&scorer, &pairs, &rankings, 17)).unwrap();
+    let (honest, sabotaged, constant, random) = (&rows[0], &rows[1], &rows[2], &rows[3]);
+    // Scores that tie everywhere (a head that never trained) rank tokens as random deletion.
+    assert_eq!((constant.comprehensiveness, constant.pair_comprehensiveness), (random.comprehensiveness, random.pair_comprehensiveness));
     assert_eq!(random.method, "random");
     assert!(sabotaged.comprehensiveness < random.comprehensiveness, "{rows:?}");
     assert!(honest.comprehensiveness > sabotaged.comprehensiveness, "{rows:?}");
-    // Named as the sabotaged one, prefix is not picked.
+    // Named as the sabotaged one, prefix is not picked, nor the constant one.
     assert_eq!(most_comprehensive(&rows), AttributionMethod::Occlusion);
     // The occlusion figures are the check's own.
     assert!((honest.comprehensiveness - f.row("occlusion").unwrap().comprehensiveness).abs() < 1e-5);

@@ -296,6 +296,12 @@ test("a race from the address trains each method as its own run, side by side", 
       assert.equal(await stat.getAttribute("data-step"), "10", method);
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), `hafrm-race-${method}-`));
       execFileSync(hafrm, ["train", "--demo", "polite", "--demo-pairs", "200", "--steps", "10", "--batch", "8", "--eval-every", "5", "--mode", method, "--backend", "cpu", "--out", path.join(dir, "run")]);
+      // Each lane in its own model's most faithful method: DPO's, measured on its implicit
+      // reward, is the implicit token reward, not the flat scores of a reward head that never
+      // trained.
+      const lane = page.locator(`#pair-view .lane[data-method="${method}"]`);
+      if (method === "dpo") assert.equal(await lane.getAttribute("data-attribution"), "implicit");
+      assert.doesNotMatch(await lane.locator(".legend").innerText(), /^-0\.000/, `${method}: its colour scale is not flat`);
       const records = fs.readFileSync(path.join(dir, "run", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
       const lastTrain = records.filter((r) => r.kind === "train").pop();
       const lastEval = records.filter((r) => r.kind === "eval").pop();

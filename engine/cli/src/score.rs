@@ -114,9 +114,9 @@ fn print_check(check: &AttributionCheck, set: Option<DemoSet>) {
         }
         None => println!("attribution precision: the data records no decisive spans to score against"),
     }
-    println!("methods:");
+    println!("methods (and what each costs per response of n tokens):");
     for method in AttributionMethod::ALL {
-        println!("  {:<11} {}", method.name(), method.explain());
+        println!("  {:<11} {} ({})", method.name(), method.explain(), method.cost());
     }
 }
 

@@ -78,6 +78,17 @@ impl DemoSet {
             _ => 1200,
         }
     }
+
+    /// The steps a run of the set takes unless told otherwise (16 pairs a step): the sums and
+    /// the capitals are 16 facts each to learn by heart, which take `tiny` about 500 steps;
+    /// politeness and refusal are learnt in about 100.
+    pub fn default_steps(self) -> usize {
+        match self {
+            DemoSet::Mixed => 800,
+            DemoSet::Arithmetic | DemoSet::Capitals => 600,
+            DemoSet::Polite | DemoSet::Refusal => 200,
+        }
+    }
 }
 
 /// `n` distinct pairs of `set`, deterministic for `seed`; an error when the set has fewer

@@ -177,9 +177,14 @@ impl RunChoices {
         let defaults = TrainConfig::new();
         let method = self.method.unwrap_or(defaults.method);
         let seed = self.seed.unwrap_or(defaults.seed);
+        // Unset, a teaching set's own steps; otherwise the recipe's.
+        let set_steps = match &self.data {
+            DataChoice::Demo { set, .. } if !matches!(self.backbone, Some(BackboneChoice::Pretrained { .. })) => Some(set.unwrap_or(DEFAULT_DEMO).default_steps()),
+            _ => None,
+        };
         let steps = match (self.steps, self.epochs) {
             (None, Some(_)) => None,
-            (steps, _) => steps.or(defaults.steps),
+            (steps, _) => steps.or(set_steps).or(defaults.steps),
         };
         let warmup_steps = self.warmup_steps.unwrap_or_else(|| match steps {
             Some(steps) => defaults.warmup_steps.min(steps / 10),
@@ -277,6 +282,15 @@ mod tests {
         let error = choose(Method::Dpo, None, Some(1.0)).unwrap_err().to_string();
         assert!(error.contains("--rm-ratio") && error.contains("dpo"), "{error}");
         assert_eq!(choose(Method::Haf, Some(0.5), None).unwrap().train.alpha, 0.5);
+    }
+
+    #[test]
+    fn a_teaching_set_brings_its_own_steps_unless_told() {
+        let steps = |set, steps| RunChoices { data: DataChoice::Demo { set: Some(set), pairs: None }, steps, ..RunChoices::default() }.into_config(748).unwrap().train.steps;
+        assert_eq!(steps(DemoSet::Arithmetic, None), Some(600));
+        assert_eq!(steps(DemoSet::Mixed, None), Some(800));
+        assert_eq!(steps(DemoSet::Refusal, None), Some(200));
+        assert_eq!(steps(DemoSet::Capitals, Some(30)), Some(30));
     }
 
     #[test]
