@@ -401,7 +401,10 @@ impl Run {
             for command in take_commands() {
                 match command {
                     Command::Start => running = !stopped && !self.is_done(),
-                    Command::Pause => running = false,
+                    Command::Pause => {
+                        running = false;
+                        self.refresh_checks().await;
+                    }
                     Command::Step => step_once = !stopped && !self.is_done(),
                     Command::ViewPair(index) => {
                         self.selected = index;
@@ -461,7 +464,15 @@ impl Run {
                 self.publish_records(lane, from, rate);
             }
             if views_due {
-                self.refresh_views().await;
+                // The attribution check (integrated gradients alone runs 32 copies of every
+                // held-out sequence) takes a GPU adapter in a page far longer than a step: on
+                // a GPU it runs when the run stops, on the CPU at every evaluation.
+                if self.is_done() || hafrm::device::is_cpu(self.lead().trainer.device()) {
+                    self.refresh_views().await;
+                } else {
+                    self.refresh_pair_views().await;
+                    self.refresh_own().await;
+                }
             }
             if self.is_done() {
                 running = false;
