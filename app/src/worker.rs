@@ -401,10 +401,7 @@ impl Run {
             for command in take_commands() {
                 match command {
                     Command::Start => running = !stopped && !self.is_done(),
-                    Command::Pause => {
-                        running = false;
-                        self.refresh_checks().await;
-                    }
+                    Command::Pause => running = false,
                     Command::Step => step_once = !stopped && !self.is_done(),
                     Command::ViewPair(index) => {
                         self.selected = index;
@@ -464,15 +461,7 @@ impl Run {
                 self.publish_records(lane, from, rate);
             }
             if views_due {
-                // The attribution check (integrated gradients alone runs 32 copies of every
-                // held-out sequence) takes a GPU adapter in a page far longer than a step: on
-                // a GPU it runs when the run stops, on the CPU at every evaluation.
-                if self.is_done() || hafrm::device::is_cpu(self.lead().trainer.device()) {
-                    self.refresh_views().await;
-                } else {
-                    self.refresh_pair_views().await;
-                    self.refresh_own().await;
-                }
+                self.refresh_views().await;
             }
             if self.is_done() {
                 running = false;
@@ -545,7 +534,10 @@ impl Run {
     /// not depend on the pair shown, so choosing another pair does not redo it.
     async fn refresh_checks(&self) {
         for (index, session) in self.lanes.iter().enumerate() {
-            if session.eval_texts.is_empty() {
+            // Only on the CPU: on a page's GPU adapter (a software one above all) the check
+            // (integrated gradients alone runs 32 copies of every held-out sequence) takes
+            // many minutes; `hafrm eval --attribution` checks a downloaded run.
+            if session.eval_texts.is_empty() || !hafrm::device::is_cpu(session.trainer.device()) {
                 continue;
             }
             match session.check_attributions(1, precision_pairs(session.parameter_count())).await {

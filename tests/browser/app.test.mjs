@@ -117,7 +117,7 @@ async function assertLearned(page) {
 }
 
 /** What every page that trained must show. */
-async function assertTokenViews(session, badge) {
+async function assertTokenViews(session, badge, { checked = true } = {}) {
   const { page, origin, errors, requests } = session;
   assert.match(await page.locator("#backend-badge").innerText(), badge);
   // Chosen and rejected, each with coloured tokens (the scale's zero is rgb(247, 247, 247)).
@@ -133,16 +133,22 @@ async function assertTokenViews(session, badge) {
   const card = await page.locator(".hover-card").innerText();
   assert.match(card, /id \d+/);
   assert.match(card, /prefix\s+[+-]\d/);
-  // Precision@1 per method, with the random baseline.
-  assert.equal(await page.locator("#precision tr").count(), 7);
-  // Faithfulness per method with random deletion, and the most faithful method shown by
-  // default, its figure in words.
-  assert.equal(await page.locator("#faithfulness tr").count(), 7);
-  const line = await page.locator("#faithfulness-line").innerText();
-  assert.match(line, /^Showing \w+ by default: removing its top 10% of tokens lowers the reward by -?\d+\.\d+; removing a random 10% lowers it by -?\d+\.\d+\.$/, line);
-  const chosenMethod = await page.locator("#faithfulness-line").getAttribute("data-default");
-  assert.equal(await page.locator("#pair-view").getAttribute("data-method"), chosenMethod);
-  assert.equal(await page.locator(`#faithfulness tr.default`).getAttribute("data-method"), chosenMethod);
+  if (!checked) {
+    // On a GPU adapter the page does not check attributions (README).
+    assert.match(await page.locator("#faithfulness-line").innerText(), /on a GPU adapter, hafrm eval --attribution checks the downloaded run/);
+    assert.equal(await page.locator("#pair-view").getAttribute("data-method"), "occlusion");
+  } else {
+    // Precision@1 per method, with the random baseline.
+    assert.equal(await page.locator("#precision tr").count(), 7);
+    // Faithfulness per method with random deletion, and the most faithful method shown by
+    // default, its figure in words.
+    assert.equal(await page.locator("#faithfulness tr").count(), 7);
+    const line = await page.locator("#faithfulness-line").innerText();
+    assert.match(line, /^Showing \w+ by default: removing its top 10% of tokens lowers the reward by -?\d+\.\d+; removing a random 10% lowers it by -?\d+\.\d+\.$/, line);
+    const chosenMethod = await page.locator("#faithfulness-line").getAttribute("data-default");
+    assert.equal(await page.locator("#pair-view").getAttribute("data-method"), chosenMethod);
+    assert.equal(await page.locator(`#faithfulness tr.default`).getAttribute("data-method"), chosenMethod);
+  }
   assert.match(await page.locator("#method-explained").innerText(), /\w+: .+\./);
   assert.deepEqual(errors, [], "no console errors");
   const foreign = requests.filter((u) => !u.startsWith(origin) && !u.startsWith("blob:") && !u.startsWith("data:"));
@@ -176,9 +182,7 @@ test("trains on WebGPU in the page and shows coloured tokens", { timeout: 2 * TR
     // One single step, then Train runs the rest from there.
     await train(session, "webgpu", { stepFirst: true });
     await assertLearned(page);
-    // The token view and the precision table were refreshed with the final weights.
-    assert.match(await page.locator("#precision h3").innerText(), /step 30/);
-    await assertTokenViews(session, /WebGPU/);
+    await assertTokenViews(session, /WebGPU/, { checked: false });
     await page.screenshot({ path: path.join(artifacts, "app-webgpu.png"), fullPage: true });
     // The CPU chosen under Backend trains in a worker of the CPU-only build (the WebGPU build
     // has no CPU backend).

@@ -61,7 +61,7 @@ pub fn TokenPanel() -> impl IntoView {
                 }}
             </p>
             <p id="faithfulness-line" data-default=move || lead_check().map(|c| c.default_method().name()).unwrap_or_default()>
-                {move || lead_check().map(|c| c.faithfulness.sentence()).unwrap_or_else(|| "The most faithful method is picked at the first evaluation.".into())}
+                {move || lead_check().map(|c| c.faithfulness.sentence()).unwrap_or_else(|| "No attribution check yet: it runs at every evaluation on the CPU; on a GPU adapter, hafrm eval --attribution checks the downloaded run.".into())}
             </p>
             <label class="field inline">
                 <span>"Held-out pair"</span>
