@@ -270,6 +270,10 @@ async fn run(
             return Ok(());
         }
     };
+    // On a software adapter the attribution check takes many minutes (integrated gradients
+    // alone runs 32 copies of every held-out sequence); `hafrm eval --attribution` checks a
+    // downloaded run.
+    let checks = !badge.software;
     emit(Event::Badge(badge));
 
     // A pretrained backbone brings its tokenizer.
@@ -348,12 +352,13 @@ async fn run(
     let summary = format!("{model} · {} training / {} held-out pairs{race}", lead.trainer.train_len(), lead.eval_texts.len());
     // Every lane has the same steps: the lead's say them.
     emit(Event::Model { total_steps: lead.trainer.total_steps(), summary });
-    let run = Run { generation, lanes, selected: 0, own: None, download: None };
+    let run = Run { generation, lanes, selected: 0, own: None, download: None, checks, last_check: None };
     for lane in 0..run.lanes.len() {
         run.publish_records(lane, 0, 0.0);
     }
     emit(Event::Phase(Phase::Starting("attributing the held-out pairs' tokens".into())));
-    run.refresh_views().await;
+    // Not the attribution check: an untrained reward head scores every token zero.
+    run.refresh_pair_views().await;
     emit(Event::Phase(Phase::Ready));
     run.drive().await
 }
@@ -368,7 +373,23 @@ struct Run {
     own: Option<(String, String)>,
     /// The blob URL of the last download, released when the next one is made.
     download: Option<String>,
+    /// Whether the attribution check runs (not on a software adapter).
+    checks: bool,
+    last_check: Option<CheckTime>,
 }
+
+/// When the attribution check last ran, and how long it took: while training it runs again
+/// at an evaluation only once training has had `CHECK_SHARE` times as long (it blocks the
+/// worker; integrated gradients alone take 32 passes over every pair checked).
+#[derive(Clone, Copy)]
+struct CheckTime {
+    step: usize,
+    ended_ms: f64,
+    took_ms: f64,
+}
+
+/// Training gets at least four fifths of the worker's time between checks.
+const CHECK_SHARE: f64 = 4.0;
 
 impl Run {
     fn emit(&self, lane: usize, event: Event) {
@@ -401,7 +422,13 @@ impl Run {
             for command in take_commands() {
                 match command {
                     Command::Start => running = !stopped && !self.is_done(),
-                    Command::Pause => running = false,
+                    Command::Pause => {
+                        // A run paused by the user is checked where it stands.
+                        if running {
+                            running = false;
+                            self.refresh_checks_once().await;
+                        }
+                    }
                     Command::Step => step_once = !stopped && !self.is_done(),
                     Command::ViewPair(index) => {
                         self.selected = index;
@@ -438,13 +465,14 @@ impl Run {
             self.emit(0, Event::Busy(true));
             let stepped = self.step_lanes().await;
             self.emit(0, Event::Busy(false));
-            let (firsts, views_due) = match stepped {
+            let (firsts, views_due, evaluated) = match stepped {
                 Ok(stepped) => stepped,
                 Err(message) => {
                     stopped = true;
                     running = false;
                     self.set_phase(&mut phase, Phase::Failed(format!("{message}. Download model gives the run as it was then.")));
                     self.refresh_views().await;
+                    self.refresh_checks_once().await;
                     continue;
                 }
             };
@@ -465,18 +493,22 @@ impl Run {
             }
             if self.is_done() {
                 running = false;
+                self.refresh_checks_once().await;
+            } else if evaluated && self.check_due() {
+                self.refresh_checks().await;
             }
             yield_to_browser().await;
         }
     }
 
     /// One training step of each lane in turn, with an early held-out estimate when due.
-    /// Returns where each lane's new records start, and whether the views are due (an
-    /// evaluation, an estimate, the end); or, when a step failed, what to say.
-    async fn step_lanes(&mut self) -> Result<(Vec<usize>, bool), String> {
+    /// Returns where each lane's new records start, whether the views are due (an
+    /// evaluation, an estimate, the end) and whether a lane evaluated; or, when a step failed,
+    /// what to say.
+    async fn step_lanes(&mut self) -> Result<(Vec<usize>, bool, bool), String> {
         let (racing, generation) = (self.lanes.len() > 1, self.generation);
         let mut firsts = Vec::with_capacity(self.lanes.len());
-        let mut views_due = false;
+        let (mut views_due, mut evaluated) = (false, false);
         for session in &mut self.lanes {
             let method = session.trainer.config().method;
             let from = session.records().len();
@@ -486,13 +518,14 @@ impl Run {
                 post(generation, 0, Event::Notice(format!("early held-out estimate ({}): {e}", method.label())));
             }
             views_due |= progress.evaluation.is_some() || estimate || session.trainer.is_done();
+            evaluated |= progress.evaluation.is_some();
             firsts.push(from);
             if racing {
                 // The page's requests between one method's step and the next.
                 yield_to_browser().await;
             }
         }
-        Ok((firsts, views_due))
+        Ok((firsts, views_due, evaluated))
     }
 
     /// Sends a lane's records from index `from` to the charts.
@@ -508,12 +541,23 @@ impl Run {
         }
     }
 
-    /// Re-attributes the selected pair under every lane's model, every lane's attribution
-    /// check and the user's own text, with the current weights.
+    /// Re-attributes the selected pair under every lane's model and the user's own text, with
+    /// the current weights.
     async fn refresh_views(&self) {
         self.refresh_pair_views().await;
-        self.refresh_checks().await;
         self.refresh_own().await;
+    }
+
+    /// While training: whether training has had its share of the time since the last check.
+    fn check_due(&self) -> bool {
+        self.last_check.is_none_or(|last| now_ms() - last.ended_ms >= CHECK_SHARE * last.took_ms)
+    }
+
+    /// The check of the current weights, unless it was made at this step.
+    async fn refresh_checks_once(&mut self) {
+        if self.last_check.is_none_or(|last| last.step != self.lead().trainer.step_count()) {
+            self.refresh_checks().await;
+        }
     }
 
     /// The selected pair under every lane's model.
@@ -532,12 +576,13 @@ impl Run {
 
     /// Every lane's attribution check (faithfulness, precision, the default method); it does
     /// not depend on the pair shown, so choosing another pair does not redo it.
-    async fn refresh_checks(&self) {
+    async fn refresh_checks(&mut self) {
+        if !self.checks {
+            return;
+        }
+        let started = now_ms();
         for (index, session) in self.lanes.iter().enumerate() {
-            // Only on the CPU: on a page's GPU adapter (a software one above all) the check
-            // (integrated gradients alone runs 32 copies of every held-out sequence) takes
-            // many minutes; `hafrm eval --attribution` checks a downloaded run.
-            if session.eval_texts.is_empty() || !hafrm::device::is_cpu(session.trainer.device()) {
+            if session.eval_texts.is_empty() {
                 continue;
             }
             match session.check_attributions(1, precision_pairs(session.parameter_count())).await {
@@ -547,6 +592,8 @@ impl Run {
             }
             yield_to_browser().await;
         }
+        let ended = now_ms();
+        self.last_check = Some(CheckTime { step: self.lead().trainer.step_count(), ended_ms: ended, took_ms: ended - started });
     }
 
     async fn refresh_own(&self) {

@@ -22,14 +22,16 @@ fs.mkdirSync(artifacts, { recursive: true });
 // reach 100% natively (seeds 42 and 7 both; 95% after 5 steps). With 20 held-out pairs, 90%
 // would happen by chance with probability 2e-4.
 const QUICK = "?data=polite&pairs=200&steps=20&batch=8&eval_every=5";
-// On WebGPU without a GPU (SwiftShader) a step of 4 pairs takes about 15 s and scoring the
-// reference policy about 1.2 s a pair, so this run is smaller: 90 training pairs, 10 held out,
-// 30 steps of 4. Natively this configuration ends at 90% to 100% held-out for each of seeds
-// 1-7 and 42 (20 steps: 80% for two of them). 90% of 10 (9 or 10 right) happens by chance with
-// probability 11/1024, about 1%; the untrained model scores 0 (its reward head starts at zero,
-// so every pair is a tie).
+// On WebGPU without a GPU (SwiftShader) every new tensor shape compiles its kernels: a step of
+// 4 pairs takes about 15 s, scoring the reference policy about 1.2 s a pair and a token view
+// (all six methods) over a minute. So this run is small: 36 training pairs, 4 held out, 5
+// steps of 4, evaluated once at the end; what it must prove is that the page on WebGPU trains
+// the engine's run, so its last loss and held-out accuracy are compared with `hafrm train`'s
+// natively on the same settings (the engine's WebGPU kernels are checked against its CPU
+// backend in engine/tests/webgpu_browser.rs).
 // The page's Auto backend takes the CPU over a software adapter, so this run asks for WebGPU.
-const WEBGPU = "?data=polite&pairs=100&steps=30&batch=4&eval_every=10&backend=webgpu";
+const WEBGPU = { pairs: 40, steps: 5, batch: 4, eval_every: 5 };
+const WEBGPU_QUERY = `?data=polite&pairs=${WEBGPU.pairs}&steps=${WEBGPU.steps}&batch=${WEBGPU.batch}&eval_every=${WEBGPU.eval_every}&backend=webgpu`;
 const ACCURACY_THRESHOLD = 0.9;
 const TRAIN_TIMEOUT_MS = 15 * 60 * 1000;
 
@@ -109,11 +111,28 @@ async function train(session, label, { stepFirst = false } = {}) {
 
 /** Training curves of a trained page: the loss falls and held-out accuracy passes the bar. */
 async function assertLearned(page) {
+  assert.ok(await lossFalls(page));
+  const accuracy = Number(await page.locator("#heldout-accuracy").getAttribute("data-value"));
+  assert.ok(accuracy >= ACCURACY_THRESHOLD, `held-out accuracy ${accuracy} >= ${ACCURACY_THRESHOLD}`);
+}
+
+async function lossFalls(page) {
   const loss = page.locator("#loss");
   const [first, last] = [Number(await loss.getAttribute("data-first")), Number(await loss.getAttribute("data-last"))];
   assert.ok(last < first, `the loss falls: ${first} -> ${last}`);
-  const accuracy = Number(await page.locator("#heldout-accuracy").getAttribute("data-value"));
-  assert.ok(accuracy >= ACCURACY_THRESHOLD, `held-out accuracy ${accuracy} >= ${ACCURACY_THRESHOLD}`);
+  return true;
+}
+
+/** The page's last loss and held-out accuracy are those of `hafrm train` natively with the
+ * same settings (the backends' sums differ in their last digits). */
+function assertSameAsCli({ loss, accuracy }, args, label) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `hafrm-${label}-`));
+  execFileSync(hafrm, ["train", ...args, "--backend", "cpu", "--out", path.join(dir, "run")]);
+  const records = fs.readFileSync(path.join(dir, "run", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  const lastTrain = records.filter((r) => r.kind === "train").pop();
+  const lastEval = records.filter((r) => r.kind === "eval").pop();
+  assert.ok(Math.abs(loss - lastTrain.loss) <= 1e-2 * Math.abs(lastTrain.loss) + 1e-4, `${label}: the page's loss ${loss}, hafrm train's ${lastTrain.loss}`);
+  assert.ok(Math.abs(accuracy - lastEval.accuracy) <= 1 / lastEval.pairs + 1e-6, `${label}: the page's held-out accuracy ${accuracy}, hafrm train's ${lastEval.accuracy}`);
 }
 
 /** What every page that trained must show. */
@@ -134,8 +153,8 @@ async function assertTokenViews(session, badge, { checked = true } = {}) {
   assert.match(card, /id \d+/);
   assert.match(card, /prefix\s+[+-]\d/);
   if (!checked) {
-    // On a GPU adapter the page does not check attributions (README).
-    assert.match(await page.locator("#faithfulness-line").innerText(), /on a GPU adapter, hafrm eval --attribution checks the downloaded run/);
+    // On a software adapter the page does not check attributions (README).
+    assert.match(await page.locator("#faithfulness-line").innerText(), /on a software WebGPU adapter, where it would take minutes, hafrm eval --attribution checks the downloaded run/);
     assert.equal(await page.locator("#pair-view").getAttribute("data-method"), "occlusion");
   } else {
     // Precision@1 per method, with the random baseline.
@@ -155,14 +174,19 @@ async function assertTokenViews(session, badge, { checked = true } = {}) {
   assert.deepEqual(foreign, [], "no request leaves the page's origin");
 }
 
-/** Downloads the model, unpacks it, and scores with the native runner. */
-async function assertDownloadedModelLoads(page) {
+/** Downloads the page's run (Download model) and unpacks it; returns the run's directory. */
+async function downloadRun(page) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hafrm-download-"));
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-model")]);
   const tar = path.join(dir, download.suggestedFilename());
   await download.saveAs(tar);
   execFileSync("tar", ["xf", tar], { cwd: dir });
-  const run = path.join(dir, "hafrm-run");
+  return path.join(dir, "hafrm-run");
+}
+
+/** Downloads the model, unpacks it, and scores with the native runner. */
+async function assertDownloadedModelLoads(page) {
+  const run = await downloadRun(page);
   const out = execFileSync(hafrm, ["score", "--model", run, "--backend", "cpu", "--prompt", "Write a note to my neighbour.", "--response", "Could you please keep it down? Thank you."]).toString();
   assert.match(out, /reward/i, out);
   const evaluation = execFileSync(hafrm, ["eval", "--model", run, "--backend", "cpu", "--demo", "polite", "--demo-pairs", "40", "--json"]).toString();
@@ -174,14 +198,18 @@ async function assertDownloadedModelLoads(page) {
 }
 
 test("trains on WebGPU in the page and shows coloured tokens", { timeout: 2 * TRAIN_TIMEOUT_MS }, async () => {
-  const session = await open(["--enable-unsafe-webgpu"], WEBGPU);
+  const session = await open(["--enable-unsafe-webgpu"], WEBGPU_QUERY);
   const { page } = session;
   try {
     await page.waitForSelector("#backend-badge.gpu", { timeout: 120_000 });
     assert.deepEqual(builds(session.requests), ["hafrm_bg.wasm"], "WebGPU asked for: the WebGPU build alone");
     // One single step, then Train runs the rest from there.
     await train(session, "webgpu", { stepFirst: true });
-    await assertLearned(page);
+    await lossFalls(page);
+    const loss = Number(await page.locator("#loss").getAttribute("data-last"));
+    const accuracy = Number(await page.locator("#heldout-accuracy").getAttribute("data-value"));
+    const args = ["--demo", "polite", "--demo-pairs", WEBGPU.pairs, "--steps", WEBGPU.steps, "--batch", WEBGPU.batch, "--eval-every", WEBGPU.eval_every].map(String);
+    assertSameAsCli({ loss, accuracy }, args, "webgpu");
     await assertTokenViews(session, /WebGPU/, { checked: false });
     await page.screenshot({ path: path.join(artifacts, "app-webgpu.png"), fullPage: true });
     // The CPU chosen under Backend trains in a worker of the CPU-only build (the WebGPU build
@@ -247,12 +275,8 @@ test("the page's default run picks the CPU over a software adapter, moves at onc
     const step = Number(await page.locator("#heldout-accuracy").getAttribute("data-step"));
     assert.ok(step < 50, `the first estimate after step 0 comes at step ${step}`);
     assert.match(await page.locator(".stat small").first().innerText(), /early estimate on \d+ of \d+ pairs/);
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hafrm-default-"));
-    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-model")]);
-    const tar = path.join(dir, download.suggestedFilename());
-    await download.saveAs(tar);
-    execFileSync("tar", ["xf", tar], { cwd: dir });
-    const pageConfig = JSON.parse(fs.readFileSync(path.join(dir, "hafrm-run", "config.json"), "utf8"));
+    const run = await downloadRun(page);
+    const pageConfig = JSON.parse(fs.readFileSync(path.join(run, "config.json"), "utf8"));
     const cliConfig = JSON.parse(execFileSync(hafrm, ["train", "--print-config"]).toString());
     assert.deepEqual(pageConfig, cliConfig);
     assert.match(await page.locator("#status").innerText(), /training: step \d+\/200/);
@@ -264,7 +288,10 @@ test("the page's default run picks the CPU over a software adapter, moves at onc
 
 // A mode in the address takes the mode's own loss weights, as `hafrm train --mode` does: the
 // baseline trains without the policy loss and is not refused for a policy weight it was not given.
-test("a baseline run from the address trains", { timeout: 300_000 }, async () => {
+// The page's token scores are the engine's: "Try your own" under the trained model against
+// `hafrm attribute --json` for the downloaded model, which is the trained one (the best by
+// held-out accuracy, and the run evaluates once, at its end).
+test("a baseline run from the address trains, and its token scores are hafrm attribute's", { timeout: 300_000 }, async () => {
   const session = await open(["--disable-gpu", "--disable-features=WebGPU"], "?data=polite&pairs=40&steps=3&batch=4&mode=baseline");
   const { page } = session;
   try {
@@ -273,6 +300,28 @@ test("a baseline run from the address trains", { timeout: 300_000 }, async () =>
     await waitForPhase(page, ["finished"], 240_000);
     assert.match(page.url(), /mode=baseline/);
     assert.doesNotMatch(page.url(), /alpha=/);
+    await page.waitForFunction(() => document.querySelector("#faithfulness-line")?.dataset.default, null, { timeout: 60_000 });
+    const method = await page.locator("#faithfulness-line").getAttribute("data-default");
+    await page.click("#score-own");
+    const tokens = page.locator("#own-view .tok");
+    await tokens.first().waitFor({ timeout: 60_000 });
+    const shown = await tokens.evaluateAll((spans) => spans.map((s) => Number(s.dataset.value)));
+    // Every method of one token, from its hover card (4 decimals).
+    await tokens.nth(1).hover();
+    const card = await page.locator(".hover-card tr").evaluateAll((rows) => Object.fromEntries(rows.map((r) => [r.cells[0].textContent, Number(r.cells[1].textContent)])));
+    const [prompt, response] = [await page.locator("#own-prompt").inputValue(), await page.locator("#own-response").inputValue()];
+    const run = await downloadRun(page);
+    const [cli] = JSON.parse(execFileSync(hafrm, ["attribute", "--model", run, "--backend", "cpu", "--prompt", prompt, "--response", response, "--json"]).toString());
+    assert.equal(shown.length, cli.scores[method].length, "as many tokens as the engine's");
+    shown.forEach((value, j) => {
+      const engine = cli.scores[method][j];
+      assert.ok(Math.abs(value - engine) <= 1e-4 + 1e-3 * Math.abs(engine), `${method}, token ${j}: the page shows ${value}, hafrm attribute ${engine}`);
+    });
+    assert.equal(Object.keys(card).length, 6);
+    for (const [name, value] of Object.entries(card)) {
+      const engine = cli.scores[name][1];
+      assert.ok(Math.abs(value - engine) <= 2e-4 + 1e-3 * Math.abs(engine), `${name}, token 1: the page's card says ${value}, hafrm attribute ${engine}`);
+    }
     assert.deepEqual(session.errors, [], "no console errors");
   } finally {
     await session.close();
@@ -298,21 +347,14 @@ test("a race from the address trains each method as its own run, side by side", 
     for (const method of methods) {
       const stat = page.locator(`#race-${method}`);
       assert.equal(await stat.getAttribute("data-step"), "10", method);
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), `hafrm-race-${method}-`));
-      execFileSync(hafrm, ["train", "--demo", "polite", "--demo-pairs", "200", "--steps", "10", "--batch", "8", "--eval-every", "5", "--mode", method, "--backend", "cpu", "--out", path.join(dir, "run")]);
       // Each lane in its own model's most faithful method: DPO's, measured on its implicit
       // reward, is the implicit token reward, not the flat scores of a reward head that never
       // trained.
       const lane = page.locator(`#pair-view .lane[data-method="${method}"]`);
       if (method === "dpo") assert.equal(await lane.getAttribute("data-attribution"), "implicit");
       assert.doesNotMatch(await lane.locator(".legend").innerText(), /^-0\.000/, `${method}: its colour scale is not flat`);
-      const records = fs.readFileSync(path.join(dir, "run", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
-      const lastTrain = records.filter((r) => r.kind === "train").pop();
-      const lastEval = records.filter((r) => r.kind === "eval").pop();
-      const loss = Number(await stat.getAttribute("data-loss"));
-      assert.ok(Math.abs(loss - lastTrain.loss) <= 1e-2 * Math.abs(lastTrain.loss) + 1e-4, `${method}: the page's loss ${loss}, hafrm train's ${lastTrain.loss}`);
-      const accuracy = Number(await stat.getAttribute("data-value"));
-      assert.ok(Math.abs(accuracy - lastEval.accuracy) <= 1 / lastEval.pairs + 1e-6, `${method}: the page's held-out accuracy ${accuracy}, hafrm train's ${lastEval.accuracy}`);
+      const [loss, accuracy] = [Number(await stat.getAttribute("data-loss")), Number(await stat.getAttribute("data-value"))];
+      assertSameAsCli({ loss, accuracy }, ["--demo", "polite", "--demo-pairs", "200", "--steps", "10", "--batch", "8", "--eval-every", "5", "--mode", method], `race-${method}`);
       for (const label of ["chosen", "rejected"]) {
         const tokens = page.locator(`#pair-view .lane[data-method="${method}"] .response[data-label="${label}"] .tok`);
         assert.ok((await tokens.count()) > 3, `${method}: ${label} shows its tokens`);
@@ -731,12 +773,8 @@ test("a diverging run stops with the engine's message and keeps a model that loa
     const failure = await page.locator("#failure").innerText();
     assert.match(failure, /training diverged at step \d+: the [a-z -]+ is (NaN|inf|-inf)/, failure);
     assert.match(failure, /lower the learning rate \(--lr, now 1e9\)/, failure);
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hafrm-diverged-"));
-    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-model")]);
-    const tar = path.join(dir, download.suggestedFilename());
-    await download.saveAs(tar);
-    execFileSync("tar", ["xf", tar], { cwd: dir });
-    const out = execFileSync(hafrm, ["score", "--model", path.join(dir, "hafrm-run"), "--backend", "cpu", "--json", "--prompt", "Hi", "--response", "Hello."]).toString();
+    const run = await downloadRun(page);
+    const out = execFileSync(hafrm, ["score", "--model", run, "--backend", "cpu", "--json", "--prompt", "Hi", "--response", "Hello."]).toString();
     assert.ok(Number.isFinite(JSON.parse(out).reward), out);
     assert.deepEqual(session.errors, []);
   } finally {

@@ -61,7 +61,7 @@ pub fn TokenPanel() -> impl IntoView {
                 }}
             </p>
             <p id="faithfulness-line" data-default=move || lead_check().map(|c| c.default_method().name()).unwrap_or_default()>
-                {move || lead_check().map(|c| c.faithfulness.sentence()).unwrap_or_else(|| "No attribution check yet: it runs at every evaluation on the CPU; on a GPU adapter, hafrm eval --attribution checks the downloaded run.".into())}
+                {move || lead_check().map(|c| c.faithfulness.sentence()).unwrap_or_else(|| "No attribution check yet: it runs while the model trains (at most a fifth of the time) and when the run pauses or ends; on a software WebGPU adapter, where it would take minutes, hafrm eval --attribution checks the downloaded run.".into())}
             </p>
             <label class="field inline">
                 <span>"Held-out pair"</span>
