@@ -31,9 +31,11 @@ async fn forward(model: &RewardModel, pairs: &[EncodedPair], pad_id: u32, device
     let hidden = model.hidden(&batch);
     let (rewards, logps) = (model.sequence_rewards(hidden.clone(), &batch), model.sequence_logps(hidden.clone(), &batch));
     let values = read_floats(Tensor::cat(vec![rewards, logps, model.prefix_rewards(hidden).flatten(0, 1)], 0), "forward").await.unwrap();
-    // A GPU batch is padded to a length bucket, a CPU one is not: keep the real positions.
+    // A row packs a pair (its prompt, then chosen, then rejected): two rewards and two
+    // log-probs a row. A GPU batch is padded to a length bucket, a CPU one is not: keep the
+    // real positions.
     let (rows, seq) = (batch.rows(), batch.seq_len());
-    let (scores, prefix) = values.split_at(2 * rows);
+    let (scores, prefix) = values.split_at(4 * rows);
     let real_prefix = batch.lengths.iter().enumerate().flat_map(|(row, &len)| prefix[row * seq..row * seq + len].iter().copied());
     scores.iter().copied().chain(real_prefix).collect()
 }
