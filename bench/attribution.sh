@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-1 2 3}
 PAIRS=${PAIRS:-200}
 sets=("$@")
-[ ${#sets[@]} -gt 0 ] || sets=(arithmetic polite refusal capitals own)
+[ ${#sets[@]} -gt 0 ] || sets=(refusal mixed arithmetic polite capitals own)
 
 cargo build --release -p hafrm-cli --quiet
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
