@@ -111,16 +111,15 @@ async function train(session, label, { stepFirst = false } = {}) {
 
 /** Training curves of a trained page: the loss falls and held-out accuracy passes the bar. */
 async function assertLearned(page) {
-  assert.ok(await lossFalls(page));
+  await assertLossFalls(page);
   const accuracy = Number(await page.locator("#heldout-accuracy").getAttribute("data-value"));
   assert.ok(accuracy >= ACCURACY_THRESHOLD, `held-out accuracy ${accuracy} >= ${ACCURACY_THRESHOLD}`);
 }
 
-async function lossFalls(page) {
+async function assertLossFalls(page) {
   const loss = page.locator("#loss");
   const [first, last] = [Number(await loss.getAttribute("data-first")), Number(await loss.getAttribute("data-last"))];
   assert.ok(last < first, `the loss falls: ${first} -> ${last}`);
-  return true;
 }
 
 /** The page's last loss and held-out accuracy are those of `hafrm train` natively with the
@@ -174,13 +173,18 @@ async function assertTokenViews(session, badge, { checked = true } = {}) {
   assert.deepEqual(foreign, [], "no request leaves the page's origin");
 }
 
-/** Downloads the page's run (Download model) and unpacks it; returns the run's directory. */
-async function downloadRun(page) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hafrm-download-"));
-  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-model")]);
+/** Presses a download button and unpacks the tar it offers into `dir`. */
+async function downloadInto(page, button, dir) {
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click(button)]);
   const tar = path.join(dir, download.suggestedFilename());
   await download.saveAs(tar);
   execFileSync("tar", ["xf", tar], { cwd: dir });
+}
+
+/** Downloads the page's run (Download model) and unpacks it; returns the run's directory. */
+async function downloadRun(page) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hafrm-download-"));
+  await downloadInto(page, "#download-model", dir);
   return path.join(dir, "hafrm-run");
 }
 
@@ -205,7 +209,7 @@ test("trains on WebGPU in the page and shows coloured tokens", { timeout: 2 * TR
     assert.deepEqual(builds(session.requests), ["hafrm_bg.wasm"], "WebGPU asked for: the WebGPU build alone");
     // One single step, then Train runs the rest from there.
     await train(session, "webgpu", { stepFirst: true });
-    await lossFalls(page);
+    await assertLossFalls(page);
     const loss = Number(await page.locator("#loss").getAttribute("data-last"));
     const accuracy = Number(await page.locator("#heldout-accuracy").getAttribute("data-value"));
     const args = ["--demo", "polite", "--demo-pairs", WEBGPU.pairs, "--steps", WEBGPU.steps, "--batch", WEBGPU.batch, "--eval-every", WEBGPU.eval_every].map(String);
@@ -516,12 +520,7 @@ function withGgmlType(file, type) {
  * directory named from `prefix`); returns their paths. */
 async function downloadRunAndRewardModel(page, prefix) {
   const saved = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  for (const button of ["#download-model", "#download-reward-model"]) {
-    const [download] = await Promise.all([page.waitForEvent("download"), page.click(button)]);
-    const tar = path.join(saved, download.suggestedFilename());
-    await download.saveAs(tar);
-    execFileSync("tar", ["xf", tar], { cwd: saved });
-  }
+  for (const button of ["#download-model", "#download-reward-model"]) await downloadInto(page, button, saved);
   return [path.join(saved, "hafrm-run"), path.join(saved, "hafrm-reward-model")];
 }
 
