@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The attribution targets (README, "Token attribution"): over seeds 1-3, the default run of
+# The attribution targets (docs/attribution.md): over seeds 1-3, the default run of
 # each teaching set and of a file of minimal pairs that is not a built-in set, each checked
 # with `hafrm eval --attribution --json` on its own held-out kind of pairs; prints the default
 # method's pair precision@1 against random, and its comprehensiveness against random

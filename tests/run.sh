@@ -29,13 +29,16 @@ install_tools() {
 }
 phase "tools (wasm-bindgen, wasm-opt, playwright-core)" install_tools
 
+# vendor/ is exactly the published crates plus patches/*.patch (patches/README.md).
+phase "vendor/ against patches/" bash patches/vendor.sh --check
+
 # The app's release build, which the browser tests serve.
 phase "app build (wasm32)" bash app/build.sh
 for file in dist/*.wasm dist/*.js; do
   echo "app: $file: $(stat -c %s "$file") bytes, $(gzip -9 -c "$file" | wc -c) gzipped"
 done
 # What a browser downloads with each build: the page, its stylesheet, the worker's script, and
-# the build's bindings and module (README: the WebGPU one's aim is at most 3 MB).
+# the build's bindings and module (docs/building.md: the WebGPU one's aim is at most 3 MB).
 for build in hafrm hafrm_cpu; do
   total=0
   for file in dist/index.html dist/assets/style.css dist/worker.js "dist/$build.js" "dist/${build}_bg.wasm"; do

@@ -16,7 +16,7 @@ use wasm_bindgen::prelude::*;
 use crate::browser::{describe, has_webgpu, message_with_files, now_ms, save_url, show_fatal};
 pub use crate::protocol::{BackboneInfo, BackendBadge, Command, Phase, TrainPoint};
 use crate::protocol::{Envelope, Event, Request};
-use crate::settings::{BackendPreference, Settings};
+use crate::settings::{BackendPreference, Settings, SettingsState};
 
 /// The worker's script (`app/worker.js`, next to the page in the build): a module that loads
 /// the build its address names and calls its `start_worker`.
@@ -203,6 +203,13 @@ impl Studio {
             self.selected.set(index);
         }
         Self::post(&Request::Command { generation: self.generation.get_untracked(), command }, &[]);
+    }
+
+    /// Starts a new run with the edited settings, which become the applied ones.
+    pub fn apply_settings(&self, settings: SettingsState) {
+        let edited = settings.edited.get_untracked();
+        settings.applied.set(edited.clone());
+        self.launch(edited);
     }
 
     /// Starts a new run with `settings`, ending the current one.

@@ -8,7 +8,6 @@ use hafrm::run::{BackboneChoice, DEFAULT_DEMO, DEFAULT_PRESET, DataChoice, DataS
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::controller::Studio;
 
 /// Which backend the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -310,13 +309,6 @@ impl SettingsState {
     /// Whether the edited settings differ from the running ones.
     pub fn is_dirty(&self) -> bool {
         self.edited.with(|edited| self.applied.with(|applied| edited != applied))
-    }
-
-    /// Starts a new run with the edited settings.
-    pub fn apply(&self, studio: Studio) {
-        let settings = self.edited.get_untracked();
-        self.applied.set(settings.clone());
-        studio.launch(settings);
     }
 }
 

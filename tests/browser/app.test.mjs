@@ -152,7 +152,7 @@ async function assertTokenViews(session, badge, { checked = true } = {}) {
   assert.match(card, /id \d+/);
   assert.match(card, /prefix\s+[+-]\d/);
   if (!checked) {
-    // On a software adapter the page does not check attributions (README).
+    // On a software adapter the page does not check attributions (docs/page.md).
     assert.match(await page.locator("#faithfulness-line").innerText(), /on a software WebGPU adapter, where it would take minutes, hafrm eval --attribution checks the downloaded run/);
     assert.equal(await page.locator("#pair-view").getAttribute("data-method"), "occlusion");
   } else {

@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::run_controls::{number_field, parse_into};
+use super::number_field::{number_field, parse_into};
 use crate::controller::Studio;
 use crate::settings::SettingsState;
 
@@ -37,7 +37,7 @@ pub fn BackbonePicker() -> impl IntoView {
     let use_opened = move |name: String| {
         studio.choose_opened();
         settings.update(|s| s.backbone = Some(name));
-        state.apply(studio);
+        studio.apply_settings(state);
     };
     let pretrained = move || settings.with(|s| s.backbone.is_some());
     view! {

@@ -40,7 +40,7 @@ pub fn DataUpload() -> impl IntoView {
                     message.set(Some(Ok(format!("{name}: {} pairs, a new run is ready to train", pairs.len()))));
                     studio.upload.set_value(Some((name, pairs)));
                     settings.edited.update(|s| s.data = "upload".into());
-                    settings.apply(studio);
+                    studio.apply_settings(settings);
                 }
                 Err(error) => message.set(Some(Err(error))),
             }

@@ -5,6 +5,7 @@ pub mod backbone_picker;
 pub mod backend_badge;
 pub mod charts_panel;
 pub mod data_upload;
+pub mod number_field;
 pub mod own_text;
 pub mod race;
 pub mod run_controls;

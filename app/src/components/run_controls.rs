@@ -5,51 +5,10 @@ use leptos::prelude::*;
 
 use super::backbone_picker::BackbonePicker;
 use super::data_upload::DataUpload;
+use super::number_field::{number_field, parse_into};
 use super::status::StatusLine;
 use crate::controller::{Command, Phase, Studio};
-use crate::settings::{BackendPreference, DATA_SETS, Settings, SettingsState};
-
-/// A labelled number input bound to one field of the settings.
-pub(super) fn number_field(
-    label: &'static str,
-    name: &'static str,
-    settings: RwSignal<Settings>,
-    get: impl Fn(&Settings) -> String + Send + Sync + 'static,
-    set: impl Fn(&mut Settings, &str) -> bool + Send + Sync + 'static,
-) -> impl IntoView {
-    let invalid = RwSignal::new(false);
-    view! {
-        <label class="field">
-            <span>{label}</span>
-            <input
-                type="text"
-                inputmode="decimal"
-                name=name
-                class:invalid=move || invalid.get()
-                prop:value=move || settings.with(|s| get(s))
-                on:change=move |ev| {
-                    let text = event_target_value(&ev);
-                    let mut next = settings.get_untracked();
-                    let ok = set(&mut next, text.trim());
-                    invalid.set(!ok);
-                    if ok {
-                        settings.set(next);
-                    }
-                }
-            />
-        </label>
-    }
-}
-
-pub(super) fn parse_into<T: std::str::FromStr>(slot: &mut T, text: &str, valid: impl Fn(&T) -> bool) -> bool {
-    match text.parse::<T>() {
-        Ok(v) if valid(&v) => {
-            *slot = v;
-            true
-        }
-        _ => false,
-    }
-}
+use crate::settings::{BackendPreference, DATA_SETS, SettingsState};
 
 #[component]
 pub fn RunControls() -> impl IntoView {
@@ -57,7 +16,7 @@ pub fn RunControls() -> impl IntoView {
     let state = expect_context::<SettingsState>();
     let settings = state.edited;
     let dirty = move || state.is_dirty();
-    let apply = move || state.apply(studio);
+    let apply = move || studio.apply_settings(state);
     let phase = move || studio.phase.get();
     let busy = move || matches!(phase(), Phase::Starting(_));
     let running = move || phase() == Phase::Training;

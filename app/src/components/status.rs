@@ -40,7 +40,7 @@ pub fn Watchdog(now: RwSignal<f64>) -> impl IntoView {
     let on_gpu = move || studio.badge.with(|b| b.as_ref().is_some_and(|b| b.kind == "WebGPU"));
     let restart_on_cpu = move |_| {
         settings.edited.update(|s| s.backend = BackendPreference::Cpu);
-        settings.apply(studio);
+        studio.apply_settings(settings);
     };
     move || {
         let waited = studio.busy_since.get().map(|t| (now.get() - t) / 1000.0).filter(|&s| s > 20.0);

@@ -13,7 +13,8 @@ use hafrm::{Error, Result};
 
 use hafrm::run::TrainedRun;
 
-use crate::args::{ModelArgs, block_on, parse_backend};
+use crate::console::block_on;
+use crate::flags::{ModelArgs, parse_backend};
 
 #[derive(Args, Debug)]
 pub struct AttributeArgs {

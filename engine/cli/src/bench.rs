@@ -22,7 +22,8 @@ use hafrm::tokenizer::{EncodeOptions, TextEncoder};
 use hafrm::train::{Trainer, TrainingData};
 use hafrm::Result;
 
-use crate::args::{TuningArgs, backbone_choice, block_on, parse_backend};
+use crate::console::block_on;
+use crate::flags::{TuningArgs, backbone_choice, parse_backend};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {

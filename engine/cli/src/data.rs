@@ -11,7 +11,7 @@ use hafrm::data::PreferencePair;
 use hafrm::tokenizer::TextEncoder;
 use hafrm::{Error, Result};
 
-use crate::args::{DataArgs, parse_demo};
+use crate::flags::{DataArgs, parse_demo};
 
 /// The pairs `args` name: a file's, or a generated teaching set's (`default_set` when none is
 /// named). Skipped records are reported on stderr.

@@ -13,7 +13,8 @@ use hafrm::experiment::{CellState, Experiment, PRETRAINED_EVAL_PAIRS, Plan, pret
 use hafrm::run::{BackboneChoice, DEFAULT_EVAL_FRACTION, RunChoices, RunPairs, read_file};
 use hafrm::{Error, Result};
 
-use crate::args::{DataArgs, RecipeArgs, backbone_choice, block_on, encoder, parse_backend, parse_fraction, parse_method, progress_bar};
+use crate::console::{block_on, progress_bar};
+use crate::flags::{DataArgs, RecipeArgs, backbone_choice, encoder, parse_backend, parse_fraction, parse_method};
 
 #[derive(Args, Debug)]
 pub struct ExperimentArgs {

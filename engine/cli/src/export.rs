@@ -12,7 +12,8 @@ use hafrm::hf::backbone_settings;
 use hafrm::run::{RunDir, TrainedRun, read_pairs};
 use hafrm::{Error, Result};
 
-use crate::args::{block_on, parse_backend, progress_bar};
+use crate::console::{block_on, progress_bar};
+use crate::flags::parse_backend;
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {

@@ -1,16 +1,62 @@
 //! `hafrm`: the native runner. Trains, evaluates and scores HaF-RM reward models. A thin shell
 //! over the engine's runs (`hafrm::run`): flags in, progress bars and results out.
 
-mod args;
 mod attribute;
 mod bench;
+mod console;
 mod data;
 mod experiment;
 mod export;
+mod flags;
 mod score;
 mod train;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use hafrm::Result;
+
+#[derive(Parser, Debug)]
+#[command(name = "hafrm", version, about = "Train HaF-RM hybrid reward models (reward head + token-level DPO policy loss)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a reward model (with no options: the `tiny` preset on the built-in teaching set).
+    Train(train::TrainArgs),
+    /// Accuracies of a trained model on a data file: reward head, implicit reward, method.
+    Eval(score::EvalArgs),
+    /// The reward (and implicit reward) of one response to one prompt.
+    Score(score::ScoreArgs),
+    /// Which tokens drive the reward: coloured in the terminal, or an HTML page.
+    Attribute(attribute::AttributeArgs),
+    /// The paper's comparison: HaF, a reward model alone and DPO, over several seeds, each an
+    /// ordinary run; then a table (mean ± sd, bootstrap intervals, HaF's differences) and plots.
+    Experiment(experiment::ExperimentArgs),
+    /// Write a trained run as a Hugging Face reward model (and, with --policy, its policy).
+    Export(export::ExportArgs),
+    /// Training throughput (pairs per second) on the chosen backend.
+    Bench(bench::BenchArgs),
+    /// Retrain the bundled byte-level BPE tokenizer on the teaching sets (or on files).
+    Tokenizer(data::TokenizerArgs),
+    /// Write a built-in teaching set as JSON Lines, decisive spans included.
+    Demo(data::DemoArgs),
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => score::eval(args),
+        Command::Score(args) => score::score(args),
+        Command::Attribute(args) => attribute::run(args),
+        Command::Experiment(args) => experiment::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Tokenizer(args) => data::tokenizer(args),
+        Command::Demo(args) => data::demo(args),
+    }
+}
 
 fn main() {
     // Burn materialises loaded optimizer state on its default device, which with the `wgpu`
@@ -37,8 +83,8 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     keep_freed_memory();
-    let args = args::Cli::parse();
-    if let Err(error) = args::run(args) {
+    let args = Cli::parse();
+    if let Err(error) = run(args) {
         eprintln!("error: {error}");
         std::process::exit(1);
     }

@@ -9,7 +9,8 @@ use hafrm::faithfulness::{AOPC_PERCENTS, Target};
 use hafrm::run::{DEFAULT_DEMO, DataSource};
 use hafrm::Result;
 
-use crate::args::{DataArgs, ModelArgs, block_on, parse_backend, progress_bar};
+use crate::console::{block_on, progress_bar};
+use crate::flags::{DataArgs, ModelArgs, parse_backend};
 use crate::data::load_pairs;
 
 #[derive(Args, Debug)]

@@ -11,7 +11,8 @@ use hafrm::data::formats::human_bytes;
 use hafrm::run::{BackboneChoice, DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, LAST, MODEL, RunChoices, Session};
 use hafrm::{Error, Result};
 
-use crate::args::{DataArgs, RecipeArgs, backbone_choice, block_on, encoder, parse_backend, parse_fraction, parse_method, progress_bar};
+use crate::console::{block_on, progress_bar};
+use crate::flags::{DataArgs, RecipeArgs, backbone_choice, encoder, parse_backend, parse_fraction, parse_method};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {

@@ -1,65 +1,20 @@
-//! The command line: subcommands, the flags they share, and helpers for drawing progress.
+//! The flags several commands share (the model to score, the data, the training recipe, what
+//! of a backbone trains), their parsers, and what they name: a backbone, a tokenizer.
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 use hafrm::config::Method;
-use hafrm::data::demo::DemoSet;
-use hafrm::run::DEFAULT_DEMO;
-use hafrm::data::formats::{ReadLimits, RecordShape};
 use hafrm::config::PRESETS;
+use hafrm::data::demo::DemoSet;
+use hafrm::data::formats::{ReadLimits, RecordShape};
 use hafrm::device::{BackendChoice, select_backend};
 use hafrm::hf::read_backbone;
+use hafrm::run::DEFAULT_DEMO;
+use hafrm::run::{BackboneChoice, RunChoices, TrainedRun};
 use hafrm::tokenizer::TextEncoder;
 use hafrm::tuning::LoraSettings;
-use hafrm::run::{BackboneChoice, RunChoices, TrainedRun};
 use hafrm::{Error, Result};
-
-use crate::{attribute, bench, data, experiment, export, score, train};
-
-#[derive(Parser, Debug)]
-#[command(name = "hafrm", version, about = "Train HaF-RM hybrid reward models (reward head + token-level DPO policy loss)")]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Train a reward model (with no options: the `tiny` preset on the built-in teaching set).
-    Train(train::TrainArgs),
-    /// Accuracies of a trained model on a data file: reward head, implicit reward, method.
-    Eval(score::EvalArgs),
-    /// The reward (and implicit reward) of one response to one prompt.
-    Score(score::ScoreArgs),
-    /// Which tokens drive the reward: coloured in the terminal, or an HTML page.
-    Attribute(attribute::AttributeArgs),
-    /// The paper's comparison: HaF, a reward model alone and DPO, over several seeds, each an
-    /// ordinary run; then a table (mean ± sd, bootstrap intervals, HaF's differences) and plots.
-    Experiment(experiment::ExperimentArgs),
-    /// Write a trained run as a Hugging Face reward model (and, with --policy, its policy).
-    Export(export::ExportArgs),
-    /// Training throughput (pairs per second) on the chosen backend.
-    Bench(bench::BenchArgs),
-    /// Retrain the bundled byte-level BPE tokenizer on the teaching sets (or on files).
-    Tokenizer(data::TokenizerArgs),
-    /// Write a built-in teaching set as JSON Lines, decisive spans included.
-    Demo(data::DemoArgs),
-}
-
-pub fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Train(args) => train::run(args),
-        Command::Eval(args) => score::eval(args),
-        Command::Score(args) => score::score(args),
-        Command::Attribute(args) => attribute::run(args),
-        Command::Experiment(args) => experiment::run(args),
-        Command::Export(args) => export::run(args),
-        Command::Bench(args) => bench::run(args),
-        Command::Tokenizer(args) => data::tokenizer(args),
-        Command::Demo(args) => data::demo(args),
-    }
-}
 
 /// The model a command scores with: a trained run, or a bare backbone.
 #[derive(Args, Debug, Clone)]
@@ -214,22 +169,6 @@ pub fn parse_method(s: &str) -> std::result::Result<Method, String> {
 
 pub fn parse_backend(s: &str) -> std::result::Result<BackendChoice, String> {
     s.parse()
-}
-
-/// Blocks on one of the engine's asynchronous calls (they never need a browser's event loop
-/// natively).
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    pollster::block_on(future)
-}
-
-pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(template)
-            .expect("valid progress template")
-            .progress_chars("=> "),
-    );
-    bar
 }
 
 /// The training recipe, the flags `train` and `experiment` share. Unset, a flag takes the
