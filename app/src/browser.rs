@@ -194,7 +194,7 @@ impl PickedFile {
     }
 }
 
-impl hafrm::hf::ReadRange for PickedFile {
+impl hafrm::formats::ReadRange for PickedFile {
     fn size(&self) -> usize {
         self.size
     }

@@ -2,8 +2,8 @@
 
 use hafrm::config::{Method, TrainConfig};
 use hafrm::data::demo::DemoSet;
-use hafrm::hf::HfConfig;
-use hafrm::tuning::LoraSettings;
+use hafrm::formats::HfConfig;
+use hafrm::config::LoraSettings;
 use hafrm::run::{BackboneChoice, DEFAULT_DEMO, DEFAULT_PRESET, DataChoice, DataSource, RunChoices, RunConfig};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -1,18 +1,16 @@
 //! A model's weights as safetensors bytes, and back.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor};
-use serde_json::Value;
 
 use crate::config::ModelConfig;
+use crate::formats::safetensors_writer::SafetensorsWriter;
 use crate::error::{Error, Result};
+use crate::hash::Fnv1a;
 use crate::model::RewardModel;
-use crate::params::read_floats;
 
 /// The model's weights as a safetensors file, LoRA adapters merged into the weights they
 /// adapt, under the names `model_from_safetensors` (Burn's store) looks them up by. Every
@@ -34,86 +32,17 @@ pub async fn model_to_safetensors(model: &RewardModel) -> Result<Vec<u8>> {
     }
     let mut add = Add { names: &names, writer: SafetensorsWriter::default() };
     model.visit(&mut add);
-    if add.writer.tensors.len() != names.len() {
-        return Err(Error::Backend(format!("the model has {} parameters that are not float tensors", names.len() - add.writer.tensors.len())));
+    if add.writer.tensor_count() != names.len() {
+        return Err(Error::Backend(format!("the model has {} parameters that are not float tensors", names.len() - add.writer.tensor_count())));
     }
     add.writer.finish().await
-}
-
-type Floats = Pin<Box<dyn Future<Output = Result<Vec<f32>>>>>;
-
-/// One tensor on its way into the file: its shape as written, and the read of its values.
-struct PendingTensor {
-    name: String,
-    shape: Vec<usize>,
-    values: Floats,
-    /// A 2-D tensor written transposed (`shape` is already the transposed one).
-    transposed: bool,
-}
-
-/// A safetensors file of F32 tensors read back from their device asynchronously, one at a
-/// time as the file is written (the host holds the file and one tensor). The header lists the
-/// names sorted, with `"format": "pt"` as PyTorch writes it.
-#[derive(Default)]
-pub struct SafetensorsWriter {
-    tensors: Vec<PendingTensor>,
-}
-
-impl SafetensorsWriter {
-    pub fn tensor<const D: usize>(&mut self, name: impl Into<String>, tensor: Tensor<D>) {
-        self.add(name.into(), tensor, false);
-    }
-
-    /// A matrix `[rows, columns]` written as `[columns, rows]`.
-    pub fn transposed(&mut self, name: impl Into<String>, matrix: Tensor<2>) {
-        self.add(name.into(), matrix, true);
-    }
-
-    fn add<const D: usize>(&mut self, name: String, tensor: Tensor<D>, transposed: bool) {
-        let mut shape = tensor.shape().to_vec();
-        if transposed {
-            shape.reverse();
-        }
-        let what = name.clone();
-        let values = Box::pin(async move { read_floats(tensor, &what).await });
-        self.tensors.push(PendingTensor { name, shape, values, transposed });
-    }
-
-    /// The file: an 8-byte header length, the JSON header padded to 8 bytes, then each
-    /// tensor's little-endian values.
-    pub async fn finish(mut self) -> Result<Vec<u8>> {
-        self.tensors.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut header = serde_json::Map::new();
-        header.insert("__metadata__".into(), serde_json::json!({"format": "pt"}));
-        let mut offset = 0usize;
-        for tensor in &self.tensors {
-            let end = offset + 4 * tensor.shape.iter().product::<usize>();
-            header.insert(tensor.name.clone(), serde_json::json!({"dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, end]}));
-            offset = end;
-        }
-        let mut header = serde_json::to_vec(&Value::Object(header)).expect("a JSON header");
-        header.resize(header.len().div_ceil(8) * 8, b' ');
-        let mut bytes = Vec::with_capacity(8 + header.len() + offset);
-        bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&header);
-        for tensor in self.tensors {
-            let values = tensor.values.await?;
-            let values = match tensor.transposed {
-                // `shape` is the written one: the device's was [columns, rows].
-                true => crate::hf::transpose(&values, tensor.shape[1], tensor.shape[0]),
-                false => values,
-            };
-            bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-        }
-        Ok(bytes)
-    }
 }
 
 /// A fingerprint of a safetensors file's tensors (FNV-1a over each tensor's name, type,
 /// shape and bytes, in name order): equal for equal weights whatever order the header lists
 /// them in. A file whose header does not parse fingerprints as its bytes.
 pub fn weights_fingerprint(bytes: &[u8]) -> u64 {
-    let mut hash = crate::train::Fnv1a::new();
+    let mut hash = Fnv1a::new();
     let tensors = || -> Option<Vec<(String, String, &[u8])>> {
         let header_len = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
         let data = bytes.get(8usize.checked_add(header_len)?..)?;

@@ -384,7 +384,7 @@ pub struct TrainConfig {
     /// Train low-rank adapters of the backbone's linear layers instead of the backbone
     /// (pretrained backbones).
     #[config(default = "None")]
-    pub lora: Option<crate::tuning::LoraSettings>,
+    pub lora: Option<LoraSettings>,
 }
 
 impl TrainConfig {
@@ -458,6 +458,19 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+/// Low-rank adapters on the backbone's linear layers.
+#[derive(Config, Debug, PartialEq)]
+pub struct LoraSettings {
+    pub rank: usize,
+    /// The adapters' product is scaled by `alpha / rank`.
+    #[config(default = 16.0)]
+    pub alpha: f64,
+    /// The layers to adapt, by their Hugging Face names (`q_proj`, `c_attn`, …); empty: all
+    /// of the blocks' linear layers.
+    #[config(default = "Vec::new()")]
+    pub targets: Vec<String>,
 }
 
 #[cfg(test)]

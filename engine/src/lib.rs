@@ -17,16 +17,15 @@ pub mod error;
 pub mod eval;
 #[cfg(not(target_family = "wasm"))]
 pub mod experiment;
-pub mod export;
 pub mod faithfulness;
-pub mod gguf;
-pub mod hf;
+pub mod formats;
+mod hash;
 pub mod losses;
 pub mod mask;
 pub mod metrics;
 pub mod model;
 #[cfg(not(target_family = "wasm"))]
-pub mod models;
+pub mod model_cache;
 pub mod objective;
 pub mod params;
 pub mod reference;

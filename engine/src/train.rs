@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::{EncodedPair, TokenBatch};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
+use crate::hash::Fnv1a;
 use crate::eval::{PairMargins, evaluate};
 use crate::losses::LossWeights;
 use crate::metrics::{EvalMetrics, PackedPairMetrics, PairMetrics, StepMetrics};
@@ -56,25 +57,6 @@ impl DataFingerprint {
             }
         }
         Self { pairs: pairs.len(), tokens_fnv1a: hash.finish() }
-    }
-}
-
-/// FNV-1a, 64 bits: a fingerprint of tokens or weights, not a cryptographic hash.
-pub(crate) struct Fnv1a(u64);
-
-impl Fnv1a {
-    pub fn new() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-
-    pub fn feed(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    pub fn finish(&self) -> u64 {
-        self.0
     }
 }
 

@@ -4,26 +4,12 @@
 //! head is always trained in full. Frozen parameters get no gradient, so the optimizer never
 //! sees them and keeps no state for them.
 
-use burn::config::Config;
 use burn::module::{Lora, Module, ParamGroup};
 use burn::tensor::Device;
 
 use crate::config::{Architecture, ModelConfig, TrainConfig};
 use crate::error::{Error, Result};
 use crate::model::RewardModel;
-
-/// Low-rank adapters on the backbone's linear layers.
-#[derive(Config, Debug, PartialEq)]
-pub struct LoraSettings {
-    pub rank: usize,
-    /// The adapters' product is scaled by `alpha / rank`.
-    #[config(default = 16.0)]
-    pub alpha: f64,
-    /// The layers to adapt, by their Hugging Face names (`q_proj`, `c_attn`, …); empty: all
-    /// of the blocks' linear layers.
-    #[config(default = "Vec::new()")]
-    pub targets: Vec<String>,
-}
 
 /// An architecture's adaptable linear layers: the Hugging Face name, and the module path of
 /// each layer it names inside a block.
@@ -175,6 +161,7 @@ pub fn training_memory(train: &TrainConfig, config: &ModelConfig, length: usize)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::LoraSettings;
 
     #[test]
     fn trainable_counts_follow_the_shape() {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use hafrm::chat::ChatTemplate;
 use hafrm::data::formats::{ReadLimits, RecordShape, read_pairs};
-use hafrm::hf::settings_files;
+use hafrm::formats::settings_files;
 use hafrm::tokenizer::{EncodeOptions, PromptTemplate, TextEncoder};
 use serde_json::{Value, json};
 

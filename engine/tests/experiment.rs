@@ -15,7 +15,7 @@ use hafrm::data::split_train_eval;
 use hafrm::experiment::{Cell, CellState, Experiment, MARGINS, Plan, pretrained_defaults};
 use hafrm::experiment::plots::{BARS, CURVES};
 use hafrm::experiment::stats::sample_sd;
-use hafrm::hf::read_backbone;
+use hafrm::formats::read_backbone;
 use hafrm::run::{BackboneChoice, METRICS, RunChoices, RunPairs};
 use hafrm::tokenizer::TextEncoder;
 use serde_json::Value;
@@ -165,7 +165,7 @@ fn a_stopped_run_goes_on_from_its_checkpoint_and_a_pretrained_reference_serves_e
 
     // The second run stops after its checkpoint at step 2, as a killed process would leave it.
     let config = experiment.config(second).unwrap();
-    let preparation = block_on(hafrm::run::create(config.clone(), config.with_eos(encoder.clone()).unwrap(), &experiment.run_dir(second), ReadLimits::default(), &device, |_, _| {})).unwrap();
+    let preparation = block_on(hafrm::run::create(config.clone(), config.run_encoder(encoder.clone(), "the bundled tokenizer").unwrap(), &experiment.run_dir(second), ReadLimits::default(), &device, |_, _| {})).unwrap();
     let mut session = preparation.finish().unwrap();
     for _ in 0..2 {
         block_on(session.advance()).unwrap();

@@ -12,8 +12,8 @@ use burn::tensor::{Device, TensorData};
 use hafrm::batch::{EncodedResponse, SequenceRef};
 use hafrm::config::ModelConfig;
 use hafrm::eval::sequence_rewards;
-use hafrm::export::{ExportSource, RewardStats, export_files};
-use hafrm::hf::read_folder;
+use hafrm::run::export::{ExportSource, RewardStats, export_files};
+use hafrm::formats::read_folder;
 use hafrm::model::RewardModel;
 use hafrm::run::{BackboneChoice, RunChoices, RunConfig};
 use hafrm::tokenizer::TextEncoder;
@@ -132,7 +132,7 @@ fn an_export_of_a_pretrained_run_has_transformers_names_and_reads_back_the_same(
     let device = Device::flex();
     for name in ["llama", "qwen2", "mistral", "phi", "gpt2"] {
         let (model, _) = fixture_reward_model(name, &device);
-        let hf = hafrm::hf::read_config(&fixture(name)).unwrap();
+        let hf = hafrm::formats::read_config(&fixture(name)).unwrap();
         let config = run_config(hf.model, Some(&fixture(name)), hf.eos_token_id);
         let backbone_files = BTreeMap::from([("config.json".to_string(), std::fs::read(fixture(name).join("config.json")).unwrap())]);
         check_export(name, &model, &config, backbone_files, &device);

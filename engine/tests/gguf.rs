@@ -7,8 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use hafrm::gguf::read_gguf;
-use hafrm::hf::{HfFolder, read_backbone};
+use hafrm::formats::gguf::read_gguf;
+use hafrm::formats::{HfFolder, read_backbone};
 use hafrm::tokenizer::TextEncoder;
 use serde_json::Value;
 

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use burn::tensor::Device;
-use hafrm::hf::read_folder;
+use hafrm::formats::read_folder;
 use hafrm::model::RewardModel;
 use serde_json::Value;
 
@@ -38,7 +38,7 @@ fn qwen2_logits_match_transformers() {
 fn mistral_logits_match_transformers() {
     check_logits("mistral", &Device::flex());
     // Sequences stay within its sliding window, where attention is full attention.
-    assert_eq!(hafrm::hf::read_config(&fixture("mistral")).unwrap().model.max_len, 12);
+    assert_eq!(hafrm::formats::read_config(&fixture("mistral")).unwrap().model.max_len, 12);
 }
 
 #[test]
@@ -89,7 +89,7 @@ fn a_folder_missing_a_tensor_or_its_config_is_refused_by_name() {
 }
 
 /// A model's files as a page opens them (name, bytes), from a fixture folder.
-fn opened_files(name: &str) -> Vec<(String, hafrm::hf::FileBytes)> {
+fn opened_files(name: &str) -> Vec<(String, hafrm::formats::FileBytes)> {
     let mut files: Vec<_> = std::fs::read_dir(fixture(name)).unwrap().map(|entry| entry.unwrap().path()).collect();
     files.sort();
     files.into_iter().map(|path| (format!("{name}/{}", path.file_name().unwrap().to_string_lossy()), std::fs::read(&path).unwrap().into())).collect()
@@ -97,11 +97,10 @@ fn opened_files(name: &str) -> Vec<(String, hafrm::hf::FileBytes)> {
 
 #[test]
 fn files_opened_in_a_page_load_the_model_the_folder_holds() {
-    use hafrm::hf::HfFolder;
     let device = Device::flex();
     // The sharded Qwen2 folder: its index picks the shards among the files.
     for name in ["llama", "qwen2"] {
-        let opened = HfFolder::from_files(name, opened_files(name)).unwrap();
+        let opened = hafrm::formats::open_files(name, opened_files(name)).unwrap();
         let folder = read_folder(&fixture(name)).unwrap();
         assert_eq!((&opened.config, &opened.tokenizer_json, &opened.settings), (&folder.config, &folder.tokenizer_json, &folder.settings));
         let expected: Value = serde_json::from_str(&std::fs::read_to_string(fixture(name).join("expected.json")).unwrap()).unwrap();
@@ -111,10 +110,10 @@ fn files_opened_in_a_page_load_the_model_the_folder_holds() {
     }
     // One GGUF file is a whole model.
     let gguf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf/gpt2.gguf");
-    let opened = HfFolder::from_files("gpt2.gguf", vec![("gpt2.gguf".into(), std::fs::read(&gguf).unwrap().into())]).unwrap();
-    assert_eq!(opened.config, hafrm::hf::read_backbone(&gguf).unwrap().config);
+    let opened = hafrm::formats::open_files("gpt2.gguf", vec![("gpt2.gguf".into(), std::fs::read(&gguf).unwrap().into())]).unwrap();
+    assert_eq!(opened.config, hafrm::formats::read_backbone(&gguf).unwrap().config);
 
-    let refused = |files: Vec<(String, hafrm::hf::FileBytes)>| HfFolder::from_files("my-model", files).err().unwrap().to_string();
+    let refused = |files: Vec<(String, hafrm::formats::FileBytes)>| hafrm::formats::open_files("my-model", files).err().unwrap().to_string();
     let without = |name: &str, dropped: &str| opened_files(name).into_iter().filter(|(n, _)| !n.ends_with(dropped)).collect::<Vec<_>>();
     let error = refused(without("llama", "config.json"));
     assert!(error.contains("my-model: has no config.json") && error.contains("GGUF"), "{error}");
@@ -139,7 +138,7 @@ struct NotedFile {
     reads: std::rc::Rc<std::cell::RefCell<Vec<(usize, usize)>>>,
 }
 
-impl hafrm::hf::ReadRange for NotedFile {
+impl hafrm::formats::ReadRange for NotedFile {
     fn size(&self) -> usize {
         self.bytes.len()
     }
@@ -152,7 +151,7 @@ impl hafrm::hf::ReadRange for NotedFile {
 
 #[test]
 fn files_read_range_by_range_load_the_model_one_tensor_at_a_time() {
-    use hafrm::hf::{FileBytes, HfFolder, read_backbone};
+    use hafrm::formats::{FileBytes, read_backbone};
     let gguf = |name: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf").join(name);
     let mut models: Vec<(&str, Vec<std::path::PathBuf>, std::path::PathBuf, std::path::PathBuf)> = Vec::new();
     for name in ["llama", "qwen2"] {
@@ -174,7 +173,7 @@ fn files_read_range_by_range_load_the_model_one_tensor_at_a_time() {
                 (path.file_name().unwrap().to_string_lossy().into_owned(), FileBytes::Ranges(Box::new(NotedFile { bytes: std::fs::read(path).unwrap(), reads: noted })))
             })
             .collect();
-        let opened = HfFolder::from_files(name, opened).unwrap();
+        let opened = hafrm::formats::open_files(name, opened).unwrap();
         let whole = read_backbone(&path).unwrap();
         assert_eq!((&opened.config, &opened.tokenizer_json, &opened.settings), (&whole.config, &whole.tokenizer_json, &whole.settings), "{name}");
         let expected: Value = serde_json::from_str(&std::fs::read_to_string(expected).unwrap()).unwrap();

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use hafrm::batch::{EncodedResponse, SequenceRef};
-use hafrm::hf::read_backbone;
+use hafrm::formats::read_backbone;
 use hafrm::model::RewardModel;
 use hafrm::reference::response_token_logps;
 use hafrm::tokenizer::TextEncoder;
@@ -22,7 +22,7 @@ fn ids(value: &Value) -> Vec<u32> {
 
 #[test]
 fn smollm2_tokens_and_log_probs_match_transformers() {
-    let model = hafrm::models::known("smollm2-135m").unwrap();
+    let model = hafrm::model_cache::known("smollm2-135m").unwrap();
     if !model.path().is_file() {
         assert!(std::env::var_os("HAFRM_REQUIRE_SMOLLM2").is_none(), "HAFRM_REQUIRE_SMOLLM2 is set but {} is missing", model.path().display());
         eprintln!("NOT RUN: {} is not in the model cache (`{}` puts it there)", model.file, model.fetch);

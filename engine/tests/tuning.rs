@@ -14,12 +14,12 @@ use hafrm::checkpoint::{model_from_safetensors, model_to_safetensors};
 use hafrm::config::TrainConfig;
 use hafrm::data::demo::DemoSet;
 use hafrm::eval::sequence_rewards;
-use hafrm::hf::read_folder;
+use hafrm::formats::read_folder;
 use hafrm::model::RewardModel;
 use hafrm::reference::response_token_logps;
 use hafrm::tokenizer::TextEncoder;
 use hafrm::train::{Trainer, TrainingData};
-use hafrm::tuning::LoraSettings;
+use hafrm::config::LoraSettings;
 
 /// Every tensor of a safetensors file, by name.
 fn tensors(bytes: &[u8]) -> BTreeMap<String, Vec<f32>> {
@@ -90,7 +90,7 @@ fn lora_trains_only_its_adapters_and_the_reward_head_and_merges_exactly() {
     // adapters do: rewards and policy log-probs.
     let device = model.devices()[0].clone();
     let merged_bytes = common::block_on(model_to_safetensors(&model)).unwrap();
-    let merged = model_from_safetensors(&hafrm::hf::read_config(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/llama")).unwrap().model, merged_bytes, &device, "merged").unwrap();
+    let merged = model_from_safetensors(&hafrm::formats::read_config(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/llama")).unwrap().model, merged_bytes, &device, "merged").unwrap();
     let sequences: Vec<SequenceRef> = pairs.iter().flat_map(|p| [SequenceRef { prompt: &p.prompt, response: &p.chosen }, SequenceRef { prompt: &p.prompt, response: &p.rejected }]).collect();
     let pad = TextEncoder::builtin().pad_id();
     let (live, saved) = (common::block_on(sequence_rewards(&model, &sequences, pad, &device)).unwrap(), common::block_on(sequence_rewards(&merged, &sequences, pad, &device)).unwrap());

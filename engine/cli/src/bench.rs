@@ -13,7 +13,7 @@ use hafrm::data::demo::{self, DemoSet};
 use hafrm::data::split_train_eval;
 use hafrm::device::{BackendChoice, select_backend};
 use hafrm::eval::evaluate;
-use hafrm::hf::read_backbone;
+use hafrm::formats::read_backbone;
 use hafrm::model::RewardModel;
 use hafrm::reference::attach_reference_logps;
 use hafrm::rng::SeededRng;

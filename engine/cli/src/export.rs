@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use hafrm::data::formats::ReadLimits;
 use hafrm::device::{BackendChoice, select_backend};
-use hafrm::export::{ExportSource, export_files};
-use hafrm::hf::backbone_settings;
-use hafrm::run::{RunDir, TrainedRun, read_pairs};
+use hafrm::run::export::{ExportSource, export_files};
+use hafrm::formats::backbone_settings;
+use hafrm::run::{RunDir, TrainedRun, run_pairs};
 use hafrm::{Error, Result};
 
 use crate::console::{block_on, progress_bar};
@@ -44,7 +44,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
     let reward_stats = if args.no_stats {
         None
     } else {
-        match read_pairs(&trained.config, None, ReadLimits::default()) {
+        match run_pairs(&trained.config, None, ReadLimits::default()) {
             Ok(pairs) => {
                 let bar = progress_bar(pairs.train.len() as u64, "reward statistics {bar:30} {pos}/{len} training pairs");
                 let stats = block_on(trained.reward_stats(&pairs.train, |done, _| bar.set_position(done as u64)))?;
@@ -67,7 +67,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         println!("  reward mean {:+.4}, std {:.4} over {} training responses (config.json `mean`, `std`)", stats.mean, stats.std, stats.responses);
     }
     if args.policy {
-        println!("  the policy: {}/{}", args.out.display(), hafrm::export::POLICY_FOLDER);
+        println!("  the policy: {}/{}", args.out.display(), hafrm::run::export::POLICY_FOLDER);
     }
     Ok(())
 }
@@ -85,7 +85,7 @@ fn backbone_files(run: &Path, trained: &TrainedRun) -> Result<BTreeMap<String, V
 
 /// Writes the files into a folder beside `out`, then renames it to `out`: a failed export
 /// leaves nothing that looks finished.
-fn write_folder(out: &Path, files: &[hafrm::export::ExportFile]) -> Result<()> {
+fn write_folder(out: &Path, files: &[hafrm::run::export::ExportFile]) -> Result<()> {
     let partial = out.with_file_name(format!("{}.partial", out.file_name().and_then(|n| n.to_str()).unwrap_or("export")));
     if partial.exists() {
         std::fs::remove_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;

@@ -9,11 +9,11 @@ use hafrm::config::PRESETS;
 use hafrm::data::demo::DemoSet;
 use hafrm::data::formats::{ReadLimits, RecordShape};
 use hafrm::device::{BackendChoice, select_backend};
-use hafrm::hf::read_backbone;
+use hafrm::formats::read_backbone;
 use hafrm::run::DEFAULT_DEMO;
 use hafrm::run::{BackboneChoice, RunChoices, TrainedRun};
 use hafrm::tokenizer::TextEncoder;
-use hafrm::tuning::LoraSettings;
+use hafrm::config::LoraSettings;
 use hafrm::{Error, Result};
 
 /// The model a command scores with: a trained run, or a bare backbone.
@@ -55,7 +55,7 @@ pub fn backbone_choice(backbone: &str) -> Result<BackboneChoice> {
 
 /// The file or folder `--backbone` names: a known model in the cache, or a path.
 pub fn backbone_path(backbone: &str) -> Result<PathBuf> {
-    let path = match hafrm::models::known(backbone) {
+    let path = match hafrm::model_cache::known(backbone) {
         Some(model) if !model.path().is_file() => {
             return Err(hafrm::Error::Config(format!("--backbone {backbone}: {} is not in the model cache; `{}` puts it there", model.file, model.fetch)));
         }
@@ -63,7 +63,7 @@ pub fn backbone_path(backbone: &str) -> Result<PathBuf> {
         None => PathBuf::from(backbone),
     };
     if !path.exists() {
-        let known: Vec<&str> = hafrm::models::KNOWN_MODELS.iter().map(|m| m.name).collect();
+        let known: Vec<&str> = hafrm::model_cache::KNOWN_MODELS.iter().map(|m| m.name).collect();
         return Err(hafrm::Error::Config(format!(
             "--backbone `{backbone}` is neither a preset ({}), a known model ({}), a model folder nor a GGUF file",
             PRESETS.join(", "),

@@ -111,8 +111,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let backbone = backbone_choice(&args.backbone)?;
             let (encoder, name) = encoder(args.tokenizer.as_deref(), &backbone)?;
             let config = args.choices(backbone)?.into_config(encoder.vocab_size())?;
-            let encoder = config.with_eos(encoder)?;
-            config.check_tokenizer(&encoder, &name)?;
+            let encoder = config.run_encoder(encoder, &name)?;
             let memory = hafrm::tuning::training_memory(&config.train, &config.model, config.encode.max_length);
             let trainable = hafrm::tuning::trainable_parameters(&config.train, &config.model);
             status(

@@ -128,7 +128,7 @@ impl RunMargins {
 /// blocks, the paper's loss weights, short sequences (and `PRETRAINED_EVAL_PAIRS` held out).
 pub fn pretrained_defaults() -> RunChoices {
     RunChoices {
-        lora: Some(crate::tuning::LoraSettings::new(8)),
+        lora: Some(crate::config::LoraSettings::new(8)),
         learning_rate: Some(2e-4),
         batch_size: Some(4),
         steps: Some(40),
@@ -246,7 +246,7 @@ impl Experiment {
                     std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
                 }
                 let config = self.config(cell)?;
-                let encoder = config.with_eos(self.encoder.clone())?;
+                let encoder = config.run_encoder(self.encoder.clone(), "the experiment's tokenizer")?;
                 crate::run::create(config, encoder, &dir, self.limits, device, on_load).await?
             }
         };

@@ -11,7 +11,7 @@ use burn::tensor::{Device, Int, Tensor};
 use super::init::Initializer;
 use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::hf::{HfTensors, HfWeights};
+use crate::formats::{HfTensors, HfWeights};
 
 #[derive(Module, Debug)]
 pub struct SelfAttention {

@@ -12,7 +12,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use super::init::Initializer;
 use crate::config::{ModelConfig, RopeScaling};
 use crate::error::Result;
-use crate::hf::{HfTensors, HfWeights};
+use crate::formats::{HfTensors, HfWeights};
 
 /// Root-mean-square layer norm with a learned scale.
 #[derive(Module, Debug)]

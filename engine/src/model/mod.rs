@@ -20,7 +20,7 @@ use burn::tensor::{Device, Int, Tensor};
 use crate::batch::TokenBatch;
 use crate::config::{Architecture, ModelConfig};
 use crate::error::Result;
-use crate::hf::{HfConfig, HfHead, HfTensors, HfWeights};
+use crate::formats::{HfConfig, HfHead, HfTensors, HfWeights};
 use init::Initializer;
 
 /// The backbone architectures, one file each.

@@ -14,7 +14,7 @@ use super::init::Initializer;
 use super::llama::{Rope, inverse_frequencies, repeat_kv};
 use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::hf::{HfTensors, HfWeights};
+use crate::formats::{HfTensors, HfWeights};
 
 #[derive(Module, Debug)]
 pub struct Attention {

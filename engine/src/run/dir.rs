@@ -10,7 +10,7 @@ use crate::metrics::MetricsRecord;
 use crate::train::TrainerState;
 
 use super::{BACKBONE, CONFIG, LAST, METRICS, MODEL, OPTIMIZER, RunConfig, STATE, TOKENIZER};
-use crate::hf::settings_files;
+use crate::formats::settings_files;
 use crate::chat::ChatTemplate;
 use crate::tokenizer::TextEncoder;
 
@@ -87,7 +87,7 @@ impl RunDir {
         Ok(encoder)
     }
 
-    /// Keeps the backbone's settings files (`hf::SETTINGS_FILES`, a GGUF file's rebuilt from
+    /// Keeps the backbone's settings files (`formats::SETTINGS_FILES`, a GGUF file's rebuilt from
     /// its metadata) in `backbone/`, so that an export and the chat template work even after
     /// the backbone has moved.
     pub fn keep_backbone_files(&self, files: &std::collections::BTreeMap<String, Vec<u8>>) -> Result<()> {

@@ -3,7 +3,7 @@
 //!
 //! 1. **Settings** (`settings.rs`): `RunChoices` (what a person chose; the rest defaults)
 //!    become a `RunConfig`, everything that defines the run, saved as `config.json`.
-//! 2. **Pairs** (`source.rs`): `read_pairs` reads the `DataSource`, split into training and
+//! 2. **Pairs** (`source.rs`): `run_pairs` reads the `DataSource`, split into training and
 //!    held-out pairs.
 //! 3. **Preparation** (`prepare.rs`): `EncodedPairs` tokenises them, once, so a caller can size
 //!    the run before a model is loaded; the preparation initialises the model, reads it from a
@@ -19,6 +19,7 @@
 mod archive;
 #[cfg(not(target_family = "wasm"))]
 mod dir;
+pub mod export;
 mod prepare;
 mod session;
 mod settings;
@@ -32,7 +33,7 @@ pub use dir::{RunDir, write_atomic};
 pub use prepare::{EncodedPairs, Preparation, memory_needed};
 pub use session::Session;
 pub use settings::{BackboneChoice, DEFAULT_DEMO, DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, RunChoices, RunConfig, default_run};
-pub use source::{RunPairs, read_file, read_pairs};
+pub use source::{RunPairs, read_file, run_pairs};
 #[cfg(not(target_family = "wasm"))]
 pub use trained::TrainedRun;
 
@@ -68,7 +69,7 @@ mod native {
     /// so bad data or settings leave no half-made run behind. `on_load(read, total)` follows
     /// the reading of a pretrained backbone's tensors.
     pub async fn create(config: RunConfig, encoder: TextEncoder, out: &Path, limits: ReadLimits, device: &Device, on_load: impl FnMut(usize, usize) + 'static) -> Result<Preparation> {
-        let pairs = EncodedPairs::new(read_pairs(&config, None, limits)?, &encoder, &config.encode)?;
+        let pairs = EncodedPairs::new(run_pairs(&config, None, limits)?, &encoder, &config.encode)?;
         let preparation = Preparation::new(config, encoder, pairs, device, on_load).await?;
         preparation.in_dir(RunDir::create(out)?)
     }
@@ -89,7 +90,7 @@ mod native {
         }
         config.validate()?;
         let encoder = dir.load_encoder(&config)?;
-        let pairs = EncodedPairs::new(read_pairs(&config, None, limits)?, &encoder, &config.encode)?;
+        let pairs = EncodedPairs::new(run_pairs(&config, None, limits)?, &encoder, &config.encode)?;
         let reference = dir.read(REFERENCE)?;
         let (weights, optimizer, state) = dir.load_last()?;
         let (reference_name, weights_name) = (dir.file(REFERENCE).display().to_string(), dir.file(LAST).join(MODEL).display().to_string());

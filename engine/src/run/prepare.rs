@@ -10,7 +10,7 @@ use crate::checkpoint::{model_from_safetensors, model_to_safetensors};
 use crate::data::PreferencePair;
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::hf::HfFolder;
+use crate::formats::HfFolder;
 use crate::model::RewardModel;
 use crate::tokenizer::{EncodeOptions, TextEncoder};
 use crate::train::{Trainer, TrainerState, TrainingData};
@@ -97,7 +97,7 @@ impl Preparation {
     }
 
     /// A new run starting from `backbone`'s weights, a model folder read from disk or opened
-    /// in a page (`HfFolder::from_files`); `config.pretrained` names it. The folder's bytes
+    /// in a page (`formats::open_files`); `config.pretrained` names it. The folder's bytes
     /// are dropped once its tensors are on the device.
     pub async fn from_backbone(config: RunConfig, encoder: TextEncoder, pairs: EncodedPairs, backbone: HfFolder, device: &Device, on_load: impl FnMut(usize, usize) + 'static) -> Result<Self> {
         config.validate()?;
@@ -269,7 +269,7 @@ pub fn memory_needed(config: &RunConfig, length: usize) -> u64 {
 /// A backbone named by path: only the command line has paths; a page opens the files itself.
 #[cfg(not(target_family = "wasm"))]
 fn read_backbone(path: &std::path::Path) -> Result<HfFolder> {
-    crate::hf::read_backbone(path)
+    crate::formats::read_backbone(path)
 }
 
 #[cfg(target_family = "wasm")]

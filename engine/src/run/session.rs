@@ -7,7 +7,7 @@ use crate::batch::EncodedPair;
 use std::collections::BTreeMap;
 
 use crate::checkpoint::{model_from_safetensors, model_to_safetensors};
-use crate::export::{ExportFile, ExportSource, export_files};
+use super::export::{ExportFile, ExportSource, export_files};
 use crate::data::PreferencePair;
 use crate::error::{Error, Result};
 use crate::metrics::MetricsRecord;

@@ -88,11 +88,19 @@ impl RunConfig {
     }
 
     /// `encoder` ending sequences with the run's EOS.
-    pub fn with_eos(&self, encoder: TextEncoder) -> Result<TextEncoder> {
+    fn with_eos(&self, encoder: TextEncoder) -> Result<TextEncoder> {
         match self.eos_token_id {
             Some(id) => encoder.with_eos_id(id),
             None => Ok(encoder),
         }
+    }
+
+    /// The run's tokenizer: `encoder` (called `tokenizer_name` in errors) ending sequences
+    /// with the run's EOS, refused if it can emit an id the model has no embedding for.
+    pub fn run_encoder(&self, encoder: TextEncoder, tokenizer_name: &str) -> Result<TextEncoder> {
+        let encoder = self.with_eos(encoder)?;
+        self.check_tokenizer(&encoder, tokenizer_name)?;
+        Ok(encoder)
     }
 
     /// Refuses a tokenizer that can emit an id the model has no embedding for.
@@ -129,7 +137,7 @@ impl Default for DataChoice {
 pub enum BackboneChoice {
     /// A built-in shape trained from scratch: `tiny` or `small`.
     Preset(String),
-    /// A Hugging Face model folder or a GGUF file, its shape and EOS (`hf::read_backbone`).
+    /// A Hugging Face model folder or a GGUF file, its shape and EOS (`formats::read_backbone`).
     Pretrained { path: PathBuf, model: ModelConfig, eos_token_id: Option<u32> },
 }
 
@@ -167,7 +175,7 @@ pub struct RunChoices {
     /// Pretrained backbones: freeze the embeddings and the lowest this many blocks.
     pub freeze_layers: Option<usize>,
     /// Pretrained backbones: train LoRA adapters instead of the backbone.
-    pub lora: Option<crate::tuning::LoraSettings>,
+    pub lora: Option<crate::config::LoraSettings>,
 }
 
 impl RunChoices {

@@ -21,7 +21,7 @@ pub struct RunPairs {
 /// within `limits`; held out by `config.eval_fraction` (seeded by the run's seed) unless a
 /// held-out file is given. An `Upload` source's pairs exist only in the page that has them:
 /// it passes them as `upload`.
-pub fn read_pairs(config: &RunConfig, upload: Option<Vec<PreferencePair>>, limits: ReadLimits) -> Result<RunPairs> {
+pub fn run_pairs(config: &RunConfig, upload: Option<Vec<PreferencePair>>, limits: ReadLimits) -> Result<RunPairs> {
     let split = |all: &[PreferencePair], skipped| {
         let (train, eval) = split_train_eval(all, config.eval_fraction, config.train.seed);
         RunPairs { train, eval, skipped }

@@ -9,7 +9,7 @@ use crate::data::PreferencePair;
 use crate::device::Device;
 use crate::error::Result;
 use crate::eval::{ResponseScore, evaluate, score_response, sequence_rewards};
-use crate::export::RewardStats;
+use super::export::RewardStats;
 use crate::metrics::EvalMetrics;
 use crate::model::RewardModel;
 use crate::reference::attach_reference_logps;
@@ -45,13 +45,12 @@ impl TrainedRun {
     #[cfg(not(target_family = "wasm"))]
     pub fn from_backbone(folder: &Path, device: &Device) -> Result<Self> {
         use super::{BackboneChoice, RunChoices};
-        let hf = crate::hf::read_backbone(folder)?;
+        let hf = crate::formats::read_backbone(folder)?;
         let tokenizer = hf.encoder(&folder.display().to_string())?;
         let tokenizer_file = if folder.is_file() { folder.to_path_buf() } else { folder.join("tokenizer.json") };
         let backbone = BackboneChoice::Pretrained { path: folder.to_path_buf(), model: hf.config.model.clone(), eos_token_id: hf.config.eos_token_id };
         let config = RunChoices { backbone: Some(backbone), ..RunChoices::default() }.into_config(tokenizer.vocab_size())?;
-        let encoder = config.with_eos(tokenizer)?;
-        config.check_tokenizer(&encoder, &tokenizer_file.display().to_string())?;
+        let encoder = config.run_encoder(tokenizer, &tokenizer_file.display().to_string())?;
         let device = device.clone().autodiff();
         let model = RewardModel::from_hf(&hf.config, &hf.tensors, &device)?;
         drop(hf);

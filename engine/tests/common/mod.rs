@@ -85,7 +85,7 @@ pub fn wgpu_device() -> Option<Device> {
 /// Logits of a backbone's sequences in `expected` (`ids`; `logits` over the first `columns`
 /// entries and `logsumexp` at each position, transformers'), padded together into one batch,
 /// to 1e-4.
-pub fn check_logits(name: &str, folder: &hafrm::hf::HfFolder, expected: &serde_json::Value, device: &Device) {
+pub fn check_logits(name: &str, folder: &hafrm::formats::HfFolder, expected: &serde_json::Value, device: &Device) {
     let model = RewardModel::from_hf(&folder.config, &folder.tensors, device).unwrap();
     assert_eq!(model.num_params(), folder.config.model.parameter_count(), "{name}: the count from the shape");
     let columns = expected["columns"].as_u64().unwrap() as usize;

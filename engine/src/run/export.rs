@@ -14,9 +14,9 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{Architecture, ModelConfig};
 use crate::error::{Error, Result};
-use crate::hf::{HfFamily, HfHead, parse_config};
+use crate::formats::{HfFamily, HfHead, parse_config};
 use crate::model::RewardModel;
-use crate::run::RunConfig;
+use super::settings::RunConfig;
 use crate::tokenizer::TextEncoder;
 
 /// The folder the policy goes in, inside the exported folder.
@@ -49,7 +49,7 @@ pub struct ExportSource<'a> {
     pub model: &'a RewardModel,
     pub config: &'a RunConfig,
     pub encoder: &'a TextEncoder,
-    /// The backbone folder's `hf::SETTINGS_FILES` that it had, by name; none for a built-in preset.
+    /// The backbone folder's `formats::SETTINGS_FILES` that it had, by name; none for a built-in preset.
     pub backbone_files: &'a BTreeMap<String, Vec<u8>>,
     pub reward_stats: Option<RewardStats>,
 }
@@ -157,7 +157,7 @@ fn base_config(source: &ExportSource) -> Result<(Map<String, Value>, HfFamily)> 
 /// GPT-2's config as transformers writes it for a reward model, with a built-in preset's
 /// shape: the presets are GPT-2's layers (exact GELU unless the preset says tanh).
 fn gpt2_config(m: &ModelConfig, eos: u32) -> Map<String, Value> {
-    let mut config = json_object(include_bytes!("../../assets/gpt2-config.json"), "assets/gpt2-config.json").expect("the bundled GPT-2 config is JSON");
+    let mut config = json_object(include_bytes!("../../../assets/gpt2-config.json"), "assets/gpt2-config.json").expect("the bundled GPT-2 config is JSON");
     let values = json!({
         "vocab_size": m.vocab_size,
         "n_embd": m.d_model,

@@ -5,17 +5,18 @@
 //! `tokenizer.json` rebuilt from `tokenizer.ggml.*`. Read from bytes, so a page can hand over a
 //! file it was given.
 
-mod quant;
 mod tokenizer;
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
 
-pub use quant::{GGUF_SUPPORTED, TensorType};
+use super::quant::TensorType;
 
 use crate::error::{Error, Result};
-use crate::hf::{FileBytes, HfFolder, HfTensors, Layout, TensorEntry, parse_config};
+use super::folder::HfFolder;
+use super::hf_config::parse_config;
+use super::tensors::{FileBytes, HfTensors, Layout, TensorEntry};
 
 /// The architectures (`general.architecture`) hafrm reads from GGUF files.
 pub const GGUF_ARCHITECTURES: [&str; 3] = ["llama", "qwen2", "gpt2"];
