@@ -1,7 +1,8 @@
 //! End to end through the `hafrm` binary: train, evaluate, score, resume, and bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -90,8 +91,12 @@ fn train_eval_score_and_resume() {
     assert!(score[0]["tokens"].as_u64().unwrap() >= 4);
 
     // attribution in the terminal, as a table, as JSON, and as an HTML page
-    let colour = ok(&["attribute", "--model", s(&run), "--prompt", "What is 2 + 3?", "--response", "2 + 3 = 5.", "--backend", "cpu"]);
+    let colour = ok(&["attribute", "--model", s(&run), "--prompt", "What is 2 + 3?", "--response", "2 + 3 = 5.", "--backend", "cpu", "--color", "always"]);
     assert!(colour.contains("\x1b[48;2;") && colour.contains("legend (occlusion R(x, y) - R(x, y without token t)"), "{colour}");
+    // Into a pipe (as here), and wherever NO_COLOR is set, no escape codes: each token is
+    // followed by its score.
+    let plain = ok(&["attribute", "--model", s(&run), "--prompt", "What is 2 + 3?", "--response", "2 + 3 = 5.", "--backend", "cpu"]);
+    assert!(!plain.contains('\x1b') && plain.contains("\" 5\" ") && plain.contains("scores: occlusion"), "{plain}");
     let table = ok(&["attribute", "--model", s(&run), "--prompt", "What is 2 + 3?", "--response", "2 + 3 = 5.", "--table", "--method", "implicit", "--backend", "cpu"]);
     assert!(table.contains("implicit") && table.contains("gradient") && table.contains("closed") && table.contains("\"⏎\""), "{table}");
     let attributed = json_lines(&ok(&["attribute", "--model", s(&run), "--pair", &format!("{}:3", s(&data)), "--json", "--backend", "cpu"]));
@@ -197,7 +202,15 @@ fn bad_data_is_reported_with_file_line_and_field_and_can_be_skipped() {
     assert_eq!(summary.lines().filter(|l| l.contains("\"kind\":\"train\"")).count(), 2, "{summary}");
 
     let error = fails(&["eval", "--model", s(&dir.join("nowhere")), "--data", s(&data)]);
-    assert!(error.contains("not a run directory"), "{error}");
+    assert!(error.contains("nowhere: does not exist"), "{error}");
+    // A batch larger than the training set trains all of it, and says so.
+    let out = hafrm(&["train", "--backend", "cpu", "--data", s(&data), "--skip-bad", "--steps", "1", "--batch", "100000", "--out", s(&dir.join("run3"))]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains("--batch 100000 is more than the 26 training pairs: a step trains all 26"), "{stderr}");
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run3/config.json")).unwrap()).unwrap();
+    assert_eq!(config["train"]["batch_size"], 26);
+    let error = fails_with(2, &["train", "--backend", "gpu"]);
+    assert!(error.contains("unknown backend `gpu` (known: auto, wgpu, cpu)"), "{error}");
     let error = fails_with(2, &["train", "--mode", "dpx"]);
     assert!(error.contains("unknown mode `dpx`"), "{error}");
 }
@@ -724,4 +737,134 @@ fn eval_checks_attributions_on_the_runs_own_teaching_set() {
     let table = ok(&["eval", "--model", s(&run), "--demo-pairs", "12", "--attribution", "--attribution-pairs", "6", "--backend", "cpu"]);
     assert!(table.contains("attribution precision@1 over 6 pairs of the polite set"), "{table}");
     assert!(table.contains("Showing ") && table.contains("by default: removing its top 10% of tokens lowers the reward by"), "{table}");
+}
+
+/// `hafrm train` of the tiny preset on 200 pairs in batches of 4, started in the background
+/// (stdout and stderr kept for `wait_with_output`).
+fn spawn_training(run: &Path, steps: &str, eval_every: &str) -> std::process::Child {
+    let args = ["train", "--backend", "cpu", "--demo-pairs", "200", "--batch", "4", "--steps", steps, "--eval-every", eval_every, "--out", s(run)];
+    Command::new(env!("CARGO_BIN_EXE_hafrm")).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+/// The training steps `metrics.jsonl` records, in order.
+fn recorded_steps(run: &Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap_or_default();
+    text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter(|r| r["kind"] == "train").map(|r| r["step"].as_u64().unwrap()).collect()
+}
+
+fn wait_for_steps(run: &Path, steps: usize) {
+    let began = Instant::now();
+    while recorded_steps(run).len() < steps {
+        assert!(began.elapsed().as_secs() < 180, "{steps} steps not recorded after 3 minutes");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn ctrl_c_keeps_the_work_and_a_run_stopped_before_its_first_checkpoint_starts_again() {
+    let dir = temp_dir("interrupt");
+    // No checkpoint before step 5000: all that is kept is what Ctrl-C saves.
+    let run = dir.join("interrupted");
+    let child = spawn_training(&run, "2000", "5000");
+    wait_for_steps(&run, 3);
+    // SAFETY: a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted after step") && stderr.contains(&format!("hafrm train --resume {}", s(&run))), "{stderr}");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(run.join("last/state.json")).expect("Ctrl-C saves last/")).unwrap();
+    let step = saved["step"].as_u64().unwrap();
+    assert!((3..2000).contains(&step), "{step}");
+    assert_eq!(recorded_steps(&run), (1..=step).collect::<Vec<_>>(), "metrics.jsonl holds every step up to the checkpoint, once");
+    let resumed = json_lines(&ok(&["train", "--resume", s(&run), "--steps", &(step + 2).to_string(), "--backend", "cpu", "--json"]));
+    let steps: Vec<u64> = resumed.iter().filter(|r| r["kind"] == "train").map(|r| r["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [step + 1, step + 2]);
+
+    // Killed (no Ctrl-C to save it) before its first checkpoint: --resume starts it again.
+    let run = dir.join("killed");
+    let mut child = spawn_training(&run, "2000", "5000");
+    wait_for_steps(&run, 2);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!run.join("last").exists());
+    let out = hafrm(&["train", "--resume", s(&run), "--steps", "3", "--backend", "cpu"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains("never reached a checkpoint: its run starts again from step 0"), "{stderr}");
+    assert_eq!(recorded_steps(&run), [1, 2, 3]);
+}
+
+#[test]
+fn a_resumed_runs_metrics_are_those_of_a_run_that_never_stopped() {
+    let dir = temp_dir("resumed-metrics");
+    let (straight, stopped) = (dir.join("straight"), dir.join("stopped"));
+    let status = spawn_training(&straight, "120", "8").wait().unwrap();
+    assert!(status.success());
+    // Killed some steps past a checkpoint (one every 8 steps): those steps are in
+    // metrics.jsonl, and the resumed run trains them again.
+    let mut child = spawn_training(&stopped, "120", "8");
+    wait_for_steps(&stopped, 12);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(stopped.join("last/state.json")).unwrap()).unwrap();
+    let at_kill = recorded_steps(&stopped).len() as u64;
+    assert!(at_kill > saved["step"].as_u64().unwrap() && at_kill < 120, "killed at {at_kill} past the checkpoint of {saved}");
+    ok(&["train", "--resume", s(&stopped), "--backend", "cpu"]);
+    // The same records, each step once, in the same order. Their values agree to about 1e-5,
+    // not to the bit: a run fills in reference log-probs batch by batch as it first uses them,
+    // and the resumed run computes those of the steps after its checkpoint in other batches.
+    let records = |run: &Path| json_lines(&std::fs::read_to_string(run.join("metrics.jsonl")).unwrap());
+    let (resumed, uninterrupted) = (records(&stopped), records(&straight));
+    let order = |records: &[Value]| records.iter().map(|r| (r["kind"].to_string(), r["step"].as_u64().unwrap())).collect::<Vec<_>>();
+    assert_eq!(order(&resumed), order(&uninterrupted));
+    for (a, b) in resumed.iter().zip(&uninterrupted) {
+        for (key, value) in b.as_object().unwrap() {
+            if let (Some(x), Some(y)) = (a[key].as_f64(), value.as_f64()) {
+                assert!((x - y).abs() <= 1e-3 * y.abs().max(1.0), "{key}: {x} resumed, {y} uninterrupted, at {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn without_a_terminal_training_logs_lines_without_escape_codes() {
+    let dir = temp_dir("log");
+    let run = dir.join("run");
+    let out = ok(&["train", "--backend", "cpu", "--demo-pairs", "200", "--batch", "4", "--steps", "20", "--eval-every", "10", "--log-every", "5", "--out", s(&run)]);
+    let logged: Vec<&str> = out.lines().filter(|l| l.starts_with("step ")).collect();
+    let at = |prefix: &str| logged.iter().filter(|l| l.starts_with(prefix)).count();
+    for step in ["step 5/20 ", "step 15/20 "] {
+        assert_eq!(at(step), 1, "{out}");
+    }
+    // Steps 10 and 20: the training line and the evaluation's.
+    assert_eq!((at("step 10/20 "), at("step 20/20 ")), (2, 2), "{out}");
+    assert!(logged[0].contains("loss ") && logged[0].contains("(reward ") && logged[0].contains("steps/s") && logged[0].contains(" left"), "{out}");
+    assert!(out.contains("held-out (") && !out.contains('\x1b'), "{out}");
+}
+
+#[test]
+fn an_export_says_how_to_score_and_its_layout_gives_the_tokens_hafrm_scores() {
+    let dir = temp_dir("card");
+    let (run, out) = (dir.join("run"), dir.join("export"));
+    train_small(&run, &[]);
+    ok(&["export", "--model", s(&run), "--out", s(&out), "--backend", "cpu", "--no-stats"]);
+    let card = std::fs::read_to_string(out.join("README.md")).expect("the export has a model card");
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(run.join("last/state.json")).unwrap()).unwrap();
+    let accuracy = format!("{:.1}% of the held-out pairs (the exported weights, from step {})", 100.0 * state["best_accuracy"].as_f64().unwrap(), state["best_step"]);
+    assert!(card.contains("`GPT2ForSequenceClassification` with one label") && card.contains(&accuracy) && card.contains("`refusal` teaching set, 200 pairs"), "{card}");
+    // The layout, read as a program reads it from config.json, gives the ids hafrm scores.
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let layout = &config["hafrm_input"];
+    let encoder = hafrm::tokenizer::TextEncoder::from_file(&out.join("tokenizer.json")).unwrap();
+    let (prompt, response) = ("What is 2 + 3?", "2 + 3 = 5.");
+    let part = |key: &str, slot: &str, value: &str| encoder.encode_text(&layout[key].as_str().unwrap().replace(slot, value)).unwrap().0;
+    let mut ids = part("prompt", "{prompt}", prompt);
+    ids.extend(part("response", "{response}", response));
+    ids.push(layout["eos_token_id"].as_u64().unwrap() as u32);
+    let scored = json_lines(&ok(&["score", "--model", s(&run), "--prompt", prompt, "--response", response, "--backend", "cpu", "--json"]));
+    let hafrm_ids: Vec<u32> = ["prompt_tokens", "response_tokens"].iter().flat_map(|k| scored[0][k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32)).collect();
+    assert_eq!(ids, hafrm_ids);
+    // The card's snippet writes the same layout.
+    let eos = &layout["eos_token_id"];
+    assert!(card.contains(&format!("(ids(\"{{prompt}}\".replace(\"{{prompt}}\", prompt)) or [{eos}]) + ids(\"{{response}}\".replace(\"{{response}}\", response)) + [{eos}]")), "{card}");
 }

@@ -21,7 +21,7 @@ impl std::str::FromStr for BackendChoice {
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s {
             "auto" => Ok(Self::Auto),
-            "wgpu" | "gpu" => Ok(Self::Wgpu),
+            "wgpu" => Ok(Self::Wgpu),
             "cpu" => Ok(Self::Cpu),
             other => Err(format!("unknown backend `{other}` (known: auto, wgpu, cpu)")),
         }

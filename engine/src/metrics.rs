@@ -114,3 +114,13 @@ pub enum MetricsRecord {
     Train(StepMetrics),
     Eval(EvalMetrics),
 }
+
+impl MetricsRecord {
+    /// The step the record is of.
+    pub fn step(&self) -> usize {
+        match self {
+            MetricsRecord::Train(metrics) => metrics.step,
+            MetricsRecord::Eval(metrics) => metrics.step,
+        }
+    }
+}

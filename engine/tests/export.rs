@@ -83,7 +83,7 @@ fn run_config(model: ModelConfig, pretrained: Option<&Path>, eos_token_id: Optio
 fn check_export(name: &str, model: &RewardModel, config: &RunConfig, backbone_files: BTreeMap<String, Vec<u8>>, device: &Device) {
     let encoder = config.encoder(&std::fs::read_to_string(fixture(name).join("tokenizer.json")).unwrap()).unwrap();
     let stats = Some(RewardStats { mean: 0.25, std: 1.5, responses: 10 });
-    let source = ExportSource { model, config, encoder: &encoder, backbone_files: &backbone_files, reward_stats: stats };
+    let source = ExportSource { model, config, encoder: &encoder, backbone_files: &backbone_files, reward_stats: stats, held_out: None };
     let out = temp_dir(&format!("export-{name}"));
     for file in pollster::block_on(export_files(&source, true)).unwrap() {
         let path = out.join(&file.path);
@@ -92,7 +92,7 @@ fn check_export(name: &str, model: &RewardModel, config: &RunConfig, backbone_fi
     }
     let classifier = json(&fixture(name).join("classifier.json"));
     let written = json(&out.join("config.json"));
-    let mut keys: Vec<&str> = written.as_object().unwrap().keys().map(String::as_str).filter(|k| !["mean", "std"].contains(k)).collect();
+    let mut keys: Vec<&str> = written.as_object().unwrap().keys().map(String::as_str).filter(|k| !["mean", "std", "hafrm_input"].contains(k)).collect();
     let mut want: Vec<&str> = classifier["config_keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
     if backbone_files.is_empty() {
         // A preset's config is written by hafrm, not by transformers.
@@ -102,6 +102,9 @@ fn check_export(name: &str, model: &RewardModel, config: &RunConfig, backbone_fi
     want.sort();
     assert_eq!(keys, want, "{name}: config keys");
     assert_eq!(written["architectures"][0], classifier["class"]);
+    // hafrm's own key and the model card: how to lay out what is scored.
+    assert_eq!(written["hafrm_input"]["eos_token_id"].as_u64(), Some(u64::from(encoder.eos_id())), "{name}");
+    assert!(std::fs::read_to_string(out.join("README.md")).unwrap().contains("## Scoring as hafrm scores"), "{name}");
     assert_eq!((written["mean"].as_f64(), written["std"].as_f64()), (Some(0.25), Some(1.5)));
     let pad = written["pad_token_id"].as_u64().unwrap() as u32;
     assert_ne!(pad, encoder.eos_id(), "{name}: transformers would read the reward before the EOS");

@@ -13,15 +13,17 @@ use hafrm::{Error, Result};
 
 use hafrm::run::TrainedRun;
 
-use crate::console::block_on;
+use crate::console::{ColourChoice, block_on};
 use crate::flags::{ModelArgs, parse_backend};
 
 #[derive(Args, Debug)]
 pub struct AttributeArgs {
     #[command(flatten)]
     model: ModelArgs,
+    /// The prompt of the response to explain.
     #[arg(long, requires = "response", conflicts_with = "pair")]
     prompt: Option<String>,
+    /// The response to explain (with --prompt).
     #[arg(long, requires = "prompt")]
     response: Option<String>,
     /// A pair of a data file, `FILE:N` with N counting records from 1: chosen and rejected
@@ -38,8 +40,14 @@ pub struct AttributeArgs {
     /// Write a self-contained HTML page with every method.
     #[arg(long)]
     html: Option<PathBuf>,
+    /// auto (a GPU through wgpu if there is one, else CPU), wgpu, or cpu.
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     backend: BackendChoice,
+    /// Colour the tokens: auto (on a terminal, unless NO_COLOR is set), always, never
+    /// (without colour each token is followed by its score).
+    #[arg(long, value_enum, default_value_t = ColourChoice::Auto)]
+    color: ColourChoice,
+    /// Print each response's tokens and every method's scores as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -102,18 +110,26 @@ pub fn run(args: AttributeArgs) -> Result<()> {
             .collect();
         println!("{}", serde_json::Value::Array(list));
     } else if args.html.is_none() || args.table {
-        print!("{}", terminal_view(&attributed, method, args.table));
+        print!("{}", terminal_view(&attributed, method, args.table, args.color.on_stdout()));
     }
     Ok(())
 }
 
-fn terminal_view(attributed: &[AttributedResponse], method: AttributionMethod, table: bool) -> String {
+/// The responses with each token coloured by its score, or, without colour, followed by it;
+/// with `table`, every method's score of every token.
+fn terminal_view(attributed: &[AttributedResponse], method: AttributionMethod, table: bool, colour: bool) -> String {
     let scale = colour_scale(attributed, method);
     let mut out = String::new();
     for a in attributed {
         let s = &a.scores;
         let _ = writeln!(out, "{} (reward {:+.3}, prompt alone {:+.3}, implicit reward {:+.3})", a.label, s.reward, s.prompt_reward, s.implicit_reward);
         for (j, (text, value)) in a.tokens.iter().zip(s.scores(method)).enumerate() {
+            if !colour {
+                let mark = if a.is_decisive(j) { "*" } else { "" };
+                let _ = write!(out, "{}{text:?} {value:+.3}", if j == 0 { "" } else { "  " });
+                out.push_str(mark);
+                continue;
+            }
             let rgb = diverging_colour(*value, scale);
             let fg = if is_dark(rgb) { "97" } else { "30" };
             let underline = if a.is_decisive(j) { ";4" } else { "" };
@@ -136,13 +152,18 @@ fn terminal_view(attributed: &[AttributedResponse], method: AttributionMethod, t
             }
         }
     }
+    let decisive = attributed.iter().any(|a| a.decisive.is_some());
+    if !colour {
+        let _ = writeln!(out, "scores: {}{}", method.describe(), if decisive { "  (*: decisive span)" } else { "" });
+        return out;
+    }
     let steps = 9;
     let _ = write!(out, "legend ({}): {:+.3} ", method.describe(), -scale);
     for i in 0..steps {
         let rgb = diverging_colour(-scale + 2.0 * scale * i as f32 / (steps - 1) as f32, scale);
         let _ = write!(out, "\x1b[48;2;{};{};{}m  \x1b[0m", rgb.0, rgb.1, rgb.2);
     }
-    let _ = writeln!(out, " {:+.3}{}", scale, if attributed.iter().any(|a| a.decisive.is_some()) { "  (underlined: decisive span)" } else { "" });
+    let _ = writeln!(out, " {:+.3}{}", scale, if decisive { "  (underlined: decisive span)" } else { "" });
     out
 }
 

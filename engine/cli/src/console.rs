@@ -1,5 +1,8 @@
-//! What a command shows while the engine works: progress bars, and waiting on the engine's
-//! asynchronous calls.
+//! How a command meets the terminal: progress bars, colour only where it is wanted, Ctrl-C,
+//! and waiting on the engine's asynchronous calls.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Blocks on one of the engine's asynchronous calls (they never need a browser's event loop
 /// natively).
@@ -15,4 +18,48 @@ pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
             .progress_chars("=> "),
     );
     bar
+}
+
+/// Whether to write colour: `always`, `never`, or `auto` (on a terminal, unless `NO_COLOR` is
+/// set to anything but the empty string, as no-color.org asks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColourChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColourChoice {
+    pub fn on_stdout(self) -> bool {
+        match self {
+            ColourChoice::Always => true,
+            ColourChoice::Never => false,
+            ColourChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether Ctrl-C (SIGINT) was pressed since `catch_interrupts`.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// From now on the first Ctrl-C only notes it (`interrupted`), so that the work in progress
+/// can end cleanly; a second one ends the process at once, with the usual 130.
+pub fn catch_interrupts() {
+    #[cfg(unix)]
+    {
+        extern "C" fn on_interrupt(_: libc::c_int) {
+            if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                // SAFETY: _exit is async-signal-safe.
+                unsafe { libc::_exit(130) };
+            }
+        }
+        // SAFETY: the handler only touches an atomic and calls _exit, both async-signal-safe.
+        unsafe {
+            libc::signal(libc::SIGINT, on_interrupt as *const () as libc::sighandler_t);
+        }
+    }
 }

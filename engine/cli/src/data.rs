@@ -66,11 +66,13 @@ pub fn tokenizer(args: TokenizerArgs) -> Result<()> {
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
+    /// The teaching set: arithmetic, polite, refusal, capitals, or mixed (all four).
     #[arg(long, default_value = "mixed", value_parser = parse_demo)]
     set: DemoSet,
     /// Pairs [default: the set's size, 2400 mixed, 1200 single-task].
     #[arg(long)]
     pairs: Option<usize>,
+    /// Seed of the generated pairs.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Output file; `-` for standard output.

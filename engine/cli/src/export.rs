@@ -57,12 +57,13 @@ pub fn run(args: ExportArgs) -> Result<()> {
             }
         }
     };
-    let source = ExportSource { model: &trained.model, config: &trained.config, encoder: &trained.encoder, backbone_files: &backbone_files, reward_stats };
+    let held_out = RunDir::open(&args.model)?.load_state()?.and_then(|state| state.best_accuracy.zip(state.best_step));
+    let source = ExportSource { model: &trained.model, config: &trained.config, encoder: &trained.encoder, backbone_files: &backbone_files, reward_stats, held_out };
     let files = block_on(export_files(&source, args.policy))?;
     write_folder(&args.out, &files)?;
     let config: serde_json::Value = serde_json::from_slice(&files[0].bytes).expect("the export's config is JSON");
     println!("wrote {} ({} files): {} for AutoModelForSequenceClassification", args.out.display(), files.len(), config["architectures"][0]);
-    println!("  its logit for prompt + response + EOS (token {}) is the reward; pad token {}", config["eos_token_id"], config["pad_token_id"]);
+    println!("  its logit for prompt + response + EOS (token {}) is the reward; pad token {}; README.md says how to score", config["eos_token_id"], config["pad_token_id"]);
     if let Some(stats) = reward_stats {
         println!("  reward mean {:+.4}, std {:.4} over {} training responses (config.json `mean`, `std`)", stats.mean, stats.std, stats.responses);
     }

@@ -99,14 +99,15 @@ pub struct DataArgs {
     /// Preference data (JSON Lines or a JSON array); default: the built-in teaching set.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Record shape of the data files.
+    /// Record shape of the data files: auto (detected from the first record), standard,
+    /// conversational, paper, hh, or sharegpt.
     #[arg(long, default_value = "auto", value_parser = parse_shape)]
     pub format: RecordShape,
     /// Skip bad records (and count them) instead of stopping at the first.
     #[arg(long)]
     pub skip_bad: bool,
-    /// The built-in teaching set to use when no --data is given [default: refusal; for `eval`,
-    /// the set the run trained on].
+    /// The built-in teaching set to use when no --data is given: arithmetic, polite, refusal,
+    /// capitals, or mixed [default: refusal; for `eval`, the set the run trained on].
     #[arg(long, value_parser = parse_demo)]
     pub demo: Option<DemoSet>,
     /// Pairs to generate from the teaching set [default: 2400 mixed, 1200 single-task].

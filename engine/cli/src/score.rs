@@ -19,9 +19,11 @@ pub struct EvalArgs {
     model: ModelArgs,
     #[command(flatten)]
     data: DataArgs,
-    /// Seed of a generated teaching set (when no --data is given).
+    /// Seed of a generated teaching set (when no --data is given); not train's 42, so that the
+    /// pairs are others than those a run of the set trained on.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// auto (a GPU through wgpu if there is one, else CPU), wgpu, or cpu.
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     backend: BackendChoice,
     /// Also check the attribution methods: faithfulness (on any data) and precision against
@@ -35,6 +37,7 @@ pub struct EvalArgs {
     /// variants of each).
     #[arg(long, default_value_t = 200)]
     attribution_pairs: usize,
+    /// Print the metrics (and the attribution check) as JSON, one object a line.
     #[arg(long)]
     json: bool,
 }
@@ -125,12 +128,16 @@ fn print_check(check: &AttributionCheck, set: Option<DemoSet>) {
 pub struct ScoreArgs {
     #[command(flatten)]
     model: ModelArgs,
+    /// The prompt.
     #[arg(long)]
     prompt: String,
+    /// The response to score.
     #[arg(long)]
     response: String,
+    /// auto (a GPU through wgpu if there is one, else CPU), wgpu, or cpu.
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     backend: BackendChoice,
+    /// Print one JSON object, with the log-probabilities and the token ids.
     #[arg(long)]
     json: bool,
 }

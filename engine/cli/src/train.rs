@@ -1,5 +1,6 @@
 //! `hafrm train`: flags become the run's choices; the engine's run does the rest.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -11,7 +12,7 @@ use hafrm::data::formats::human_bytes;
 use hafrm::run::{BackboneChoice, DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, LAST, MODEL, RunChoices, Session};
 use hafrm::{Error, Result};
 
-use crate::console::{block_on, progress_bar};
+use crate::console::{block_on, catch_interrupts, interrupted, progress_bar};
 use crate::flags::{DataArgs, RecipeArgs, backbone_choice, encoder, parse_backend, parse_fraction, parse_method};
 
 #[derive(Args, Debug)]
@@ -33,6 +34,8 @@ pub struct TrainArgs {
     /// cache (`bash engine/scripts/fetch-smollm2.sh` puts it there).
     #[arg(long, alias = "preset", default_value = DEFAULT_PRESET)]
     backbone: String,
+    /// Seed of the initial weights, the order of the pairs, the held-out split and a
+    /// generated teaching set.
     #[arg(long, default_value_t = TrainConfig::new().seed)]
     seed: u64,
     /// Run directory.
@@ -50,6 +53,10 @@ pub struct TrainArgs {
     /// Print metrics as JSON Lines on stdout instead of progress bars.
     #[arg(long)]
     json: bool,
+    /// Without a terminal (piped, in a file, under nohup): a log line every N steps, and one
+    /// at each evaluation; on a terminal a progress bar shows every step.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    log_every: u64,
     #[command(flatten)]
     recipe: RecipeArgs,
     /// Print the settings the run would use (its config.json) and stop.
@@ -106,7 +113,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
     status(args.json, format!("backend: {}", backend.describe()));
     let limits = args.data.limits();
     let preparation = match &args.resume {
-        Some(path) => hafrm::run::resume(path, args.recipe.steps, limits, &backend.device)?,
+        Some(path) => {
+            let bar = if args.json { indicatif::ProgressBar::hidden() } else { progress_bar(0, "loading weights {bar:30} {pos}/{len} tensors") };
+            let loading = bar.clone();
+            let preparation = block_on(hafrm::run::resume(path, args.recipe.steps, limits, &backend.device, move |read, total| {
+                loading.set_length(total as u64);
+                loading.set_position(read as u64);
+            }))?;
+            bar.finish_and_clear();
+            if preparation.start_step() == 0 {
+                status(args.json, format!("{} never reached a checkpoint: its run starts again from step 0, with its saved settings", path.display()));
+            }
+            preparation
+        }
         None => {
             let backbone = backbone_choice(&args.backbone)?;
             let (encoder, name) = encoder(args.tokenizer.as_deref(), &backbone)?;
@@ -141,7 +160,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             preparation
         }
     };
-    for line in preparation.skipped() {
+    for line in preparation.skipped().iter().chain(preparation.notes()) {
         eprintln!("{line}");
     }
     if preparation.start_step() > 0 {
@@ -161,21 +180,48 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
     let session = preparation.finish()?;
     let out = args.resume.clone().unwrap_or(args.out.clone());
-    train_loop(session, &out, args.json)
+    train_loop(session, &out, args.json, args.log_every as usize)
+}
+
+/// Seconds as `1h02m`, `3m05s` or `12s`.
+fn duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
 }
 
 fn parameter_count(n: usize) -> String {
     if n >= 1_000_000 { format!("{:.2}M", n as f64 / 1e6) } else { format!("{:.1}k", n as f64 / 1e3) }
 }
 
-fn train_loop(mut session: Session, out: &Path, json: bool) -> Result<()> {
+fn train_loop(mut session: Session, out: &Path, json: bool, log_every: usize) -> Result<()> {
     let start = Instant::now();
     let total = session.trainer.total_steps();
-    let bar = if json { indicatif::ProgressBar::hidden() } else { progress_bar(total as u64, "{elapsed_precise} {bar:30} {pos}/{len} steps  {msg}") };
-    bar.set_position(session.trainer.step_count() as u64);
+    let first_step = session.trainer.step_count();
+    // A person watching gets a bar; a log (a pipe, a file, nohup) gets lines.
+    let log = !json && !std::io::stderr().is_terminal();
+    let bar = if json || log { indicatif::ProgressBar::hidden() } else { progress_bar(total as u64, "{elapsed_precise} {bar:30} {pos}/{len} steps  {msg}") };
+    bar.set_position(first_step as u64);
     let mut last_eval = None;
     let mut pairs = 0usize;
+    // The first Ctrl-C ends the step in progress and keeps the run resumable; a second one
+    // ends the process at once.
+    catch_interrupts();
     while !session.trainer.is_done() {
+        if interrupted() {
+            bar.finish_and_clear();
+            block_on(session.save_checkpoint())?;
+            let step = session.trainer.step_count();
+            eprintln!(
+                "interrupted after step {step} of {total}: {} holds it (resumable) and metrics.jsonl its steps; continue with `hafrm train --resume {}`",
+                out.join(LAST).display(),
+                out.display()
+            );
+            std::process::exit(130);
+        }
         let progress = match block_on(session.advance()) {
             Ok(progress) => progress,
             Err(error) => {
@@ -209,6 +255,32 @@ fn train_loop(mut session: Session, out: &Path, json: bool) -> Result<()> {
             last_eval.as_ref().map(|e| format!("  held-out {:.1}%", 100.0 * e.pair.accuracy)).unwrap_or_default()
         ));
         bar.set_position(m.step as u64);
+        if log {
+            let elapsed = start.elapsed().as_secs_f64();
+            let per_step = elapsed / (m.step - first_step) as f64;
+            if m.step % log_every == 0 || m.step == total {
+                println!(
+                    "step {}/{total}  loss {:.4} (reward {:.4}, policy {:.4})  accuracy {:.3}  {:.1} steps/s  {} left",
+                    m.step,
+                    m.loss,
+                    m.pair.reward_loss,
+                    m.pair.policy_loss,
+                    m.pair.accuracy,
+                    1.0 / per_step.max(1e-9),
+                    duration(per_step * (total - m.step) as f64)
+                );
+            }
+            if let Some(e) = &progress.evaluation {
+                println!(
+                    "step {}/{total}  held-out ({} pairs): {:.1}% (reward head {:.1}%, implicit reward {:.1}%)",
+                    e.step,
+                    e.pairs,
+                    100.0 * e.pair.accuracy,
+                    100.0 * e.pair.reward_accuracy,
+                    100.0 * e.pair.implicit_accuracy
+                );
+            }
+        }
     }
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();

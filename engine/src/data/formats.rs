@@ -177,18 +177,21 @@ impl RecordParser<'_> {
             };
             error(place, None, format!("not valid UTF-8 (byte {column} of the line)"))
         })?;
+        // Before any record is read, a file that is not JSON at all (CSV, say) is told what
+        // hafrm reads.
+        let hint = if self.shape == RecordShape::Auto { format!("; {READABLE}") } else { String::new() };
         let value: Value = serde_json::from_str(text).map_err(|e| {
             if in_array {
-                error(Location::Position { line: first_line + e.line().max(1) - 1, column: e.column() }, None, format!("invalid JSON: {e}"))
+                error(Location::Position { line: first_line + e.line().max(1) - 1, column: e.column() }, None, format!("invalid JSON: {e}{hint}"))
             } else {
-                error(location.clone(), None, format!("invalid JSON at column {}: {e}", e.column()))
+                error(location.clone(), None, format!("invalid JSON at column {}: {e}{hint}", e.column()))
             }
         })?;
         let object = value.as_object().ok_or_else(|| error(location.clone(), None, format!("expected a JSON object, found {}", kind(&value))))?;
         if self.shape == RecordShape::Auto {
             self.shape = detect_shape(object).ok_or_else(|| {
                 error(location.clone(), None, format!(
-                    "cannot tell the record shape from its fields ({}); expected prompt/chosen/rejected, input/win/lose, chosen/rejected transcripts, or conversations/chosen/rejected",
+                    "cannot tell the record shape from its fields ({}); {READABLE}",
                     object.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
                 ))
             })?;
@@ -359,6 +362,12 @@ impl<'a, R: std::io::Read> RecordReader<'a, R> {
         }
     }
 }
+/// What a data file may hold, for errors that find something else.
+const READABLE: &str = "hafrm reads JSON Lines or one JSON array of preference records: prompt/chosen/rejected as strings or as message lists, chosen/rejected alone sharing their start (the prompt), HH-RLHF transcripts, input/win/lose, or conversations/chosen/rejected (--format names one)";
+
+/// The shape of the first record. Without a `prompt`, chosen and rejected carry it as their
+/// shared start (TRL's implicit prompt): message lists are conversational, and text is an
+/// HH-RLHF transcript when it has an assistant turn, else standard.
 fn detect_shape(object: &Map<String, Value>) -> Option<RecordShape> {
     let has = |k: &str| object.contains_key(k);
     if has("conversations") {
@@ -371,7 +380,11 @@ fn detect_shape(object: &Map<String, Value>) -> Option<RecordShape> {
             _ => Some(RecordShape::Standard),
         }
     } else if has("chosen") && has("rejected") {
-        Some(RecordShape::Hh)
+        match object.get("chosen") {
+            Some(Value::Array(_)) => Some(RecordShape::Conversational),
+            Some(Value::String(text)) if !text.contains(ASSISTANT_TAG) => Some(RecordShape::Standard),
+            _ => Some(RecordShape::Hh),
+        }
     } else {
         None
     }
@@ -408,10 +421,12 @@ fn parse_record(object: &Map<String, Value>, shape: RecordShape) -> Result<Prefe
     let mut pair = match shape {
         RecordShape::Auto => unreachable!("the shape is detected before parsing"),
         RecordShape::Standard => {
-            let prompt = string_field(object, "prompt")?;
             let chosen = string_field(object, "chosen")?;
             let rejected = string_field(object, "rejected")?;
-            let mut pair = PreferencePair::new(prompt, chosen, rejected);
+            let mut pair = match object.get("prompt") {
+                Some(prompt) => PreferencePair::new(string_at(prompt, "prompt")?, chosen, rejected),
+                None => split_implicit_prompt(chosen, rejected),
+            };
             pair.decisive = decisive_spans(object, &pair)?;
             pair.task = object.get("task").and_then(Value::as_str).map(str::to_string);
             pair
@@ -423,7 +438,9 @@ fn parse_record(object: &Map<String, Value>, shape: RecordShape) -> Result<Prefe
         ),
         RecordShape::Hh => split_transcripts(string_field(object, "chosen")?, string_field(object, "rejected")?)?,
         RecordShape::Conversational => {
-            let prompt = messages(field(object, "prompt")?, "prompt", "role", "content")?;
+            // Without a prompt, the turns chosen and rejected share before their last
+            // assistant message are the prompt (`conversation_pair`).
+            let prompt = object.get("prompt").map(|prompt| messages(prompt, "prompt", "role", "content")).transpose()?.unwrap_or_default();
             let chosen = messages(field(object, "chosen")?, "chosen", "role", "content")?;
             let rejected = messages(field(object, "rejected")?, "rejected", "role", "content")?;
             conversation_pair(&prompt, &chosen, &rejected)?
@@ -529,6 +546,21 @@ fn conversation_pair(
     Ok(PreferencePair::new(prompt_chosen, chosen, rejected))
 }
 
+/// TRL's implicit prompt of plain text (`extract_prompt`): chosen and rejected up to where
+/// they first differ, a space just before that going with the responses.
+fn split_implicit_prompt(chosen: &str, rejected: &str) -> PreferencePair {
+    let mut shared = chosen
+        .char_indices()
+        .zip(rejected.chars())
+        .find(|((_, a), b)| a != b)
+        .map(|((i, _), _)| i)
+        .unwrap_or_else(|| chosen.len().min(rejected.len()));
+    if chosen[..shared].ends_with(' ') {
+        shared -= 1;
+    }
+    PreferencePair::new(&chosen[..shared], &chosen[shared..], &rejected[shared..])
+}
+
 /// HH-RLHF: the prompt is the transcripts' shared prefix up to and including the last
 /// `"\n\nAssistant:"`; the responses are what follows.
 fn split_transcripts(chosen: &str, rejected: &str) -> Result<PreferencePair, FieldError> {
@@ -581,6 +613,32 @@ mod tests {
         assert_eq!(only(&line), pair);
         let bad = line.replace("\"decisive\":{\"chosen\":[[", "\"decisive\":{\"chosen\":[[900,901],[");
         assert!(error(&bad).contains("field `decisive.chosen`"), "{}", error(&bad));
+    }
+
+    #[test]
+    fn trl_implicit_prompts_read_as_their_explicit_twins() {
+        // Standard: the text chosen and rejected share, up to a space, is the prompt.
+        let explicit = parse(r#"{"prompt": "The sky is", "chosen": " blue.", "rejected": " green."}"#).unwrap();
+        let implicit = parse(r#"{"chosen": "The sky is blue.", "rejected": "The sky is green."}"#).unwrap();
+        assert_eq!((implicit.shape, &implicit.pairs), (RecordShape::Standard, &explicit.pairs));
+        // Conversational: the turns they share before their last assistant message.
+        let user = r#"{"role": "user", "content": "What color is the sky?"}"#;
+        let (blue, green) = (r#"{"role": "assistant", "content": "It is blue."}"#, r#"{"role": "assistant", "content": "It is green."}"#);
+        let explicit = parse(&format!(r#"{{"prompt": [{user}], "chosen": [{blue}], "rejected": [{green}]}}"#)).unwrap();
+        let implicit = parse(&format!(r#"{{"chosen": [{user}, {blue}], "rejected": [{user}, {green}]}}"#)).unwrap();
+        assert_eq!((implicit.shape, &implicit.pairs), (RecordShape::Conversational, &explicit.pairs));
+        assert_eq!(explicit.shape, RecordShape::Conversational);
+        // Named explicitly, the same.
+        let named = parse_text("d.jsonl", r#"{"chosen": "The sky is blue.", "rejected": "The sky is green."}"#, RecordShape::Standard, false).unwrap();
+        assert_eq!(named.pairs[0], PreferencePair::new("The sky is", " blue.", " green."));
+    }
+
+    #[test]
+    fn a_file_that_is_not_json_is_told_what_hafrm_reads() {
+        let e = error("prompt,chosen,rejected\n2+2?,4,5\n");
+        assert!(e.contains("line 1: invalid JSON") && e.contains("hafrm reads JSON Lines or one JSON array"), "{e}");
+        let e = error(r#"{"question": "2+2?", "answer": "4"}"#);
+        assert!(e.contains("cannot tell the record shape from its fields (answer, question)") && e.contains("chosen/rejected alone"), "{e}");
     }
 
     #[test]

@@ -240,7 +240,7 @@ impl Experiment {
         let dir = self.run_dir(cell);
         let mut preparation = match self.state(cell)? {
             CellState::Finished => return Ok(TrainedCell { margins: read_margins(&dir)?, reused_reference: 0 }),
-            CellState::Stopped { .. } => crate::run::resume(&dir, None, self.limits, device)?,
+            CellState::Stopped { .. } => crate::run::resume(&dir, None, self.limits, device, |_, _| {}).await?,
             state => {
                 if matches!(state, CellState::Restart { .. }) {
                     std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;

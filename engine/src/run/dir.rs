@@ -58,6 +58,9 @@ impl RunDir {
 
     /// An existing run directory.
     pub fn open(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            return Err(Error::checkpoint(path, "does not exist (a run directory is what `hafrm train --out` wrote)"));
+        }
         if !path.join(CONFIG).is_file() {
             return Err(Error::checkpoint(path, format!("not a run directory (no {CONFIG})")));
         }
@@ -119,20 +122,29 @@ impl RunDir {
         Ok(config)
     }
 
-    /// Drops a last line of `metrics.jsonl` that a killed process left half written (every
-    /// other file of a run is replaced whole), so that lines appended later stay lines.
-    pub fn repair_metrics(&self) -> Result<()> {
+    /// Keeps the lines of `metrics.jsonl` up to step `step`, the checkpoint a run resumes
+    /// from: it trains the steps after it again, whose lines would otherwise be there twice. A
+    /// last line that a killed process left half written goes too (every other file of a run
+    /// is replaced whole), so that lines appended later stay lines. A line that is not a
+    /// record is kept. Rewritten atomically, and only when something goes.
+    pub fn keep_metrics_through(&self, step: usize) -> Result<()> {
         let path = self.file(METRICS);
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io(&path, e)),
         };
-        if bytes.last().is_none_or(|&b| b == b'\n') {
+        let kept: Vec<u8> = bytes
+            .split_inclusive(|&b| b == b'\n')
+            .filter(|line| line.ends_with(b"\n"))
+            .filter(|line| serde_json::from_slice::<MetricsRecord>(line).map_or(true, |record| record.step() <= step))
+            .flatten()
+            .copied()
+            .collect();
+        if kept.len() == bytes.len() {
             return Ok(());
         }
-        let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        write_atomic(&path, &bytes[..keep])
+        write_atomic(&path, &kept)
     }
 
     pub fn append_metrics(&self, record: &MetricsRecord) -> Result<()> {
@@ -165,18 +177,29 @@ impl RunDir {
         Ok(())
     }
 
+    /// Whether the run has saved a resumable checkpoint.
+    pub fn has_checkpoint(&self) -> bool {
+        self.checkpoint_dir().is_some()
+    }
+
     /// The resumable checkpoint: weights, optimizer state and trainer state. Falls back to
     /// the previous one when a save was cut short.
     pub fn load_last(&self) -> Result<(Vec<u8>, Vec<u8>, TrainerState)> {
-        let dir = [LAST, LAST_OLD]
-            .map(|d| self.file(d))
-            .into_iter()
-            .find(|d| d.join(STATE).is_file())
-            .ok_or_else(|| Error::checkpoint(&self.path, "no checkpoint to resume from (no last/state.json)"))?;
-        let state_path = dir.join(STATE);
-        let state = serde_json::from_slice(&read(&state_path)?)
-            .map_err(|e| Error::checkpoint(&state_path, format!("invalid state: {e}")))?;
+        let dir = self.checkpoint_dir().ok_or_else(|| Error::checkpoint(&self.path, "no checkpoint to resume from (no last/state.json)"))?;
+        let state = self.load_state()?.expect("the checkpoint has a state");
         Ok((read(&dir.join(MODEL))?, read(&dir.join(OPTIMIZER))?, state))
+    }
+
+    /// The trainer state of the resumable checkpoint, if there is one.
+    pub fn load_state(&self) -> Result<Option<TrainerState>> {
+        let Some(dir) = self.checkpoint_dir() else { return Ok(None) };
+        let path = dir.join(STATE);
+        serde_json::from_slice(&read(&path)?).map(Some).map_err(|e| Error::checkpoint(&path, format!("invalid state: {e}")))
+    }
+
+    /// `last/`, or the previous checkpoint when a save was cut short.
+    fn checkpoint_dir(&self) -> Option<PathBuf> {
+        [LAST, LAST_OLD].map(|d| self.file(d)).into_iter().find(|d| d.join(STATE).is_file())
     }
 }
 
@@ -224,11 +247,11 @@ mod tests {
     #[test]
     fn a_half_written_metrics_line_is_dropped_before_appending() {
         let run = RunDir::create(&temp("metrics")).unwrap();
-        run.repair_metrics().unwrap();
+        run.keep_metrics_through(0).unwrap();
         std::fs::write(run.file(METRICS), "{\"kind\":\"train\"}\n{\"kind\":\"tr").unwrap();
-        run.repair_metrics().unwrap();
+        run.keep_metrics_through(0).unwrap();
         assert_eq!(std::fs::read_to_string(run.file(METRICS)).unwrap(), "{\"kind\":\"train\"}\n");
-        run.repair_metrics().unwrap();
+        run.keep_metrics_through(0).unwrap();
         assert_eq!(std::fs::read_to_string(run.file(METRICS)).unwrap(), "{\"kind\":\"train\"}\n", "a whole file stays");
     }
 
@@ -238,7 +261,10 @@ mod tests {
         let run = RunDir::create(&path).unwrap();
         run.write(CONFIG, b"{}").unwrap();
         assert!(RunDir::create(&path).unwrap_err().to_string().contains("already holds a run"));
-        assert!(RunDir::open(&temp("absent")).unwrap_err().to_string().contains("not a run directory"));
+        assert!(RunDir::open(&temp("absent")).unwrap_err().to_string().contains("does not exist"));
+        let empty = temp("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        assert!(RunDir::open(&empty).unwrap_err().to_string().contains("not a run directory (no config.json)"));
         let error = run.load_config().unwrap_err().to_string();
         assert!(error.contains("config.json: invalid config"), "{error}");
         assert!(run.load_last().unwrap_err().to_string().contains("no checkpoint to resume from"));

@@ -16,8 +16,8 @@ use crate::config::{Architecture, ModelConfig};
 use crate::error::{Error, Result};
 use crate::formats::{HfFamily, HfHead, parse_config};
 use crate::model::RewardModel;
-use super::settings::RunConfig;
-use crate::tokenizer::TextEncoder;
+use super::settings::{DataSource, RunConfig};
+use crate::tokenizer::{PromptTemplate, TextEncoder};
 
 /// The folder the policy goes in, inside the exported folder.
 pub const POLICY_FOLDER: &str = "policy";
@@ -52,6 +52,8 @@ pub struct ExportSource<'a> {
     /// The backbone folder's `formats::SETTINGS_FILES` that it had, by name; none for a built-in preset.
     pub backbone_files: &'a BTreeMap<String, Vec<u8>>,
     pub reward_stats: Option<RewardStats>,
+    /// The exported weights' held-out accuracy and the step they are of, for the model card.
+    pub held_out: Option<(f32, usize)>,
 }
 
 /// One file of the exported folder, by its path inside it.
@@ -68,6 +70,7 @@ pub async fn export_files(source: &ExportSource<'_>, policy: bool) -> Result<Vec
     let bos = base.get("bos_token_id").and_then(Value::as_u64).map(|id| id as u32);
     let pad = export_pad_id(source.encoder, bos);
     let mut files = folder(source, &base, family, HfHead::Reward, pad, eos, "").await?;
+    files.push(ExportFile { path: "README.md".into(), bytes: model_card(source, family.sequence_classifier(), eos).into_bytes() });
     if policy {
         files.extend(folder(source, &base, family, HfHead::Policy, pad, eos, &format!("{POLICY_FOLDER}/")).await?);
     }
@@ -105,6 +108,7 @@ async fn folder(source: &ExportSource<'_>, base: &Map<String, Value>, family: Hf
                 config.insert("mean".into(), json!(stats.mean));
                 config.insert("std".into(), json!(stats.std));
             }
+            config.insert("hafrm_input".into(), input_layout(source, eos));
         }
         // hafrm's policy head is its own matrix, not the token embedding.
         HfHead::Policy => {
@@ -138,6 +142,119 @@ async fn folder(source: &ExportSource<'_>, base: &Map<String, Value>, family: Hf
         }
     }
     Ok(files)
+}
+
+/// How a prompt and a response become the input whose last logit is the reward, as
+/// `TextEncoder::encode_exchange` makes it: the prompt and the response written out and each
+/// tokenised on its own, without special tokens, then the EOS token.
+fn input_layout(source: &ExportSource, eos: u32) -> Value {
+    let encode = &source.config.encode;
+    let mut layout = json!({
+        "template": encode.template.name(),
+        "tokenised": "prompt and response each on its own, without special tokens; then eos_token_id",
+        "eos_token_id": eos,
+        "empty_prompt": "the eos token alone",
+        "max_length": encode.max_length,
+        "max_prompt_length": encode.max_prompt_length,
+    });
+    let fields = layout.as_object_mut().expect("an object");
+    match encode.template {
+        PromptTemplate::Chat => {
+            fields.insert("chat".into(), json!("the prompt as a user message and the response as an assistant message rendered with the tokenizer's chat template, cut as TRL's maybe_apply_chat_template cuts prompt and completion"));
+        }
+        ref template => {
+            fields.insert("prompt".into(), json!(template.apply("{prompt}")));
+            fields.insert("response".into(), json!(format!("{}{{response}}", template.response_prefix())));
+        }
+    }
+    layout
+}
+
+/// The exported folder's README.md: what was trained, on what, how well, and how to score
+/// with transformers as hafrm scores.
+fn model_card(source: &ExportSource, class: &str, eos: u32) -> String {
+    let (config, train) = (source.config, &source.config.train);
+    let file_name = |path: &std::path::Path| path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let backbone = match &source.config.pretrained {
+        Some(path) => format!("`{}`, fine-tuned", file_name(path)),
+        None => format!("a built-in shape trained from scratch ({} layers, d_model {})", config.model.n_layers, config.model.d_model),
+    };
+    let tuning = match (&train.lora, train.freeze_layers) {
+        (Some(lora), _) => format!("; LoRA of rank {} (alpha {}), merged into the weights", lora.rank, lora.alpha),
+        (None, 0) => String::new(),
+        (None, n) => format!("; the lowest {n} blocks frozen"),
+    };
+    let fraction = format!("{:.0}% held out", 100.0 * config.eval_fraction);
+    let data = match &config.data {
+        DataSource::Demo { set, pairs, .. } => format!("hafrm's `{}` teaching set, {pairs} pairs, {fraction}", set.name()),
+        DataSource::File { train, eval: Some(eval), .. } => format!("`{}`, held out: `{}`", file_name(train), file_name(eval)),
+        DataSource::File { train, eval: None, .. } => format!("`{}`, {fraction}", file_name(train)),
+        DataSource::Upload { name, pairs } => format!("`{name}`, {pairs} pairs, {fraction}"),
+    };
+    let length = match train.steps {
+        Some(steps) => format!("{steps} steps"),
+        None => format!("{} epochs", train.epochs),
+    };
+    let held_out = match source.held_out {
+        Some((accuracy, step)) => format!("{:.1}% of the held-out pairs (the exported weights, from step {step})", 100.0 * accuracy),
+        None => "not measured (nothing was held out)".into(),
+    };
+    let (prompt_line, snippet_prompt) = match &config.encode.template {
+        PromptTemplate::Chat => (
+            "the prompt as a user message and the response as an assistant message, rendered with the tokenizer's chat template and cut into prompt and response as TRL's `maybe_apply_chat_template` cuts them".to_string(),
+            None,
+        ),
+        template => (
+            format!("the prompt written as `{}` and the response as `{}{{response}}`", template.apply("{prompt}").replace('\n', "\\n"), template.response_prefix()),
+            Some((template.apply("{prompt}"), format!("{}{{response}}", template.response_prefix()))),
+        ),
+    };
+    let python = |text: &str| serde_json::to_string(text).expect("a string serialises");
+    let snippet = match snippet_prompt {
+        Some((prompt, response)) => format!(
+            "```python\nimport torch\nfrom transformers import AutoModelForSequenceClassification, AutoTokenizer\n\
+             folder = \".\"  # this folder\n\
+             tok, model = AutoTokenizer.from_pretrained(folder), AutoModelForSequenceClassification.from_pretrained(folder).eval()\n\
+             ids = lambda text: tok(text, add_special_tokens=False)[\"input_ids\"]\n\
+             reward = lambda prompt, response: model(torch.tensor([(ids({}.replace(\"{{prompt}}\", prompt)) or [{eos}]) + ids({}.replace(\"{{response}}\", response)) + [{eos}]])).logits[0, 0].item()\n\
+             print(reward(\"What is 2 + 3?\", \"2 + 3 = 5.\"))\n```\n",
+            python(&prompt),
+            python(&response)
+        ),
+        None => format!(
+            "```python\nimport torch\nfrom transformers import AutoModelForSequenceClassification, AutoTokenizer\nfrom trl.data_utils import maybe_apply_chat_template\n\
+             folder = \".\"  # this folder\n\
+             tok, model = AutoTokenizer.from_pretrained(folder), AutoModelForSequenceClassification.from_pretrained(folder).eval()\n\
+             ids = lambda text: tok(text, add_special_tokens=False)[\"input_ids\"]\n\
+             def reward(prompt, response):\n    t = maybe_apply_chat_template({{\"prompt\": [{{\"role\": \"user\", \"content\": prompt}}], \"completion\": [{{\"role\": \"assistant\", \"content\": response}}]}}, tok)\n    return model(torch.tensor([ids(t[\"prompt\"]) + ids(t[\"completion\"]) + [{eos}]])).logits[0, 0].item()\n\
+             print(reward(\"What is 2 + 3?\", \"2 + 3 = 5.\"))\n```\n"
+        ),
+    };
+    format!(
+        "---\nlibrary_name: transformers\ntags:\n- reward-model\n- hafrm\n---\n\n\
+         # A reward model trained with hafrm\n\n\
+         A `{class}` with one label: its logit is the reward. It was trained with hafrm, HaF-RM's hybrid recipe \
+         (a reward head with a Bradley-Terry loss and the policy head with a token-level DPO loss, on one backbone).\n\n\
+         | | |\n|---|---|\n\
+         | backbone | {backbone}{tuning} |\n\
+         | method | {} (reward loss weight {}, policy loss weight {}, DPO beta {}) |\n\
+         | data | {data} |\n\
+         | training | {length} of {} pairs, learning rate {} |\n\
+         | held-out accuracy | {held_out} |\n\n\
+         ## Scoring as hafrm scores\n\n\
+         The reward is the logit at the last token of: {prompt_line}, each tokenised on its own without \
+         special tokens (an empty prompt is the EOS token alone), then the EOS token (id {eos}). hafrm cut \
+         sequences longer than {} tokens as TRL 0.7's DPO collator does (the prompt to its last {} tokens first). \
+         `config.json`'s `hafrm_input` says the same for programs. With transformers:\n\n{snippet}",
+        train.method.name(),
+        train.rm_ratio,
+        train.alpha,
+        train.beta,
+        train.batch_size * train.grad_accum,
+        train.learning_rate,
+        config.encode.max_length,
+        config.encode.max_prompt_length,
+    )
 }
 
 /// The backbone's `config.json` (as its folder had it), or one written for a built-in preset.

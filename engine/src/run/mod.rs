@@ -76,26 +76,38 @@ mod native {
 
     /// Continues the run in `path` from its last checkpoint, with its saved settings;
     /// `steps`, when given, is its new length. A run whose data changed is refused (by
-    /// `Trainer::restore`, when the preparation finishes).
-    pub fn resume(path: &Path, steps: Option<usize>, limits: ReadLimits, device: &Device) -> Result<Preparation> {
+    /// `Trainer::restore`, when the preparation finishes). A run stopped before its first
+    /// checkpoint starts again from step 0, with its saved settings, in the same folder.
+    /// `metrics.jsonl` keeps the lines up to the step it continues from.
+    pub async fn resume(path: &Path, steps: Option<usize>, limits: ReadLimits, device: &Device, on_load: impl FnMut(usize, usize) + 'static) -> Result<Preparation> {
         let dir = RunDir::open(path)?;
         let mut config = dir.load_config()?;
+        if let Some(steps) = steps {
+            config.train.steps = Some(steps);
+        }
+        if !dir.has_checkpoint() {
+            config.validate()?;
+            let encoder = dir.load_encoder(&config)?;
+            let pairs = EncodedPairs::new(run_pairs(&config, None, limits)?, &encoder, &config.encode)?;
+            let preparation = Preparation::new(config, encoder, pairs, device, on_load).await?;
+            dir.keep_metrics_through(0)?;
+            return preparation.in_dir(dir);
+        }
         if config.train.lora.is_some() {
             // Its checkpoints hold the adapters merged into the weights: their factors and
             // optimizer moments are not there to continue from.
             return Err(Error::Config(format!("{}: resuming a LoRA run is not supported (its checkpoints hold merged weights); its best model is {}", path.display(), dir.file(MODEL).display())));
-        }
-        if let Some(steps) = steps {
-            config.train.steps = Some(steps);
         }
         config.validate()?;
         let encoder = dir.load_encoder(&config)?;
         let pairs = EncodedPairs::new(run_pairs(&config, None, limits)?, &encoder, &config.encode)?;
         let reference = dir.read(REFERENCE)?;
         let (weights, optimizer, state) = dir.load_last()?;
+        let step = state.step;
         let (reference_name, weights_name) = (dir.file(REFERENCE).display().to_string(), dir.file(LAST).join(MODEL).display().to_string());
         let preparation =
             Preparation::resumed(config, encoder, pairs, (weights, &weights_name), (reference, &reference_name), (state, optimizer), device)?;
+        dir.keep_metrics_through(step)?;
         preparation.in_dir(dir)
     }
 }

@@ -76,6 +76,8 @@ pub struct Preparation {
     store: Store,
     /// Bad records skipped reading the pairs, one line per file.
     skipped: Vec<String>,
+    /// What the run changed of the settings it was given, one line each.
+    notes: Vec<String>,
     /// A pretrained backbone's settings files (`HfFolder::settings`), which the run keeps
     /// (`BACKBONE`) for its export and chat template; none for a preset or a resumed run
     /// (whose directory has them).
@@ -114,10 +116,18 @@ impl Preparation {
     }
 
     /// A run at step 0 from `model`, whose weights are the reference policy's.
-    async fn fresh(config: RunConfig, encoder: TextEncoder, pairs: EncodedPairs, model: RewardModel, device: &Device) -> Result<Self> {
+    /// A batch larger than the training set is cut to it, and says so.
+    async fn fresh(mut config: RunConfig, encoder: TextEncoder, pairs: EncodedPairs, model: RewardModel, device: &Device) -> Result<Self> {
+        let (batch, train) = (config.train.batch_size, pairs.train_count);
+        let note = (train > 0 && batch > train).then(|| {
+            config.train.batch_size = train;
+            format!("--batch {batch} is more than the {train} training pairs: a step trains all {train} (the run records batch {train})")
+        });
         let reference_weights = model_to_safetensors(&model).await?;
         let reference = model.valid();
-        Self::with_models(config, encoder, pairs, model, (reference, reference_weights), Start::Fresh, device)
+        let mut preparation = Self::with_models(config, encoder, pairs, model, (reference, reference_weights), Start::Fresh, device)?;
+        preparation.notes.extend(note);
+        Ok(preparation)
     }
 
     /// Continues a run from its saved weights, reference and state, each with the name errors
@@ -167,6 +177,7 @@ impl Preparation {
             start,
             store: Store::Memory { best: None },
             skipped: pairs.skipped,
+            notes: Vec::new(),
             backbone_files: BTreeMap::new(),
         })
     }
@@ -180,8 +191,6 @@ impl Preparation {
             if !self.backbone_files.is_empty() {
                 dir.keep_backbone_files(&self.backbone_files)?;
             }
-        } else {
-            dir.repair_metrics()?;
         }
         dir.save_config(&self.config)?;
         self.store = Store::Dir(dir);
@@ -191,6 +200,11 @@ impl Preparation {
     /// Bad records skipped reading the pairs, one line per file.
     pub fn skipped(&self) -> &[String] {
         &self.skipped
+    }
+
+    /// What the run changed of the settings it was given, one line each.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     pub fn config(&self) -> &RunConfig {

@@ -126,6 +126,21 @@ impl Session {
         Ok(())
     }
 
+    /// Saves the resumable checkpoint now, unless the last one is of this step: a run that is
+    /// stopped (Ctrl-C) continues from here.
+    pub async fn save_checkpoint(&mut self) -> Result<()> {
+        if self.saved_step == Some(self.trainer.step_count()) || self.trainer.step_count() == 0 {
+            return Ok(());
+        }
+        self.save(false).await
+    }
+
+    /// The best held-out accuracy and its step: the best model's.
+    fn held_out(&self) -> Option<(f32, usize)> {
+        let state = self.trainer.state();
+        state.best_accuracy.zip(state.best_step)
+    }
+
     /// The step of the last checkpoint saved (the one a stopped run keeps), if any.
     pub fn saved_step(&self) -> Option<usize> {
         self.saved_step
@@ -216,7 +231,7 @@ impl Session {
         let weights = self.best_weights().await?;
         // On the run's device: the page's WebGPU build has no other.
         let model = model_from_safetensors(&self.config.model, weights, &self.trainer.device().clone().without_autodiff(), "the best model")?;
-        let source = ExportSource { model: &model, config: &self.config, encoder: &self.encoder, backbone_files: &self.backbone_files, reward_stats: None };
+        let source = ExportSource { model: &model, config: &self.config, encoder: &self.encoder, backbone_files: &self.backbone_files, reward_stats: None, held_out: self.held_out() };
         export_files(&source, false).await
     }
 
