@@ -342,7 +342,7 @@ fn a_diverging_run_stops_with_a_remedy_and_keeps_its_last_finite_checkpoints() {
 fn bad_settings_are_refused_by_flag_before_anything_is_written() {
     let dir = temp_dir("settings");
     let run = dir.join("run");
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 11] = [
         (&["--max-length", "0"], "max_length (--max-length) is 0: it must be from 2 to the model's 256 positions"),
         (&["--max-length", "1"], "max_length (--max-length) is 1"),
         (&["--max-length", "1000"], "max_length (--max-length) is 1000: it must be from 2 to the model's 256 positions"),
@@ -352,6 +352,7 @@ fn bad_settings_are_refused_by_flag_before_anything_is_written() {
         (&["--steps", "0"], "steps (--steps) is 0"),
         (&["--lr", "0"], "learning_rate (--lr) is 0: it must be a finite number above 0"),
         (&["--lr", "NaN"], "learning_rate (--lr) is NaN"),
+        (&["--lr", "-1"], "learning_rate (--lr) is -1: it must be a finite number above 0"),
         (&["--max-grad-norm=-1"], "max_grad_norm (--max-grad-norm) is -1"),
     ];
     for (flags, expected) in cases {

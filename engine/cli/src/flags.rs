@@ -178,25 +178,25 @@ pub fn parse_backend(s: &str) -> std::result::Result<BackendChoice, String> {
 #[derive(Args, Debug, Clone)]
 pub struct RecipeArgs {
     /// Weight of the DPO policy loss [mode's default: haf 0.2, baseline 0, dpo 0.2].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub alpha: Option<f64>,
     /// DPO temperature [default: 0.1].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub beta: Option<f64>,
     /// Weight of the reward loss [mode's default: haf 1, baseline 1, dpo 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub rm_ratio: Option<f64>,
     /// Alternate between the reward and the policy loss every K steps (mode haf).
     #[arg(long)]
     pub alternate_step: Option<usize>,
     /// Peak learning rate [default: 0.001].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// AdamW's weight decay [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
     /// Clip the global gradient norm to this [default: 1].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub max_grad_norm: Option<f64>,
     /// Pairs per micro-batch [default: 16].
     #[arg(long)]
@@ -268,7 +268,7 @@ pub struct TuningArgs {
     #[arg(long, value_name = "RANK")]
     pub lora: Option<usize>,
     /// LoRA's scale numerator: the adapters' product is scaled by alpha / rank.
-    #[arg(long, default_value_t = LoraSettings::new(1).alpha, requires = "lora")]
+    #[arg(long, default_value_t = LoraSettings::new(1).alpha, requires = "lora", allow_negative_numbers = true)]
     pub lora_alpha: f64,
     /// The layers LoRA adapts, by their Hugging Face names (e.g. q_proj,v_proj; GPT-2:
     /// c_attn,c_proj,c_fc) [default: all linear layers of the blocks].
