@@ -808,8 +808,9 @@ fn a_resumed_runs_metrics_are_those_of_a_run_that_never_stopped() {
     child.kill().unwrap();
     child.wait().unwrap();
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(stopped.join("last/state.json")).unwrap()).unwrap();
+    // Usually some steps past its checkpoint (dropping them is tested on its own in run/dir.rs).
     let at_kill = recorded_steps(&stopped).len() as u64;
-    assert!(at_kill > saved["step"].as_u64().unwrap() && at_kill < 120, "killed at {at_kill} past the checkpoint of {saved}");
+    assert!(at_kill >= saved["step"].as_u64().unwrap() && at_kill < 120, "killed at {at_kill}, the checkpoint {saved}");
     ok(&["train", "--resume", s(&stopped), "--backend", "cpu"]);
     // The same records, each step once, in the same order. Their values agree to about 1e-5,
     // not to the bit: a run fills in reference log-probs batch by batch as it first uses them,

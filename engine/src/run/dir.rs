@@ -256,6 +256,24 @@ mod tests {
     }
 
     #[test]
+    fn a_resume_keeps_the_metrics_up_to_its_checkpoint() {
+        use crate::metrics::{EvalMetrics, PairMetrics, StepMetrics};
+        let run = RunDir::create(&temp("keep")).unwrap();
+        let pair = PairMetrics { reward_loss: 0.7, policy_loss: 0.7, reward_accuracy: 0.5, implicit_accuracy: 0.5, accuracy: 0.5, chosen_reward: 0.0, rejected_reward: 0.0, margin: 0.0 };
+        let train = |step| MetricsRecord::Train(StepMetrics { step, learning_rate: 1e-3, loss: 0.8, pair: pair.clone(), grad_norm: 1.0, pairs: 4 });
+        let eval = |step| MetricsRecord::Eval(EvalMetrics { step, pairs: 20, pair: pair.clone() });
+        let records = [train(1), train(2), eval(2), train(3), train(4), eval(4), train(5), train(6)];
+        for record in &records {
+            run.append_metrics(record).unwrap();
+        }
+        run.keep_metrics_through(4).unwrap();
+        let kept: Vec<MetricsRecord> = std::fs::read_to_string(run.file(METRICS)).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(kept, records[..6]);
+        run.keep_metrics_through(0).unwrap();
+        assert_eq!(std::fs::read_to_string(run.file(METRICS)).unwrap(), "");
+    }
+
+    #[test]
     fn a_run_directory_is_never_overwritten_and_must_exist_to_resume() {
         let path = temp("create");
         let run = RunDir::create(&path).unwrap();
