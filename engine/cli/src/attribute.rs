@@ -13,7 +13,7 @@ use hafrm::{Error, Result};
 
 use hafrm::run::TrainedRun;
 
-use crate::console::{ColourChoice, block_on};
+use crate::console::{block_on, colour_on_stdout};
 use crate::flags::{ModelArgs, parse_backend};
 
 #[derive(Args, Debug)]
@@ -45,8 +45,8 @@ pub struct AttributeArgs {
     backend: BackendChoice,
     /// Colour the tokens: auto (on a terminal, unless NO_COLOR is set), always, never
     /// (without colour each token is followed by its score).
-    #[arg(long, value_enum, default_value_t = ColourChoice::Auto)]
-    color: ColourChoice,
+    #[arg(long, default_value_t = clap::ColorChoice::Auto)]
+    color: clap::ColorChoice,
     /// Print each response's tokens and every method's scores as JSON.
     #[arg(long)]
     json: bool,
@@ -110,7 +110,7 @@ pub fn run(args: AttributeArgs) -> Result<()> {
             .collect();
         println!("{}", serde_json::Value::Array(list));
     } else if args.html.is_none() || args.table {
-        print!("{}", terminal_view(&attributed, method, args.table, args.color.on_stdout()));
+        print!("{}", terminal_view(&attributed, method, args.table, colour_on_stdout(args.color)));
     }
     Ok(())
 }

@@ -20,22 +20,13 @@ pub fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// Whether to write colour: `always`, `never`, or `auto` (on a terminal, unless `NO_COLOR` is
-/// set to anything but the empty string, as no-color.org asks).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ColourChoice {
-    Auto,
-    Always,
-    Never,
-}
-
-impl ColourChoice {
-    pub fn on_stdout(self) -> bool {
-        match self {
-            ColourChoice::Always => true,
-            ColourChoice::Never => false,
-            ColourChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        }
+/// Whether to colour standard output: `auto` on a terminal, unless `NO_COLOR` is set to
+/// anything but the empty string (as no-color.org asks).
+pub fn colour_on_stdout(choice: clap::ColorChoice) -> bool {
+    match choice {
+        clap::ColorChoice::Always => true,
+        clap::ColorChoice::Never => false,
+        clap::ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     }
 }
 

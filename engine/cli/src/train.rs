@@ -114,12 +114,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let limits = args.data.limits();
     let preparation = match &args.resume {
         Some(path) => {
-            let bar = if args.json { indicatif::ProgressBar::hidden() } else { progress_bar(0, "loading weights {bar:30} {pos}/{len} tensors") };
-            let loading = bar.clone();
-            let preparation = block_on(hafrm::run::resume(path, args.recipe.steps, limits, &backend.device, move |read, total| {
-                loading.set_length(total as u64);
-                loading.set_position(read as u64);
-            }))?;
+            // Read only when a run that never reached a checkpoint starts again.
+            let (bar, on_load) = loading_bar(!args.json);
+            let preparation = block_on(hafrm::run::resume(path, args.recipe.steps, limits, &backend.device, on_load))?;
             bar.finish_and_clear();
             if preparation.start_step() == 0 {
                 status(args.json, format!("{} never reached a checkpoint: its run starts again from step 0, with its saved settings", path.display()));
@@ -146,16 +143,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
                     human_bytes(memory.activations)
                 ),
             );
-            let bar = if args.json || config.pretrained.is_none() {
-                indicatif::ProgressBar::hidden()
-            } else {
-                progress_bar(0, "loading weights {bar:30} {pos}/{len} tensors")
-            };
-            let loading = bar.clone();
-            let preparation = block_on(hafrm::run::create(config, encoder, &args.out, limits, &backend.device, move |read, total| {
-                loading.set_length(total as u64);
-                loading.set_position(read as u64);
-            }))?;
+            let (bar, on_load) = loading_bar(!args.json && config.pretrained.is_some());
+            let preparation = block_on(hafrm::run::create(config, encoder, &args.out, limits, &backend.device, on_load))?;
             bar.finish_and_clear();
             preparation
         }
@@ -181,6 +170,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let session = preparation.finish()?;
     let out = args.resume.clone().unwrap_or(args.out.clone());
     train_loop(session, &out, args.json, args.log_every as usize)
+}
+
+/// A bar for reading a pretrained backbone's tensors (hidden unless `shown`), and the
+/// callback that moves it.
+fn loading_bar(shown: bool) -> (indicatif::ProgressBar, impl FnMut(usize, usize) + 'static) {
+    let bar = if shown { progress_bar(0, "loading weights {bar:30} {pos}/{len} tensors") } else { indicatif::ProgressBar::hidden() };
+    let loading = bar.clone();
+    let on_load = move |read: usize, total: usize| {
+        loading.set_length(total as u64);
+        loading.set_position(read as u64);
+    };
+    (bar, on_load)
 }
 
 /// Seconds as `1h02m`, `3m05s` or `12s`.

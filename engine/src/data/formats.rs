@@ -546,15 +546,15 @@ fn conversation_pair(
     Ok(PreferencePair::new(prompt_chosen, chosen, rejected))
 }
 
+/// The length in bytes of the text `a` and `b` start with.
+fn shared_start(a: &str, b: &str) -> usize {
+    a.char_indices().zip(b.chars()).find(|((_, x), y)| x != y).map_or_else(|| a.len().min(b.len()), |((i, _), _)| i)
+}
+
 /// TRL's implicit prompt of plain text (`extract_prompt`): chosen and rejected up to where
 /// they first differ, a space just before that going with the responses.
 fn split_implicit_prompt(chosen: &str, rejected: &str) -> PreferencePair {
-    let mut shared = chosen
-        .char_indices()
-        .zip(rejected.chars())
-        .find(|((_, a), b)| a != b)
-        .map(|((i, _), _)| i)
-        .unwrap_or_else(|| chosen.len().min(rejected.len()));
+    let mut shared = shared_start(chosen, rejected);
     if chosen[..shared].ends_with(' ') {
         shared -= 1;
     }
@@ -564,12 +564,7 @@ fn split_implicit_prompt(chosen: &str, rejected: &str) -> PreferencePair {
 /// HH-RLHF: the prompt is the transcripts' shared prefix up to and including the last
 /// `"\n\nAssistant:"`; the responses are what follows.
 fn split_transcripts(chosen: &str, rejected: &str) -> Result<PreferencePair, FieldError> {
-    let shared = chosen
-        .char_indices()
-        .zip(rejected.chars())
-        .find(|((_, a), b)| a != b)
-        .map(|((i, _), _)| i)
-        .unwrap_or_else(|| chosen.len().min(rejected.len()));
+    let shared = shared_start(chosen, rejected);
     let prompt_end = chosen[..shared]
         .rfind(ASSISTANT_TAG)
         .map(|i| i + ASSISTANT_TAG.len())

@@ -186,21 +186,24 @@ impl RunDir {
     /// the previous one when a save was cut short.
     pub fn load_last(&self) -> Result<(Vec<u8>, Vec<u8>, TrainerState)> {
         let dir = self.checkpoint_dir().ok_or_else(|| Error::checkpoint(&self.path, "no checkpoint to resume from (no last/state.json)"))?;
-        let state = self.load_state()?.expect("the checkpoint has a state");
-        Ok((read(&dir.join(MODEL))?, read(&dir.join(OPTIMIZER))?, state))
+        Ok((read(&dir.join(MODEL))?, read(&dir.join(OPTIMIZER))?, read_state(&dir)?))
     }
 
     /// The trainer state of the resumable checkpoint, if there is one.
     pub fn load_state(&self) -> Result<Option<TrainerState>> {
-        let Some(dir) = self.checkpoint_dir() else { return Ok(None) };
-        let path = dir.join(STATE);
-        serde_json::from_slice(&read(&path)?).map(Some).map_err(|e| Error::checkpoint(&path, format!("invalid state: {e}")))
+        self.checkpoint_dir().map(|dir| read_state(&dir)).transpose()
     }
 
     /// `last/`, or the previous checkpoint when a save was cut short.
     fn checkpoint_dir(&self) -> Option<PathBuf> {
         [LAST, LAST_OLD].map(|d| self.file(d)).into_iter().find(|d| d.join(STATE).is_file())
     }
+}
+
+/// The trainer state a checkpoint folder holds.
+fn read_state(checkpoint: &Path) -> Result<TrainerState> {
+    let path = checkpoint.join(STATE);
+    serde_json::from_slice(&read(&path)?).map_err(|e| Error::checkpoint(&path, format!("invalid state: {e}")))
 }
 
 #[cfg(test)]

@@ -163,11 +163,18 @@ fn input_layout(source: &ExportSource, eos: u32) -> Value {
             fields.insert("chat".into(), json!("the prompt as a user message and the response as an assistant message rendered with the tokenizer's chat template, cut as TRL's maybe_apply_chat_template cuts prompt and completion"));
         }
         ref template => {
-            fields.insert("prompt".into(), json!(template.apply("{prompt}")));
-            fields.insert("response".into(), json!(format!("{}{{response}}", template.response_prefix())));
+            let (prompt, response) = written_as(template);
+            fields.insert("prompt".into(), json!(prompt));
+            fields.insert("response".into(), json!(response));
         }
     }
     layout
+}
+
+/// How a template (not the chat template, which the tokenizer renders) writes the prompt and
+/// the response, `{prompt}` and `{response}` standing for their texts.
+fn written_as(template: &PromptTemplate) -> (String, String) {
+    (template.apply("{prompt}"), format!("{}{{response}}", template.response_prefix()))
 }
 
 /// The exported folder's README.md: what was trained, on what, how well, and how to score
@@ -204,10 +211,10 @@ fn model_card(source: &ExportSource, class: &str, eos: u32) -> String {
             "the prompt as a user message and the response as an assistant message, rendered with the tokenizer's chat template and cut into prompt and response as TRL's `maybe_apply_chat_template` cuts them".to_string(),
             None,
         ),
-        template => (
-            format!("the prompt written as `{}` and the response as `{}{{response}}`", template.apply("{prompt}").replace('\n', "\\n"), template.response_prefix()),
-            Some((template.apply("{prompt}"), format!("{}{{response}}", template.response_prefix()))),
-        ),
+        template => {
+            let (prompt, response) = written_as(template);
+            (format!("the prompt written as `{}` and the response as `{response}`", prompt.replace('\n', "\\n")), Some((prompt, response)))
+        }
     };
     let python = |text: &str| serde_json::to_string(text).expect("a string serialises");
     let snippet = match snippet_prompt {

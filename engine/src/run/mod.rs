@@ -85,15 +85,8 @@ mod native {
         if let Some(steps) = steps {
             config.train.steps = Some(steps);
         }
-        if !dir.has_checkpoint() {
-            config.validate()?;
-            let encoder = dir.load_encoder(&config)?;
-            let pairs = EncodedPairs::new(run_pairs(&config, None, limits)?, &encoder, &config.encode)?;
-            let preparation = Preparation::new(config, encoder, pairs, device, on_load).await?;
-            dir.keep_metrics_through(0)?;
-            return preparation.in_dir(dir);
-        }
-        if config.train.lora.is_some() {
+        let checkpoint = dir.has_checkpoint();
+        if checkpoint && config.train.lora.is_some() {
             // Its checkpoints hold the adapters merged into the weights: their factors and
             // optimizer moments are not there to continue from.
             return Err(Error::Config(format!("{}: resuming a LoRA run is not supported (its checkpoints hold merged weights); its best model is {}", path.display(), dir.file(MODEL).display())));
@@ -101,6 +94,11 @@ mod native {
         config.validate()?;
         let encoder = dir.load_encoder(&config)?;
         let pairs = EncodedPairs::new(run_pairs(&config, None, limits)?, &encoder, &config.encode)?;
+        if !checkpoint {
+            let preparation = Preparation::new(config, encoder, pairs, device, on_load).await?;
+            dir.keep_metrics_through(0)?;
+            return preparation.in_dir(dir);
+        }
         let reference = dir.read(REFERENCE)?;
         let (weights, optimizer, state) = dir.load_last()?;
         let step = state.step;
