@@ -796,35 +796,33 @@ fn ctrl_c_keeps_the_work_and_a_run_stopped_before_its_first_checkpoint_starts_ag
 }
 
 #[test]
-fn a_resumed_runs_metrics_are_those_of_a_run_that_never_stopped() {
+fn a_resumed_run_ends_with_the_weights_and_metrics_of_a_run_that_never_stopped() {
     let dir = temp_dir("resumed-metrics");
     let (straight, stopped) = (dir.join("straight"), dir.join("stopped"));
     let status = spawn_training(&straight, "120", "8").wait().unwrap();
     assert!(status.success());
-    // Killed some steps past a checkpoint (one every 8 steps): those steps are in
-    // metrics.jsonl, and the resumed run trains them again.
+    // Killed in its second epoch (45 steps of 4 of its 180 training pairs), some steps past a
+    // checkpoint (one every 8 steps): those steps are in metrics.jsonl, and the resumed run
+    // trains them again, on reference log-probs the first epoch computed.
     let mut child = spawn_training(&stopped, "120", "8");
-    wait_for_steps(&stopped, 12);
+    wait_for_steps(&stopped, 54);
     child.kill().unwrap();
     child.wait().unwrap();
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(stopped.join("last/state.json")).unwrap()).unwrap();
     // Usually some steps past its checkpoint (dropping them is tested on its own in run/dir.rs).
     let at_kill = recorded_steps(&stopped).len() as u64;
-    assert!(at_kill >= saved["step"].as_u64().unwrap() && at_kill < 120, "killed at {at_kill}, the checkpoint {saved}");
+    assert!(at_kill >= saved["step"].as_u64().unwrap() && saved["step"].as_u64().unwrap() >= 48 && at_kill < 120, "killed at {at_kill}, the checkpoint {saved}");
     ok(&["train", "--resume", s(&stopped), "--backend", "cpu"]);
-    // The same records, each step once, in the same order. Their values agree to about 1e-5,
-    // not to the bit: a run fills in reference log-probs batch by batch as it first uses them,
-    // and the resumed run computes those of the steps after its checkpoint in other batches.
-    let records = |run: &Path| json_lines(&std::fs::read_to_string(run.join("metrics.jsonl")).unwrap());
+    // Bit for bit: the same records, each step once, and the same weights.
+    let read = |run: &Path, file: &str| std::fs::read(run.join(file)).unwrap();
+    let records = |run: &Path| String::from_utf8(read(run, "metrics.jsonl")).unwrap();
     let (resumed, uninterrupted) = (records(&stopped), records(&straight));
-    let order = |records: &[Value]| records.iter().map(|r| (r["kind"].to_string(), r["step"].as_u64().unwrap())).collect::<Vec<_>>();
-    assert_eq!(order(&resumed), order(&uninterrupted));
-    for (a, b) in resumed.iter().zip(&uninterrupted) {
-        for (key, value) in b.as_object().unwrap() {
-            if let (Some(x), Some(y)) = (a[key].as_f64(), value.as_f64()) {
-                assert!((x - y).abs() <= 1e-3 * y.abs().max(1.0), "{key}: {x} resumed, {y} uninterrupted, at {b}");
-            }
-        }
+    for (line, (a, b)) in resumed.lines().zip(uninterrupted.lines()).enumerate() {
+        assert_eq!(a, b, "metrics.jsonl line {}", line + 1);
+    }
+    assert_eq!(resumed.lines().count(), uninterrupted.lines().count());
+    for file in ["model.safetensors", "last/model.safetensors", "last/state.json"] {
+        assert!(read(&stopped, file) == read(&straight, file), "{file} differs");
     }
 }
 
@@ -869,4 +867,56 @@ fn an_export_says_how_to_score_and_its_layout_gives_the_tokens_hafrm_scores() {
     // The card's snippet writes the same layout.
     let eos = &layout["eos_token_id"];
     assert!(card.contains(&format!("(ids(\"{{prompt}}\".replace(\"{{prompt}}\", prompt)) or [{eos}]) + ids(\"{{response}}\".replace(\"{{response}}\", response)) + [{eos}]")), "{card}");
+}
+
+/// A RewardBench-shaped file (prompt, chosen, rejected, subset, id; some records with a
+/// margin) trains with margins and reward centering, and evaluates by subset with
+/// RewardBench's sections and the length-bias figures.
+#[test]
+fn margins_centering_and_an_evaluation_by_subset() {
+    let dir = temp_dir("by-subset");
+    let (data, run) = (dir.join("bench.jsonl"), dir.join("run"));
+    let subsets = ["alpacaeval-easy", "mt-bench-hard", "hep-go", "refusals-dangerous"];
+    let mut lines = Vec::new();
+    for i in 0..48 {
+        let (subset, margin) = (subsets[i % 4], if i % 3 == 0 { format!(", \"margin\": {}", i % 5) } else { String::new() });
+        lines.push(format!(
+            r#"{{"prompt": "Question {i}?", "chosen": "A careful answer {i}.", "rejected": "No.", "subset": "{subset}", "id": {i}, "chosen_model": "m1"{margin}}}"#
+        ));
+    }
+    std::fs::write(&data, lines.join("\n")).unwrap();
+    let out = hafrm(&["train", "--backend", "cpu", "--data", s(&data), "--batch", "8", "--steps", "4", "--eval-every", "2", "--center-rewards", "0.01", "--margin", "0.25", "--json", "--out", s(&run)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("training pairs give a margin") && said.contains("take --margin 0.25"), "{said}");
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!((config["train"]["center_rewards"].as_f64(), config["train"]["margin"].as_f64()), (Some(0.01), Some(0.25)));
+    let records = json_lines(&std::fs::read_to_string(run.join("metrics.jsonl")).unwrap());
+    let center: Vec<f64> = records.iter().map(|r| r["center_loss"].as_f64().unwrap()).collect();
+    assert!(center.iter().all(|c| c.is_finite()) && center.iter().any(|&c| c > 0.0), "every record logs the centering term: {center:?}");
+    assert!(records.iter().filter(|r| r["kind"] == "eval").all(|r| r["length_bias"]["chosen_longer"]["pairs"].as_u64().is_some()));
+
+    let table = ok(&["eval", "--model", s(&run), "--backend", "cpu", "--data", s(&data), "--by", "subset"]);
+    for expected in ["length bias", "chosen longer than rejected", "correlation of score with tokens", "by subset", "hep-go", "RewardBench sections", "Chat Hard", "Reasoning", "RewardBench"] {
+        assert!(table.contains(expected), "{expected}: {table}");
+    }
+    let lines = json_lines(&ok(&["eval", "--model", s(&run), "--backend", "cpu", "--data", s(&data), "--by", "subset", "--json"]));
+    let (metrics, groups) = (&lines[0], &lines[1]);
+    // Every chosen response is the longer one here.
+    assert_eq!((metrics["length_bias"]["chosen_longer"]["pairs"].as_u64(), metrics["length_bias"]["chosen_shorter"]["pairs"].as_u64()), (Some(48), Some(0)));
+    let counts: Vec<(String, u64)> = groups["groups"].as_array().unwrap().iter().map(|g| (g["group"].as_str().unwrap().to_string(), g["pairs"].as_u64().unwrap())).collect();
+    let mut expected: Vec<(String, u64)> = subsets.iter().map(|s| (s.to_string(), 12)).collect();
+    expected.sort();
+    assert_eq!(counts, expected);
+    let sections: Vec<&str> = groups["sections"].as_array().unwrap().iter().map(|s| s["section"].as_str().unwrap()).collect();
+    assert_eq!(sections, ["Chat", "Chat Hard", "Safety", "Reasoning"]);
+    assert!(groups["rewardbench_score"]["reward_accuracy"].as_f64().is_some());
+    // The other fields group too; a field no record has is refused with those it has.
+    assert!(ok(&["eval", "--model", s(&run), "--backend", "cpu", "--data", s(&data), "--by", "chosen_model"]).contains("m1 "));
+    let error = fails(&["eval", "--model", s(&run), "--backend", "cpu", "--data", s(&data), "--by", "category"]);
+    assert!(error.contains("no record has a field `category`") && error.contains("chosen_model, id, subset"), "{error}");
+    // A margin that is not a number: the file, the line and the field.
+    std::fs::write(&data, r#"{"prompt": "Q?", "chosen": "Yes.", "rejected": "No.", "margin": "high"}"#).unwrap();
+    let error = fails(&["train", "--backend", "cpu", "--data", s(&data), "--steps", "1", "--out", s(&dir.join("bad"))]);
+    assert!(error.contains("bench.jsonl") && error.contains("line 1") && error.contains("margin"), "{error}");
 }

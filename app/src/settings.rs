@@ -55,6 +55,9 @@ pub struct Settings {
     pub mode: Method,
     pub alpha: f64,
     pub beta: f64,
+    /// Reward centering's weight and the margin of pairs without one (`TrainConfig`'s).
+    pub center: f64,
+    pub margin: f64,
     pub lr: f64,
     pub batch: usize,
     pub steps: usize,
@@ -95,6 +98,8 @@ impl Default for Settings {
             mode: train.method,
             alpha: train.alpha,
             beta: train.beta,
+            center: train.center_rewards,
+            margin: train.margin,
             lr: train.learning_rate,
             batch: train.batch_size,
             steps: train.steps.expect("the default run counts steps"),
@@ -132,6 +137,8 @@ impl Settings {
                     set_if(&mut s.alpha, value.parse().ok().filter(|v: &f64| *v >= 0.0))
                 }
                 "beta" => set_if(&mut s.beta, value.parse().ok().filter(|v: &f64| *v > 0.0)),
+                "center" => set_if(&mut s.center, value.parse().ok().filter(|v: &f64| v.is_finite() && *v >= 0.0)),
+                "margin" => set_if(&mut s.margin, value.parse().ok().filter(|v: &f64| v.is_finite())),
                 "lr" => set_if(&mut s.lr, value.parse().ok().filter(|v: &f64| *v > 0.0)),
                 "batch" => set_if(&mut s.batch, value.parse().ok().filter(|&n: &usize| (1..=256).contains(&n))),
                 "steps" => set_if(&mut s.steps, value.parse().ok().filter(|&n: &usize| n >= 1)),
@@ -175,6 +182,8 @@ impl Settings {
         add("mode", self.mode != d.mode && self.compare.is_empty(), self.mode.name().to_string());
         add("alpha", self.alpha != self.mode.default_weights().1, self.alpha.to_string());
         add("beta", self.beta != d.beta, self.beta.to_string());
+        add("center", self.center != d.center, self.center.to_string());
+        add("margin", self.margin != d.margin, self.margin.to_string());
         add("lr", self.lr != d.lr, self.lr.to_string());
         add("batch", self.batch != d.batch, self.batch.to_string());
         add("steps", self.steps != d.steps, self.steps.to_string());
@@ -282,6 +291,8 @@ impl Settings {
             method: Some(self.mode),
             alpha: Some(self.alpha),
             beta: Some(self.beta),
+            center_rewards: Some(self.center),
+            margin: Some(self.margin),
             learning_rate: Some(self.lr),
             batch_size: Some(self.batch),
             steps: Some(self.steps),

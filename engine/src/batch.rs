@@ -33,6 +33,8 @@ pub struct EncodedPair {
     pub prompt: Vec<u32>,
     pub chosen: EncodedResponse,
     pub rejected: EncodedResponse,
+    /// The record's margin (`PreferencePair::margin`), when it has one.
+    pub margin: Option<f32>,
 }
 
 impl EncodedPair {
@@ -88,6 +90,8 @@ pub struct TokenBatch {
     pub prompt_lengths: Vec<usize>,
     /// Response tokens of each sequence, EOS included.
     pub response_lengths: Vec<usize>,
+    /// A pair batch's margins, one a pair (`EncodedPair::margin`); empty for sequences.
+    pub margins: Vec<Option<f32>>,
 }
 
 /// One sequence of a batch being collated: where its tokens sit in the flattened batch.
@@ -156,6 +160,7 @@ impl HostRows<'_> {
             lengths: self.lengths,
             prompt_lengths: self.prompt_lengths,
             response_lengths: placed.iter().map(|s| s.response.ids.len()).collect(),
+            margins: Vec::new(),
         }
     }
 }
@@ -278,6 +283,9 @@ impl TokenBatch {
             prompt_lengths: pairs.iter().map(|p| p.prompt.len()).collect(),
             placed: chosen.into_iter().chain(rejected).collect(),
         };
-        host.into_batch(Tensor::<4>::from_data(TensorData::new(bias, [rows, 1, seq, seq]), device), device)
+        TokenBatch {
+            margins: pairs.iter().map(|pair| pair.margin).collect(),
+            ..host.into_batch(Tensor::<4>::from_data(TensorData::new(bias, [rows, 1, seq, seq]), device), device)
+        }
     }
 }

@@ -343,6 +343,15 @@ pub struct TrainConfig {
     /// DPO temperature.
     #[config(default = 0.1)]
     pub beta: f64,
+    /// Reward centering's weight (TRL's `center_rewards_coefficient`; 0.01 is its suggestion):
+    /// the reward loss adds `center_rewards * mean((r_chosen + r_rejected)^2)`. 0 leaves the
+    /// paper's loss as it is.
+    #[config(default = 0.0)]
+    pub center_rewards: f64,
+    /// The margin of a pair whose record has none: the reward loss is
+    /// `-log sigmoid(r_chosen - r_rejected - margin)`. 0 leaves the paper's loss as it is.
+    #[config(default = 0.0)]
+    pub margin: f64,
     /// When set, train on the reward loss alone for this many steps, then on the policy loss
     /// alone for as many, and so on.
     #[config(default = "None")]
@@ -435,7 +444,16 @@ impl TrainConfig {
                 return Err(Error::Config(format!("{name} is {value}: it must be a finite number above 0")));
             }
         }
-        for (name, value) in [("alpha (--alpha)", self.alpha), ("rm_ratio (--rm-ratio)", self.rm_ratio), ("weight_decay (--weight-decay)", self.weight_decay)] {
+        if !self.margin.is_finite() {
+            return Err(Error::Config(format!("margin (--margin) is {}: it must be a finite number", self.margin)));
+        }
+        let at_least_zero = [
+            ("alpha (--alpha)", self.alpha),
+            ("rm_ratio (--rm-ratio)", self.rm_ratio),
+            ("weight_decay (--weight-decay)", self.weight_decay),
+            ("center_rewards (--center-rewards)", self.center_rewards),
+        ];
+        for (name, value) in at_least_zero {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(Error::Config(format!("{name} is {value}: it must be a finite number, 0 or above")));
             }

@@ -12,25 +12,10 @@ use crate::losses::{LossWeights, implicit_reward};
 use crate::metrics::{EvalMetrics, PackedPairMetrics};
 use crate::model::RewardModel;
 use crate::objective::{objective, pair_outputs};
+use crate::pair_scores::{LengthBias, PairLengths, PairScores};
 
-/// One held-out pair's margins, chosen less rejected: of the reward head's scores and of the
-/// implicit rewards `beta * (log pi - log pi_ref)`. A pair counts as right when its margin is
-/// above 0 (ties are wrong), as the accuracies of `evaluate` count it.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PairMargins {
-    pub reward: f32,
-    pub implicit: f32,
-}
-
-impl PairMargins {
-    /// Whether the pair is ranked right by the implicit reward or by the reward head.
-    pub fn is_right(&self, by_implicit_reward: bool) -> bool {
-        (if by_implicit_reward { self.implicit } else { self.reward }) > 0.0
-    }
-}
-
-/// The held-out metrics of `pairs` (with reference log-probs attached) and each pair's
-/// margins, from the same forward passes, in batches each read back asynchronously.
+/// The held-out metrics of `pairs` (with reference log-probs attached), their length bias, and
+/// each pair's scores, from the same forward passes, in batches each read back asynchronously.
 pub async fn evaluate(
     model: &RewardModel,
     pairs: &[EncodedPair],
@@ -38,32 +23,40 @@ pub async fn evaluate(
     pad_id: u32,
     device: &Device,
     step: usize,
-) -> Result<(EvalMetrics, Vec<PairMargins>)> {
+) -> Result<(EvalMetrics, Vec<PairScores>)> {
     let model = model.valid();
     let device = &device.clone().without_autodiff();
     let weights = LossWeights { rm_ratio: config.rm_ratio, alpha: config.alpha };
     let mut sums = [0f64; PackedPairMetrics::LEN];
-    let mut margins = Vec::with_capacity(pairs.len());
+    let mut scores = Vec::with_capacity(pairs.len());
     for chunk in pairs.chunks(config.batch_size.max(1)) {
         let refs: Vec<&EncodedPair> = chunk.iter().collect();
         let batch = TokenBatch::from_pairs(&refs, pad_id, device);
-        let o = pair_outputs(&model, &batch, weights);
-        let (_, batch_metrics) = objective(&o, weights, config.beta);
-        let reward = o.reward_chosen - o.reward_rejected;
-        let implicit = implicit_reward(o.policy_chosen, o.ref_chosen, config.beta) - implicit_reward(o.policy_rejected, o.ref_rejected, config.beta);
-        let values = read_floats(Tensor::cat(vec![batch_metrics.into_tensor(), reward, implicit], 0), "evaluation metrics").await?;
-        let (values, chunk_margins) = values.split_at(PackedPairMetrics::LEN);
+        let o = pair_outputs(&model, &batch, weights, config.margin);
+        let (_, batch_metrics) = objective(&o, weights, config);
+        let implicit_chosen = implicit_reward(o.policy_chosen, o.ref_chosen, config.beta);
+        let implicit_rejected = implicit_reward(o.policy_rejected, o.ref_rejected, config.beta);
+        let per_pair = vec![batch_metrics.into_tensor(), o.reward_chosen, o.reward_rejected, implicit_chosen, implicit_rejected];
+        let values = read_floats(Tensor::cat(per_pair, 0), "evaluation metrics").await?;
+        let (values, per_pair) = values.split_at(PackedPairMetrics::LEN);
         // Batch means, weighted by the batch's size.
         for (sum, value) in sums.iter_mut().zip(values) {
             *sum += f64::from(*value) * chunk.len() as f64;
         }
-        let (reward, implicit) = chunk_margins.split_at(chunk.len());
-        margins.extend(reward.iter().zip(implicit).map(|(&reward, &implicit)| PairMargins { reward, implicit }));
+        let column = |i: usize| &per_pair[i * chunk.len()..(i + 1) * chunk.len()];
+        scores.extend((0..chunk.len()).map(|p| PairScores {
+            reward_chosen: column(0)[p],
+            reward_rejected: column(1)[p],
+            implicit_chosen: column(2)[p],
+            implicit_rejected: column(3)[p],
+        }));
     }
     let count = pairs.len().max(1) as f64;
     let means: Vec<f32> = sums.iter().map(|sum| (sum / count) as f32).collect();
     let (_, pair) = PackedPairMetrics::unpack(config.method, &means);
-    Ok((EvalMetrics { step, pairs: pairs.len(), pair }, margins))
+    let lengths: Vec<PairLengths> = pairs.iter().map(|p| PairLengths { chosen: p.chosen.ids.len(), rejected: p.rejected.ids.len() }).collect();
+    let length_bias = Some(LengthBias::of(&scores, &lengths));
+    Ok((EvalMetrics { step, pairs: pairs.len(), pair, length_bias }, scores))
 }
 
 /// The reward head's score of each sequence (read at its last token, the EOS).

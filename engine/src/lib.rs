@@ -19,6 +19,7 @@ pub mod eval;
 pub mod experiment;
 pub mod faithfulness;
 pub mod formats;
+pub mod groups;
 mod hash;
 pub mod losses;
 pub mod mask;
@@ -27,6 +28,7 @@ pub mod model;
 #[cfg(not(target_family = "wasm"))]
 pub mod model_cache;
 pub mod objective;
+pub mod pair_scores;
 pub mod params;
 pub mod reference;
 pub mod rng;

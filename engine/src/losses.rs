@@ -3,9 +3,21 @@
 use burn::tensor::Tensor;
 use burn::tensor::activation::log_sigmoid;
 
-/// Bradley–Terry reward loss: `mean(-log sigmoid(r(x, y_w) - r(x, y_l)))`.
-pub fn reward_loss(reward_chosen: Tensor<1>, reward_rejected: Tensor<1>) -> Tensor<1> {
-    log_sigmoid(reward_chosen - reward_rejected).mean().neg()
+/// Bradley–Terry reward loss: `mean(-log sigmoid(r(x, y_w) - r(x, y_l) - m))`, with each
+/// pair's margin `m` where there are margins (Llama 2's; TRL's `margin` column), else `m = 0`.
+pub fn reward_loss(reward_chosen: Tensor<1>, reward_rejected: Tensor<1>, margins: Option<Tensor<1>>) -> Tensor<1> {
+    let lead = reward_chosen - reward_rejected;
+    let lead = match margins {
+        Some(margins) => lead - margins,
+        None => lead,
+    };
+    log_sigmoid(lead).mean().neg()
+}
+
+/// Reward centering (Eisenstein et al. 2023; TRL's `center_rewards_coefficient`):
+/// `mean((r(x, y_w) + r(x, y_l))^2)`, which pulls a pair's rewards towards summing to zero.
+pub fn centering_loss(reward_chosen: Tensor<1>, reward_rejected: Tensor<1>) -> Tensor<1> {
+    (reward_chosen + reward_rejected).powi_scalar(2).mean()
 }
 
 /// DPO implicit reward `beta * (log pi(y|x) - log pi_ref(y|x))`.

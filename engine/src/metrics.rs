@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use burn::tensor::Tensor;
 
 use crate::config::Method;
+use crate::pair_scores::LengthBias;
 
 /// The pair-level quantities both training steps and evaluations report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -22,6 +23,10 @@ pub struct PairMetrics {
     pub chosen_reward: f32,
     pub rejected_reward: f32,
     pub margin: f32,
+    /// Reward centering's term `mean((r_chosen + r_rejected)^2)`, unweighted; the reward loss
+    /// includes it times `center_rewards`. 0 when the run does not center its rewards.
+    #[serde(default)]
+    pub center_loss: f32,
 }
 
 /// A batch's pair metrics on the device, in one tensor so that one read-back fetches them
@@ -31,7 +36,7 @@ pub struct PackedPairMetrics(Tensor<1>);
 
 impl PackedPairMetrics {
     /// The number of values packed.
-    pub const LEN: usize = 7;
+    pub const LEN: usize = 8;
 
     /// Packs one-element tensors (detached: metrics are never differentiated).
     #[allow(clippy::too_many_arguments)]
@@ -43,8 +48,9 @@ impl PackedPairMetrics {
         implicit_accuracy: Tensor<1>,
         chosen_reward: Tensor<1>,
         rejected_reward: Tensor<1>,
+        center_loss: Tensor<1>,
     ) -> Self {
-        Self(Tensor::cat(vec![loss, reward_loss, policy_loss, reward_accuracy, implicit_accuracy, chosen_reward, rejected_reward], 0).detach())
+        Self(Tensor::cat(vec![loss, reward_loss, policy_loss, reward_accuracy, implicit_accuracy, chosen_reward, rejected_reward, center_loss], 0).detach())
     }
 
     /// The same values off the autodiff graph (a training step's, to sum across micro-batches
@@ -78,11 +84,11 @@ impl PackedPairMetrics {
 
     /// The loss and the pair metrics of the first `LEN` read-back values.
     pub fn unpack(method: Method, values: &[f32]) -> (f32, PairMetrics) {
-        let [loss, reward_loss, policy_loss, reward_accuracy, implicit_accuracy, chosen_reward, rejected_reward] =
+        let [loss, reward_loss, policy_loss, reward_accuracy, implicit_accuracy, chosen_reward, rejected_reward, center_loss] =
             values[..Self::LEN].try_into().expect("a packed metrics vector");
         let accuracy = if method.scores_by_implicit_reward() { implicit_accuracy } else { reward_accuracy };
         let margin = chosen_reward - rejected_reward;
-        (loss, PairMetrics { reward_loss, policy_loss, reward_accuracy, implicit_accuracy, accuracy, chosen_reward, rejected_reward, margin })
+        (loss, PairMetrics { reward_loss, policy_loss, reward_accuracy, implicit_accuracy, accuracy, chosen_reward, rejected_reward, margin, center_loss })
     }
 }
 
@@ -105,6 +111,8 @@ pub struct EvalMetrics {
     pub pairs: usize,
     #[serde(flatten)]
     pub pair: PairMetrics,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length_bias: Option<LengthBias>,
 }
 
 /// A line of `metrics.jsonl`.

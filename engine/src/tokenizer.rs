@@ -329,7 +329,7 @@ impl TextEncoder {
         let (prompt, mut responses) = self.encode_exchange(&pair.prompt, &[&pair.chosen, &pair.rejected], options)?;
         let rejected = responses.pop().expect("two responses");
         let chosen = responses.pop().expect("two responses");
-        Ok(EncodedPair { prompt, chosen, rejected })
+        Ok(EncodedPair { prompt, chosen, rejected, margin: pair.margin.map(|m| m as f32) })
     }
 
     pub fn encode_pairs(&self, pairs: &[PreferencePair], options: &EncodeOptions) -> Result<Vec<EncodedPair>> {

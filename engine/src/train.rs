@@ -13,14 +13,26 @@ use crate::batch::{EncodedPair, TokenBatch};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::hash::Fnv1a;
-use crate::eval::{PairMargins, evaluate};
+use crate::eval::evaluate;
+use crate::pair_scores::{PairMargins, PairScores};
 use crate::losses::LossWeights;
 use crate::metrics::{EvalMetrics, PackedPairMetrics, PairMetrics, StepMetrics};
 use crate::model::RewardModel;
 use crate::objective::{objective, pair_outputs};
 use crate::params::{clip_global_grad_norm, read_floats};
-use crate::reference::{attach_reference_logps, fill_reference_logps};
+use crate::reference::{attach_reference_logps, fill_reference_logps, reference_logps_to_bytes, restore_reference_logps};
 use crate::rng::SeededRng;
+
+/// A resumable checkpoint (`last/` of a run directory): the weights, the optimizer's and the
+/// trainer's state, and the training pairs' reference log-probs computed so far
+/// (`reference::reference_logps_to_bytes`; absent in checkpoints of older runs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub weights: Vec<u8>,
+    pub optimizer: Vec<u8>,
+    pub reference_logps: Option<Vec<u8>>,
+    pub state: TrainerState,
+}
 
 /// Where a run is: enough, with the weights and the optimizer state, to resume it exactly.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -274,6 +286,22 @@ impl Trainer {
         best
     }
 
+    /// The resumable checkpoint of the run as it stands, with the model's `weights` as bytes.
+    pub fn checkpoint(&self, weights: Vec<u8>) -> Result<Checkpoint> {
+        Ok(Checkpoint {
+            weights,
+            optimizer: self.optimizer_bytes()?,
+            reference_logps: Some(reference_logps_to_bytes(&self.train)),
+            state: self.state.clone(),
+        })
+    }
+
+    /// Gives the training pairs the reference log-probs of a checkpoint, so that a resumed
+    /// run trains on the values the run had.
+    pub fn restore_reference_logps(&mut self, bytes: &[u8]) -> Result<()> {
+        restore_reference_logps(&mut self.train, bytes).map_err(|why| Error::Config(format!("the saved reference log-probs do not fit the training pairs: {why}")))
+    }
+
     /// The optimizer state as bytes (a native read-back; for resuming).
     pub fn optimizer_bytes(&self) -> Result<Vec<u8>> {
         self.optimizer
@@ -330,9 +358,9 @@ impl Trainer {
     /// that costs a fraction of a full evaluation.
     pub async fn evaluate_first(&mut self, count: usize) -> Result<EvalMetrics> {
         let count = self.fill_held_out(count).await?;
-        let (metrics, margins) = evaluate(&self.model, &self.eval[..count], &self.config, self.pad_id, &self.device, self.state.step).await?;
+        let (metrics, scores) = evaluate(&self.model, &self.eval[..count], &self.config, self.pad_id, &self.device, self.state.step).await?;
         if count == self.eval.len() {
-            self.last_margins = Some((self.state.step, margins));
+            self.last_margins = Some((self.state.step, scores.iter().map(PairScores::margins).collect()));
         }
         Ok(metrics)
     }
@@ -432,7 +460,7 @@ impl Trainer {
         let config = &self.config;
         let weights = LossWeights::at_step(config.rm_ratio, config.alpha, config.alternate_step, self.state.step);
         let learning_rate = learning_rate_at(config, self.state.step, self.total_steps);
-        let (accumulation, beta, max_norm) = (batches.len(), config.beta, config.max_grad_norm);
+        let (accumulation, max_norm) = (batches.len(), config.max_grad_norm);
         let mut accumulator = GradientsAccumulator::<RewardModel>::new();
         let mut metric_sum: Option<PackedPairMetrics> = None;
         let mut pairs = 0;
@@ -440,8 +468,8 @@ impl Trainer {
             let batch_pairs: Vec<&EncodedPair> = indices.iter().map(|&i| &self.train[i]).collect();
             pairs += batch_pairs.len();
             let batch = TokenBatch::from_pairs(&batch_pairs, self.pad_id, &self.device);
-            let outputs = pair_outputs(&self.model, &batch, weights);
-            let (loss, metrics) = objective(&outputs, weights, beta);
+            let outputs = pair_outputs(&self.model, &batch, weights, config.margin);
+            let (loss, metrics) = objective(&outputs, weights, config);
             let grads = loss.div_scalar(accumulation as f64).backward();
             accumulator.accumulate(&self.model, GradientsParams::from_grads(grads, &self.model));
             let metrics = metrics.inner();

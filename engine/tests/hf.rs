@@ -52,6 +52,26 @@ fn gpt2_logits_match_transformers() {
 }
 
 #[test]
+fn a_folder_without_architectures_scores_like_the_same_folder_with_it() {
+    // As some tools save it: transformers then reads the class from `model_type`.
+    for name in ["llama", "qwen2", "mistral", "phi", "gpt2"] {
+        let dir = common::temp_dir(&format!("hf-no-architectures-{name}"));
+        for entry in std::fs::read_dir(fixture(name)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+        let mut config: serde_json::Map<String, Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+        assert!(config.remove("architectures").is_some() && config.contains_key("model_type"));
+        std::fs::write(dir.join("config.json"), serde_json::to_string(&config).unwrap()).unwrap();
+        let with = read_folder(&fixture(name)).unwrap();
+        let without = read_folder(&dir).unwrap();
+        assert_eq!(without.config, with.config, "{name}");
+        let expected: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+        common::check_logits(name, &without, &expected, &Device::flex());
+    }
+}
+
+#[test]
 fn logits_match_transformers_on_wgpu() {
     let Some(device) = common::wgpu_device() else { return };
     for name in ["llama", "qwen2", "mistral", "phi", "gpt2"] {

@@ -151,6 +151,71 @@ fn gradients_reach_only_the_heads_each_method_trains() {
     }
 }
 
+/// One optimizer step of a fresh model (seed 2) on 16 teaching pairs with `config`: the
+/// weights before and after, and the step's metrics.
+fn one_step(config: TrainConfig) -> (Vec<f32>, Vec<f32>, hafrm::metrics::StepMetrics) {
+    let encoder = TextEncoder::builtin();
+    let device = Device::flex().autodiff();
+    let model = RewardModel::new(&small_config(encoder.vocab_size()), 2, &device);
+    let before = param_values(&model);
+    let train = encoded_demo(&encoder, &model, DemoSet::Mixed, 16, 1, &Device::flex());
+    let mut trainer = Trainer::new(model, config.with_steps(Some(4)).with_warmup_steps(0), TrainingData { train, eval: vec![] }, encoder.pad_id(), device).unwrap();
+    let metrics = block_on(async { trainer.step().await?.read().await }).unwrap();
+    (before, param_values(&trainer.model), metrics)
+}
+
+/// `--grad-accum K` with micro-batches of B pairs is one step of K * B pairs: the same pairs
+/// (the epoch's order is the same), the same mean loss, gradient and update.
+#[test]
+fn accumulating_micro_batches_is_one_step_of_the_whole_batch() {
+    let recipe = TrainConfig::for_method(Method::Haf);
+    let (_, whole, one) = one_step(recipe.clone().with_batch_size(8).with_grad_accum(1));
+    let (_, accumulated, four) = one_step(recipe.with_batch_size(2).with_grad_accum(4));
+    assert_eq!((one.pairs, four.pairs), (8, 8));
+    for (what, a, b) in [("loss", one.loss, four.loss), ("gradient norm", one.grad_norm, four.grad_norm), ("reward loss", one.pair.reward_loss, four.pair.reward_loss)] {
+        assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{what}: {a} in one batch, {b} accumulated");
+    }
+    // Adam's first update is about lr * sign(gradient): float noise in a gradient near 0 moves a
+    // weight by at most a small part of the learning rate (1e-3).
+    let diff = max_abs_diff(&whole, &accumulated);
+    assert!(diff <= 1e-5, "weights after the step differ by {diff}");
+    // Against a different batch, a real difference: the comparison can fail.
+    let (_, other, _) = one_step(TrainConfig::for_method(Method::Haf).with_batch_size(2).with_grad_accum(1));
+    assert!(max_abs_diff(&whole, &other) > 1e-4);
+}
+
+/// Gradient clipping inside a real step: clipped to `c`, every gradient is scaled by
+/// `c / |g|` before AdamW, whose first update of a weight is `lr * s g / (s |g| + eps)` with
+/// `s` that scale. The unclipped step gives each `g` (`|g| = eps |u| / (lr - |u|)`), from which
+/// the clipped update is predicted.
+#[test]
+fn clipping_scales_the_gradient_of_a_real_step() {
+    let recipe = TrainConfig::for_method(Method::Haf).with_batch_size(8);
+    let (before, free, unclipped) = one_step(recipe.clone().with_max_grad_norm(1e9));
+    let norm = unclipped.grad_norm;
+    assert!(norm > 1e-3, "gradient norm {norm}");
+    let scale = 1e-4;
+    let (_, clipped_weights, clipped) = one_step(recipe.clone().with_max_grad_norm(f64::from(norm) * scale));
+    assert_eq!(clipped.grad_norm, norm, "the reported norm is the one before clipping");
+    let (lr, eps) = (recipe.learning_rate, recipe.adam_eps);
+    let mut checked = 0;
+    for ((w0, free), clipped) in before.iter().zip(&free).zip(&clipped_weights) {
+        let (u, u_clipped) = (f64::from(free - w0), f64::from(clipped - w0));
+        // Where the update is far from both 0 and lr, g is well determined by it.
+        if !(0.2 * lr..0.8 * lr).contains(&u.abs()) {
+            continue;
+        }
+        let g = u.signum() * eps * u.abs() / (lr - u.abs());
+        let predicted = lr * scale * g / (scale * g.abs() + eps);
+        assert!((u_clipped - predicted).abs() <= 0.05 * predicted.abs() + 1e-7, "update {u_clipped}, predicted {predicted} from the unclipped {u}");
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} weights to check");
+    // Clipping at the norm itself changes nothing.
+    let (_, at_norm, _) = one_step(recipe.with_max_grad_norm(f64::from(norm) * 1.0001));
+    assert!(max_abs_diff(&free, &at_norm) <= 1e-6);
+}
+
 /// A learning rate of 1e30 blows the weights up after the first update: the run must stop at
 /// that step with `Diverged`, keep the weights from before it, and refuse to go on.
 #[test]

@@ -30,8 +30,9 @@ const QUICK = "?data=polite&pairs=200&steps=20&batch=8&eval_every=5";
 // natively on the same settings (the engine's WebGPU kernels are checked against its CPU
 // backend in engine/tests/webgpu_browser.rs).
 // The page's Auto backend takes the CPU over a software adapter, so this run asks for WebGPU.
-const WEBGPU = { pairs: 40, steps: 5, batch: 4, eval_every: 5 };
-const WEBGPU_QUERY = `?data=polite&pairs=${WEBGPU.pairs}&steps=${WEBGPU.steps}&batch=${WEBGPU.batch}&eval_every=${WEBGPU.eval_every}&backend=webgpu`;
+// It also trains with a margin and reward centering from the address, which change its loss.
+const WEBGPU = { pairs: 40, steps: 5, batch: 4, eval_every: 5, center: 0.5, margin: 0.5 };
+const WEBGPU_QUERY = `?data=polite&pairs=${WEBGPU.pairs}&steps=${WEBGPU.steps}&batch=${WEBGPU.batch}&eval_every=${WEBGPU.eval_every}&center=${WEBGPU.center}&margin=${WEBGPU.margin}&backend=webgpu`;
 const ACCURACY_THRESHOLD = 0.9;
 const TRAIN_TIMEOUT_MS = 15 * 60 * 1000;
 
@@ -122,9 +123,18 @@ async function assertLossFalls(page) {
   assert.ok(last < first, `the loss falls: ${first} -> ${last}`);
 }
 
-/** The page's last loss and held-out accuracy are those of `hafrm train` natively with the
- * same settings (the backends' sums differ in their last digits). */
-function assertSameAsCli({ loss, accuracy }, args, label) {
+/** The page's length-bias figures (the reward head's, or DPO's implicit reward's). */
+async function lengthBias(page) {
+  const figure = async (name) => {
+    const value = await page.locator("#length-bias").getAttribute(`data-${name}`);
+    return value === null ? null : Number(value);
+  };
+  return { longer: await figure("longer"), shorter: await figure("shorter"), correlation: await figure("correlation") };
+}
+
+/** The page's last loss, held-out accuracy and (when given) length bias are those of `hafrm
+ * train` natively with the same settings (the backends' sums differ in their last digits). */
+function assertSameAsCli({ loss, accuracy, bias }, args, label) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `hafrm-${label}-`));
   execFileSync(hafrm, ["train", ...args, "--backend", "cpu", "--out", path.join(dir, "run")]);
   const records = fs.readFileSync(path.join(dir, "run", "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
@@ -132,6 +142,18 @@ function assertSameAsCli({ loss, accuracy }, args, label) {
   const lastEval = records.filter((r) => r.kind === "eval").pop();
   assert.ok(Math.abs(loss - lastTrain.loss) <= 1e-2 * Math.abs(lastTrain.loss) + 1e-4, `${label}: the page's loss ${loss}, hafrm train's ${lastTrain.loss}`);
   assert.ok(Math.abs(accuracy - lastEval.accuracy) <= 1 / lastEval.pairs + 1e-6, `${label}: the page's held-out accuracy ${accuracy}, hafrm train's ${lastEval.accuracy}`);
+  if (bias) {
+    const cli = lastEval.length_bias;
+    const implicit = args.includes("dpo");
+    const accuracyOf = (group) => (implicit ? group.implicit_accuracy : group.reward_accuracy);
+    const expected = { longer: accuracyOf(cli.chosen_longer), shorter: accuracyOf(cli.chosen_shorter), correlation: implicit ? cli.implicit_length_correlation : cli.reward_length_correlation };
+    for (const name of ["longer", "shorter"]) {
+      const [shown, want] = [bias[name], expected[name]];
+      assert.ok(shown === want || Math.abs(shown - want) <= 1 / lastEval.pairs + 1e-6, `${label}: the page's length bias (${name}) ${shown}, hafrm train's ${want}`);
+    }
+    const [shown, want] = [bias.correlation, expected.correlation];
+    assert.ok(shown === want || Math.abs(shown - want) <= 0.05, `${label}: the page's score-length correlation ${shown}, hafrm train's ${want}`);
+  }
 }
 
 /** What every page that trained must show. */
@@ -212,8 +234,8 @@ test("trains on WebGPU in the page and shows coloured tokens", { timeout: 2 * TR
     await assertLossFalls(page);
     const loss = Number(await page.locator("#loss").getAttribute("data-last"));
     const accuracy = Number(await page.locator("#heldout-accuracy").getAttribute("data-value"));
-    const args = ["--demo", "polite", "--demo-pairs", WEBGPU.pairs, "--steps", WEBGPU.steps, "--batch", WEBGPU.batch, "--eval-every", WEBGPU.eval_every].map(String);
-    assertSameAsCli({ loss, accuracy }, args, "webgpu");
+    const args = ["--demo", "polite", "--demo-pairs", WEBGPU.pairs, "--steps", WEBGPU.steps, "--batch", WEBGPU.batch, "--eval-every", WEBGPU.eval_every, "--center-rewards", WEBGPU.center, "--margin", WEBGPU.margin].map(String);
+    assertSameAsCli({ loss, accuracy, bias: await lengthBias(page) }, args, "webgpu");
     await assertTokenViews(session, /WebGPU/, { checked: false });
     await page.screenshot({ path: path.join(artifacts, "app-webgpu.png"), fullPage: true });
     // The CPU chosen under Backend trains in a worker of the CPU-only build (the WebGPU build

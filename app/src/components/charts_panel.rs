@@ -1,10 +1,12 @@
 //! The run's numbers and curves: held-out accuracies, loss, speed.
 
 use hafrm::metrics::EvalMetrics;
+use hafrm::pair_scores::LengthGroup;
 use leptos::prelude::*;
 
 use crate::charts::{Series, chance_line, legend, line_chart};
 use crate::controller::{Studio, TrainPoint};
+use crate::settings::SettingsState;
 
 const BLUE: &str = "#2166ac";
 const ORANGE: &str = "#e08214";
@@ -26,6 +28,45 @@ fn AccuracyStat(label: &'static str, id: &'static str, value: fn(&EvalMetrics) -
             <span class="muted">{label}</span>
             <b id=id data-value=move || latest().map(|v| format!("{v:.4}")) data-step=step>{move || latest().map_or("–".into(), |v| format!("{:.1}%", 100.0 * v))}</b>
             {move || subset().map(|text| view! { <small class="muted">{text}</small> })}
+        </div>
+    }
+}
+
+/// Length bias beside the accuracies: the method's own score (the reward head, or DPO's
+/// implicit reward) where the chosen response is the longer against where it is the shorter,
+/// and how the score follows the length in tokens.
+#[component]
+fn LengthBiasStat() -> impl IntoView {
+    let studio = expect_context::<Studio>();
+    let settings = expect_context::<SettingsState>();
+    let by_implicit = move || settings.applied.with(|s| s.mode.scores_by_implicit_reward());
+    let figures = move || {
+        let implicit = by_implicit();
+        studio.eval.with(|e| e.last().and_then(|m| m.length_bias)).map(|bias| {
+            let accuracy = |g: &LengthGroup| if implicit { g.implicit_accuracy } else { g.reward_accuracy };
+            let correlation = if implicit { bias.implicit_length_correlation } else { bias.reward_length_correlation };
+            (accuracy(&bias.chosen_longer), accuracy(&bias.chosen_shorter), correlation, bias.chosen_longer.pairs, bias.chosen_shorter.pairs)
+        })
+    };
+    let percent = |v: Option<f32>| v.map_or("–".to_string(), |v| format!("{:.0}%", 100.0 * v));
+    let gap = move || figures().and_then(|(longer, shorter, ..)| Some(100.0 * (longer? - shorter?)));
+    let attr = move |f: fn((Option<f32>, Option<f32>, Option<f32>, usize, usize)) -> Option<f32>| move || figures().and_then(f).map(|v| format!("{v:.4}"));
+    view! {
+        <div class="stat" title="A reward model that ranks by length is right where the chosen response is the longer and wrong where it is the shorter; PPO then learns to write longer answers">
+            <span class="muted">{move || format!("length bias ({})", if by_implicit() { "implicit reward" } else { "reward head" })}</span>
+            <b id="length-bias" data-longer=attr(|f| f.0) data-shorter=attr(|f| f.1) data-correlation=attr(|f| f.2)>
+                {move || gap().map_or("–".into(), |g| format!("{g:+.0} pts"))}
+            </b>
+            {move || figures().map(|(longer, shorter, correlation, n_longer, n_shorter)| view! {
+                <small class="muted">
+                    {format!(
+                        "{} right where chosen is longer ({n_longer} pairs), {} where shorter ({n_shorter}); score–length correlation {}",
+                        percent(longer),
+                        percent(shorter),
+                        correlation.map_or("–".into(), |r| format!("{r:+.2}"))
+                    )}
+                </small>
+            })}
         </div>
     }
 }
@@ -69,6 +110,7 @@ pub fn Charts() -> impl IntoView {
         <div class="stats">
             <AccuracyStat label="held-out accuracy (reward head)" id="heldout-accuracy" value=|e| e.pair.reward_accuracy />
             <AccuracyStat label="held-out accuracy (implicit reward)" id="implicit-accuracy" value=|e| e.pair.implicit_accuracy />
+            <LengthBiasStat />
             <div class="stat">
                 <span class="muted">"loss"</span>
                 <b id="loss" data-first=move || studio.train.with(|t| t.first().map(|p| format!("{:.5}", p.metrics.loss))) data-last=move || studio.train.with(|t| t.last().map(|p| format!("{:.5}", p.metrics.loss)))>

@@ -72,6 +72,8 @@ pub fn RunControls() -> impl IntoView {
         <div class="grid2">
             {number_field("alpha (policy weight)", "alpha", settings, |s| s.alpha.to_string(), |s, t| parse_into(&mut s.alpha, t, |v| *v >= 0.0))}
             {number_field("beta", "beta", settings, |s| s.beta.to_string(), |s, t| parse_into(&mut s.beta, t, |v| *v > 0.0))}
+            {number_field("reward centering", "center", settings, |s| s.center.to_string(), |s, t| parse_into(&mut s.center, t, |v| v.is_finite() && *v >= 0.0))}
+            {number_field("margin", "margin", settings, |s| s.margin.to_string(), |s, t| parse_into(&mut s.margin, t, |v| v.is_finite()))}
             {number_field("learning rate", "lr", settings, |s| s.lr.to_string(), |s, t| parse_into(&mut s.lr, t, |v| *v > 0.0))}
             {number_field("batch (pairs)", "batch", settings, |s| s.batch.to_string(), |s, t| parse_into(&mut s.batch, t, |n| (1..=256).contains(n)))}
             {number_field("steps", "steps", settings, |s| s.steps.to_string(), |s, t| parse_into(&mut s.steps, t, |n| *n >= 1))}

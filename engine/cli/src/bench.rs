@@ -203,7 +203,7 @@ fn random_pair(vocab: usize, eos: u32, prompt_len: usize, response_len: usize, s
         EncodedResponse { offsets: vec![(0, 0); ids.len()], ids, ref_logps: None }
     };
     let (chosen, rejected) = (response(), response());
-    EncodedPair { prompt: tokens(prompt_len.max(1)), chosen, rejected }
+    EncodedPair { prompt: tokens(prompt_len.max(1)), chosen, rejected, margin: None }
 }
 
 /// What the process has used so far, from Linux's `/proc/self/stat`.

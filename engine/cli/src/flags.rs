@@ -189,6 +189,14 @@ pub struct RecipeArgs {
     /// Alternate between the reward and the policy loss every K steps (mode haf).
     #[arg(long)]
     pub alternate_step: Option<usize>,
+    /// Reward centering: add C * mean((r_chosen + r_rejected)^2) to the reward loss, as TRL's
+    /// center_rewards_coefficient (0.01 is its suggestion) [default: 0].
+    #[arg(long, value_name = "C", allow_negative_numbers = true)]
+    pub center_rewards: Option<f64>,
+    /// Train the reward loss on r_chosen - r_rejected - M for pairs whose record has no
+    /// `margin` field (records with one use theirs) [default: 0].
+    #[arg(long, value_name = "M", allow_negative_numbers = true)]
+    pub margin: Option<f64>,
     /// Peak learning rate [default: 0.001].
     #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
@@ -238,6 +246,8 @@ impl RecipeArgs {
             beta: self.beta.or(choices.beta),
             rm_ratio: self.rm_ratio.or(choices.rm_ratio),
             alternate_step: self.alternate_step.or(choices.alternate_step),
+            center_rewards: self.center_rewards.or(choices.center_rewards),
+            margin: self.margin.or(choices.margin),
             learning_rate: self.lr.or(choices.learning_rate),
             weight_decay: self.weight_decay.or(choices.weight_decay),
             max_grad_norm: self.max_grad_norm.or(choices.max_grad_norm),

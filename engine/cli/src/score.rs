@@ -6,6 +6,8 @@ use hafrm::attribution_check::{AttributionCheck, check_attributions};
 use hafrm::data::demo::DemoSet;
 use hafrm::device::BackendChoice;
 use hafrm::faithfulness::{AOPC_PERCENTS, Target};
+use hafrm::groups::{GroupReport, group_by};
+use hafrm::pair_scores::LengthBias;
 use hafrm::run::{DEFAULT_DEMO, DataSource};
 use hafrm::Result;
 
@@ -37,7 +39,13 @@ pub struct EvalArgs {
     /// variants of each).
     #[arg(long, default_value_t = 200)]
     attribution_pairs: usize,
-    /// Print the metrics (and the attribution check) as JSON, one object a line.
+    /// Also report by group: the pairs grouped by this record field (RewardBench's `subset`,
+    /// a teaching set's `task`), with RewardBench's section scores when the groups are its
+    /// subsets.
+    #[arg(long, value_name = "FIELD")]
+    by: Option<String>,
+    /// Print the metrics (then the groups, then the attribution check) as JSON, one object a
+    /// line.
     #[arg(long)]
     json: bool,
 }
@@ -53,9 +61,14 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let bar = if args.json { indicatif::ProgressBar::hidden() } else { progress_bar(pairs.len() as u64, "reference policy {bar:30} {pos}/{len} pairs") };
     let encoded = block_on(trained.encode(&pairs, |done, _| bar.set_position(done as u64)))?;
     bar.finish_and_clear();
-    let metrics = block_on(trained.evaluate(&encoded))?;
+    let (metrics, scores) = block_on(trained.evaluate(&encoded))?;
+    // Checked before anything is printed, so that a wrong field is the only output.
+    let groups = args.by.as_deref().map(|field| group_by(&pairs, &scores, field)).transpose()?;
     if args.json {
         println!("{}", serde_json::to_string(&metrics).expect("serialises"));
+        if let Some(groups) = &groups {
+            println!("{}", serde_json::to_string(groups).expect("serialises"));
+        }
     } else {
         let m = &metrics.pair;
         println!("{} pairs, model trained with mode {}", metrics.pairs, trained.config.train.method.name());
@@ -63,6 +76,12 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         println!("  implicit-reward accuracy {:6.2}%", 100.0 * m.implicit_accuracy);
         println!("  method's accuracy        {:6.2}%", 100.0 * m.accuracy);
         println!("  reward loss {:.4}, policy loss {:.4}, mean margin {:.4}", m.reward_loss, m.policy_loss, m.margin);
+        if let Some(bias) = &metrics.length_bias {
+            print_length_bias(bias);
+        }
+        if let Some(groups) = &groups {
+            print_groups(groups);
+        }
     }
     if args.attribution {
         let n = pairs.len().min(args.attribution_pairs);
@@ -80,6 +99,51 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn percent(value: Option<f32>) -> String {
+    value.map_or("–".into(), |v| format!("{:.1}%", 100.0 * v))
+}
+
+fn correlation(value: Option<f32>) -> String {
+    value.map_or("– (no spread)".into(), |r| format!("{r:+.3}"))
+}
+
+/// Accuracy where the chosen response is the longer against where it is the shorter, and how
+/// the scores follow length.
+fn print_length_bias(bias: &LengthBias) {
+    let (longer, shorter) = (&bias.chosen_longer, &bias.chosen_shorter);
+    println!("length bias (a model that ranks by length is right where chosen is longer, wrong where it is shorter)");
+    println!("  {:<34} {:>6} {:>12} {:>16}", "", "pairs", "reward head", "implicit reward");
+    for (label, group) in [("chosen longer than rejected", longer), ("chosen shorter than rejected", shorter)] {
+        println!("  {label:<34} {:>6} {:>12} {:>16}", group.pairs, percent(group.reward_accuracy), percent(group.implicit_accuracy));
+    }
+    println!("  {:<34} {:>6} {:>12} {:>16}", "correlation of score with tokens", "", correlation(bias.reward_length_correlation), correlation(bias.implicit_length_correlation));
+}
+
+/// The groups' table, then RewardBench's sections where the groups are its subsets.
+fn print_groups(report: &GroupReport) {
+    println!("by {}", report.field);
+    let width = report.groups.iter().map(|g| g.group.chars().count()).max().unwrap_or(5).max(5);
+    println!("  {:<width$} {:>6} {:>12} {:>16} {:>12} {:>16}", "group", "pairs", "reward head", "implicit reward", "mean margin", "implicit margin");
+    for g in &report.groups {
+        println!(
+            "  {:<width$} {:>6} {:>11.1}% {:>15.1}% {:>+12.4} {:>+16.4}",
+            g.group,
+            g.pairs,
+            100.0 * g.reward_accuracy,
+            100.0 * g.implicit_accuracy,
+            g.mean_margin,
+            g.mean_implicit_margin
+        );
+    }
+    if let Some(score) = &report.rewardbench_score {
+        println!("RewardBench sections (subsets weighted by RewardBench's example counts)");
+        println!("  {:<12} {:>8} {:>12} {:>16}", "section", "subsets", "reward head", "implicit reward");
+        for s in report.sections.iter().chain([score]) {
+            println!("  {:<12} {:>8} {:>11.1}% {:>15.1}%", s.section, s.subsets, 100.0 * s.reward_accuracy, 100.0 * s.implicit_accuracy);
+        }
+    }
 }
 
 /// The attribution check as tables: faithfulness, then precision where there are spans.

@@ -162,11 +162,9 @@ impl Response {
 
 fn pair(task: DemoSet, prompt: String, chosen: Response, rejected: Response) -> PreferencePair {
     PreferencePair {
-        prompt,
-        chosen: chosen.text,
-        rejected: rejected.text,
         decisive: Some(DecisiveSpans { chosen: chosen.spans, rejected: rejected.spans }),
         task: Some(task.name().to_string()),
+        ..PreferencePair::new(prompt, chosen.text, rejected.text)
     }
 }
 

@@ -428,7 +428,6 @@ fn parse_record(object: &Map<String, Value>, shape: RecordShape) -> Result<Prefe
                 None => split_implicit_prompt(chosen, rejected),
             };
             pair.decisive = decisive_spans(object, &pair)?;
-            pair.task = object.get("task").and_then(Value::as_str).map(str::to_string);
             pair
         }
         RecordShape::Paper => PreferencePair::new(
@@ -455,9 +454,30 @@ fn parse_record(object: &Map<String, Value>, shape: RecordShape) -> Result<Prefe
     if pair.chosen == pair.rejected {
         return Err(("rejected".into(), "is the same response as chosen".into()));
     }
+    pair.task = object.get("task").and_then(Value::as_str).map(str::to_string);
+    pair.margin = match object.get("margin") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(value.as_f64().filter(|m| m.is_finite()).ok_or_else(|| ("margin".to_string(), format!("expected a number, found {}", kind(value))))?),
+    };
+    pair.fields = object
+        .iter()
+        .filter(|(name, _)| !READ_FIELDS.contains(&name.as_str()))
+        .filter_map(|(name, value)| {
+            let text = match value {
+                Value::String(text) => text.clone(),
+                Value::Number(number) => number.to_string(),
+                Value::Bool(flag) => flag.to_string(),
+                _ => return None,
+            };
+            Some((name.clone(), text))
+        })
+        .collect();
     pair.prompt.shrink_to_fit();
     Ok(pair)
 }
+
+/// The fields some record shape reads; the others are kept in `PreferencePair::fields`.
+const READ_FIELDS: [&str; 10] = ["prompt", "chosen", "rejected", "decisive", "task", "margin", "input", "win", "lose", "conversations"];
 
 /// Optional `decisive: {chosen: [[start, end]…], rejected: […]}` character spans (the
 /// teaching sets' ground truth), checked against the response lengths.
@@ -608,6 +628,20 @@ mod tests {
         assert_eq!(only(&line), pair);
         let bad = line.replace("\"decisive\":{\"chosen\":[[", "\"decisive\":{\"chosen\":[[900,901],[");
         assert!(error(&bad).contains("field `decisive.chosen`"), "{}", error(&bad));
+    }
+
+    #[test]
+    fn margins_and_other_fields_are_kept_for_training_and_grouping() {
+        // RewardBench's shape: its subset and id stay with the pair.
+        let pair = only(r#"{"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away.", "subset": "alpacaeval-easy", "id": 30, "chosen_model": "gpt-4", "margin": 1.5, "meta": {"x": 1}}"#);
+        assert_eq!(pair.margin, Some(1.5));
+        assert_eq!((pair.field("subset"), pair.field("id"), pair.field("chosen_model")), (Some("alpacaeval-easy"), Some("30"), Some("gpt-4")));
+        assert_eq!((pair.field("meta"), pair.field("margin"), pair.field("prompt")), (None, None, None));
+        let paper = only(r#"{"input": "Hi", "win": "Hello!", "lose": "Go away.", "task": "greeting", "margin": 2}"#);
+        assert_eq!((paper.field("task"), paper.margin), (Some("greeting"), Some(2.0)));
+        assert!(paper.fields.is_empty());
+        let error = error(r#"{"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away.", "margin": "big"}"#);
+        assert!(error.contains("line 1") && error.contains("field `margin`: expected a number, found a string"), "{error}");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 pub mod demo;
 pub mod formats;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::rng::SeededRng;
@@ -29,6 +31,14 @@ pub struct PreferencePair {
     /// The teaching task a demo pair comes from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
+    /// How far the chosen reward should lead (Llama 2's margin; TRL's `margin` column): the
+    /// reward loss is `-log sigmoid(r_chosen - r_rejected - margin)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
+    /// The record's other fields that hold a string, a number or a boolean (RewardBench's
+    /// `subset` and `id`, say), as text, to group an evaluation by (`eval --by`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
 }
 
 impl PreferencePair {
@@ -39,6 +49,17 @@ impl PreferencePair {
             rejected: rejected.into(),
             decisive: None,
             task: None,
+            margin: None,
+            fields: BTreeMap::new(),
+        }
+    }
+
+    /// The value of a record field to group by: the teaching task for `task`, otherwise one
+    /// of the record's other fields.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        match name {
+            "task" => self.task.as_deref().or_else(|| self.fields.get(name).map(String::as_str)),
+            _ => self.fields.get(name).map(String::as_str),
         }
     }
 }

@@ -31,7 +31,7 @@ use crate::data::PreferencePair;
 use crate::data::formats::{ReadLimits, RecordShape};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::eval::PairMargins;
+use crate::pair_scores::PairMargins;
 use crate::run::{CONFIG, DataChoice, DataSource, LAST, RunChoices, RunConfig, RunDir, RunPairs, STATE, Session, write_atomic};
 use crate::tokenizer::TextEncoder;
 use crate::train::Progress;
@@ -228,7 +228,7 @@ impl Experiment {
             return Ok(CellState::Restart { reason: "a LoRA run cannot be resumed (its checkpoints hold merged weights)".into() });
         }
         match RunDir::open(&dir)?.load_last() {
-            Ok((_, _, state)) => Ok(CellState::Stopped { step: state.step }),
+            Ok(checkpoint) => Ok(CellState::Stopped { step: checkpoint.state.step }),
             Err(_) => Ok(CellState::Restart { reason: format!("it stopped before its first checkpoint ({})", dir.join(LAST).join(STATE).display()) }),
         }
     }

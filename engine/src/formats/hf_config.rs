@@ -96,11 +96,16 @@ pub fn parse_config(json: &str, source: &str) -> Result<HfConfig> {
     let value: Value = serde_json::from_str(json)
         .map_err(|e| Error::checkpoint(source, format!("invalid JSON at line {}, column {}: {e}", e.line(), e.column())))?;
     let fields = Fields { value: &value, source };
-    let class = fields.field("architectures")
-        .and_then(|a| a.get(0))
-        .and_then(Value::as_str)
-        .ok_or_else(|| fields.bad("architectures", "missing (a list such as [\"LlamaForCausalLM\"])"))?
-        .to_string();
+    let class = match fields.field("architectures") {
+        Some(architectures) => architectures
+            .get(0)
+            .and_then(Value::as_str)
+            .ok_or_else(|| fields.bad("architectures", "expected a list such as [\"LlamaForCausalLM\"]"))?
+            .to_string(),
+        // Some tools save a config without `architectures`; transformers then goes by
+        // `model_type`, and so does hafrm: such a folder is read as the family's language model.
+        None => class_of_model_type(&fields)?.to_string(),
+    };
     if !SUPPORTED.contains(&class.as_str()) {
         return Err(fields.bad("architectures", &format!("`{class}` is not supported (supported: {})", SUPPORTED.join(", "))));
     }
@@ -144,6 +149,20 @@ pub fn parse_config(json: &str, source: &str) -> Result<HfConfig> {
     let tied_default = family == HfFamily::Gpt2;
     let tied_embeddings = fields.field("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(tied_default);
     Ok(HfConfig { class, family, sequence_classifier, model, tied_embeddings, eos_token_id })
+}
+
+/// The language-model class of a config without `architectures`, by its `model_type`.
+fn class_of_model_type(fields: &Fields) -> Result<&'static str> {
+    const FAMILIES: [HfFamily; 5] = [HfFamily::Gpt2, HfFamily::Llama, HfFamily::Mistral, HfFamily::Qwen2, HfFamily::Phi];
+    let model_type = fields.field("model_type").and_then(Value::as_str).ok_or_else(|| {
+        fields.bad("architectures", "missing, and so is `model_type` (one of them says which model this is, e.g. [\"LlamaForCausalLM\"] or \"llama\")")
+    })?;
+    let known = FAMILIES.map(HfFamily::model_type);
+    FAMILIES
+        .iter()
+        .find(|family| family.model_type() == model_type)
+        .map(|family| family.causal_lm())
+        .ok_or_else(|| fields.bad("model_type", &format!("`{model_type}` is not supported (no `architectures` given; supported model types: {})", known.join(", "))))
 }
 
 /// The Llama family's (and Qwen2's) shape from their `config.json` fields.
@@ -245,5 +264,21 @@ mod tests {
         assert!(error.contains("rope type `yarn` is not supported"), "{error}");
         let error = parse_config(&json.replace("\"hidden_size\": 8,", "").replace(", \"rope_scaling\": {\"rope_type\": \"yarn\"}", ""), "config.json").unwrap_err().to_string();
         assert!(error.contains("config.json: field `hidden_size`: missing"), "{error}");
+    }
+
+    #[test]
+    fn a_config_without_architectures_is_read_by_its_model_type() {
+        let shape = r#""vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 16, "intermediate_size": 16"#;
+        for (model_type, class) in [("llama", "LlamaForCausalLM"), ("mistral", "MistralForCausalLM"), ("qwen2", "Qwen2ForCausalLM"), ("phi", "PhiForCausalLM")] {
+            let config = parse_config(&format!(r#"{{"model_type": "{model_type}", {shape}}}"#), "config.json").unwrap();
+            assert_eq!(config.class, class);
+            assert!(!config.sequence_classifier);
+        }
+        let gpt2 = parse_config(r#"{"model_type": "gpt2", "vocab_size": 10, "n_embd": 8, "n_layer": 1, "n_head": 2, "n_positions": 16}"#, "config.json").unwrap();
+        assert_eq!((gpt2.class.as_str(), gpt2.family), ("GPT2LMHeadModel", HfFamily::Gpt2));
+        let error = parse_config(&format!(r#"{{"model_type": "bert", {shape}}}"#), "config.json").unwrap_err().to_string();
+        assert!(error.contains("field `model_type`: `bert` is not supported") && error.contains("llama, mistral, qwen2, phi"), "{error}");
+        let error = parse_config(&format!("{{{shape}}}"), "config.json").unwrap_err().to_string();
+        assert!(error.contains("field `architectures`: missing, and so is `model_type`"), "{error}");
     }
 }

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::metrics::MetricsRecord;
-use crate::train::TrainerState;
+use crate::train::{Checkpoint, TrainerState};
 
-use super::{BACKBONE, CONFIG, LAST, METRICS, MODEL, OPTIMIZER, RunConfig, STATE, TOKENIZER};
+use super::{BACKBONE, CONFIG, LAST, METRICS, MODEL, OPTIMIZER, REFERENCE_LOGPS, RunConfig, STATE, TOKENIZER};
 use crate::formats::settings_files;
 use crate::chat::ChatTemplate;
 use crate::tokenizer::TextEncoder;
@@ -160,13 +160,17 @@ impl RunDir {
 
     /// Saves the resumable checkpoint as a whole: written into `last.new/`, then swapped
     /// in for `last/`, so a crash leaves the previous checkpoint usable.
-    pub fn save_last(&self, model: &[u8], optimizer: &[u8], state: &TrainerState) -> Result<()> {
+    pub fn save_last(&self, checkpoint: &Checkpoint) -> Result<()> {
+        let Checkpoint { weights: model, optimizer, reference_logps, state } = checkpoint;
         let new = self.file(LAST_NEW);
         let (last, old) = (self.file(LAST), self.file(LAST_OLD));
         let _ = fs::remove_dir_all(&new);
         fs::create_dir_all(&new).map_err(|e| Error::io(&new, e))?;
         write_atomic(&new.join(MODEL), model)?;
         write_atomic(&new.join(OPTIMIZER), optimizer)?;
+        if let Some(logps) = reference_logps {
+            write_atomic(&new.join(REFERENCE_LOGPS), logps)?;
+        }
         write_atomic(&new.join(STATE), serde_json::to_string_pretty(state).expect("state serialises").as_bytes())?;
         let _ = fs::remove_dir_all(&old);
         if last.exists() {
@@ -182,11 +186,17 @@ impl RunDir {
         self.checkpoint_dir().is_some()
     }
 
-    /// The resumable checkpoint: weights, optimizer state and trainer state. Falls back to
-    /// the previous one when a save was cut short.
-    pub fn load_last(&self) -> Result<(Vec<u8>, Vec<u8>, TrainerState)> {
+    /// The resumable checkpoint. Falls back to the previous one when a save was cut short.
+    pub fn load_last(&self) -> Result<Checkpoint> {
         let dir = self.checkpoint_dir().ok_or_else(|| Error::checkpoint(&self.path, "no checkpoint to resume from (no last/state.json)"))?;
-        Ok((read(&dir.join(MODEL))?, read(&dir.join(OPTIMIZER))?, read_state(&dir)?))
+        let logps = dir.join(REFERENCE_LOGPS);
+        Ok(Checkpoint {
+            weights: read(&dir.join(MODEL))?,
+            optimizer: read(&dir.join(OPTIMIZER))?,
+            // Checkpoints of runs without a reference policy of their own have none.
+            reference_logps: logps.is_file().then(|| read(&logps)).transpose()?,
+            state: read_state(&dir)?,
+        })
     }
 
     /// The trainer state of the resumable checkpoint, if there is one.
@@ -233,17 +243,22 @@ mod tests {
     #[test]
     fn checkpoints_swap_whole_and_an_interrupted_swap_keeps_the_previous_one() {
         let run = RunDir::create(&temp("swap")).unwrap();
-        let state = |step| TrainerState { step, ..TrainerState::default() };
-        run.save_last(b"weights 1", b"optimizer 1", &state(1)).unwrap();
-        run.save_last(b"weights 2", b"optimizer 2", &state(2)).unwrap();
-        assert_eq!(run.load_last().unwrap(), (b"weights 2".to_vec(), b"optimizer 2".to_vec(), state(2)));
+        let checkpoint = |step: usize, logps: Option<&[u8]>| Checkpoint {
+            weights: format!("weights {step}").into_bytes(),
+            optimizer: format!("optimizer {step}").into_bytes(),
+            reference_logps: logps.map(<[u8]>::to_vec),
+            state: TrainerState { step, ..TrainerState::default() },
+        };
+        run.save_last(&checkpoint(1, Some(b"logps 1"))).unwrap();
+        run.save_last(&checkpoint(2, Some(b"logps 2"))).unwrap();
+        assert_eq!(run.load_last().unwrap(), checkpoint(2, Some(b"logps 2")));
         // A crash after `last/` was moved aside and before `last.new/` took its place.
         std::fs::rename(run.file(LAST), run.file("last.old")).unwrap();
         std::fs::create_dir_all(run.file("last.new")).unwrap();
-        assert_eq!(run.load_last().unwrap().2, state(2));
-        // The next save recovers.
-        run.save_last(b"weights 3", b"optimizer 3", &state(3)).unwrap();
-        assert_eq!(run.load_last().unwrap().2, state(3));
+        assert_eq!(run.load_last().unwrap().state.step, 2);
+        // The next save recovers; one without reference log-probs reads without them.
+        run.save_last(&checkpoint(3, None)).unwrap();
+        assert_eq!(run.load_last().unwrap(), checkpoint(3, None));
         assert!(!run.file("last.old").exists() && !run.file("last.new").exists());
     }
 
@@ -262,9 +277,9 @@ mod tests {
     fn a_resume_keeps_the_metrics_up_to_its_checkpoint() {
         use crate::metrics::{EvalMetrics, PairMetrics, StepMetrics};
         let run = RunDir::create(&temp("keep")).unwrap();
-        let pair = PairMetrics { reward_loss: 0.7, policy_loss: 0.7, reward_accuracy: 0.5, implicit_accuracy: 0.5, accuracy: 0.5, chosen_reward: 0.0, rejected_reward: 0.0, margin: 0.0 };
+        let pair = PairMetrics { reward_loss: 0.7, policy_loss: 0.7, reward_accuracy: 0.5, implicit_accuracy: 0.5, accuracy: 0.5, chosen_reward: 0.0, rejected_reward: 0.0, margin: 0.0, center_loss: 0.0 };
         let train = |step| MetricsRecord::Train(StepMetrics { step, learning_rate: 1e-3, loss: 0.8, pair: pair.clone(), grad_norm: 1.0, pairs: 4 });
-        let eval = |step| MetricsRecord::Eval(EvalMetrics { step, pairs: 20, pair: pair.clone() });
+        let eval = |step| MetricsRecord::Eval(EvalMetrics { step, pairs: 20, pair: pair.clone(), length_bias: None });
         let records = [train(1), train(2), eval(2), train(3), train(4), eval(4), train(5), train(6)];
         for record in &records {
             run.append_metrics(record).unwrap();

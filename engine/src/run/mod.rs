@@ -49,6 +49,9 @@ pub const METRICS: &str = "metrics.jsonl";
 pub const LAST: &str = "last";
 pub const OPTIMIZER: &str = "optimizer.bpk";
 pub const STATE: &str = "state.json";
+/// In `last/`: the reference log-probs of the training pairs computed so far
+/// (`Trainer::reference_logps_bytes`).
+pub const REFERENCE_LOGPS: &str = "reference_logps.bin";
 /// A pretrained backbone's own small files (`export::BACKBONE_FILES`), kept for `hafrm export`.
 pub const BACKBONE: &str = "backbone";
 
@@ -100,11 +103,10 @@ mod native {
             return preparation.in_dir(dir);
         }
         let reference = dir.read(REFERENCE)?;
-        let (weights, optimizer, state) = dir.load_last()?;
-        let step = state.step;
+        let checkpoint = dir.load_last()?;
+        let step = checkpoint.state.step;
         let (reference_name, weights_name) = (dir.file(REFERENCE).display().to_string(), dir.file(LAST).join(MODEL).display().to_string());
-        let preparation =
-            Preparation::resumed(config, encoder, pairs, (weights, &weights_name), (reference, &reference_name), (state, optimizer), device)?;
+        let preparation = Preparation::resumed(config, encoder, pairs, &weights_name, (reference, &reference_name), checkpoint, device)?;
         dir.keep_metrics_through(step)?;
         preparation.in_dir(dir)
     }

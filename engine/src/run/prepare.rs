@@ -13,17 +13,17 @@ use crate::error::{Error, Result};
 use crate::formats::HfFolder;
 use crate::model::RewardModel;
 use crate::tokenizer::{EncodeOptions, TextEncoder};
-use crate::train::{Trainer, TrainerState, TrainingData};
+use crate::train::{Checkpoint, Trainer, TrainerState, TrainingData};
 
 use super::session::{Session, Store};
-use super::{RunConfig, RunPairs};
+use super::{REFERENCE_LOGPS, RunConfig, RunPairs};
 
 /// Where a prepared run goes on from.
 enum Start {
     /// Step 0, the model initialised from the seed.
     Fresh,
-    /// A saved state and optimizer state.
-    Resumed { state: TrainerState, optimizer: Vec<u8> },
+    /// A saved state, optimizer state and reference log-probs (the file's name for errors).
+    Resumed { state: TrainerState, optimizer: Vec<u8>, reference_logps: Option<(Vec<u8>, String)> },
 }
 
 /// A run's pairs tokenised as it trains on them, once: a caller sizes the run from them
@@ -116,17 +116,23 @@ impl Preparation {
     }
 
     /// A run at step 0 from `model`, whose weights are the reference policy's.
-    /// A batch larger than the training set is cut to it, and says so.
+    /// A batch larger than the training set is cut to it, and says so; pairs that give their
+    /// own margin are counted in a note.
     async fn fresh(mut config: RunConfig, encoder: TextEncoder, pairs: EncodedPairs, model: RewardModel, device: &Device) -> Result<Self> {
         let (batch, train) = (config.train.batch_size, pairs.train_count);
         let note = (train > 0 && batch > train).then(|| {
             config.train.batch_size = train;
             format!("--batch {batch} is more than the {train} training pairs: a step trains all {train} (the run records batch {train})")
         });
+        let with_margin = pairs.encoded[..train].iter().filter(|pair| pair.margin.is_some()).count();
+        let margins = (with_margin > 0).then(|| {
+            let rest = if with_margin < train { format!("; the other {} take --margin {}", train - with_margin, config.train.margin) } else { String::new() };
+            format!("{with_margin} of the {train} training pairs give a margin: the reward loss is -log sigmoid(r_chosen - r_rejected - margin){rest}")
+        });
         let reference_weights = model_to_safetensors(&model).await?;
         let reference = model.valid();
         let mut preparation = Self::with_models(config, encoder, pairs, model, (reference, reference_weights), Start::Fresh, device)?;
-        preparation.notes.extend(note);
+        preparation.notes.extend(note.into_iter().chain(margins));
         Ok(preparation)
     }
 
@@ -137,15 +143,19 @@ impl Preparation {
         config: RunConfig,
         encoder: TextEncoder,
         pairs: EncodedPairs,
-        (weights, weights_name): (Vec<u8>, &str),
+        weights_name: &str,
         (reference_weights, reference_name): (Vec<u8>, &str),
-        (state, optimizer): (TrainerState, Vec<u8>),
+        checkpoint: Checkpoint,
         device: &Device,
     ) -> Result<Self> {
         config.validate()?;
         let reference = model_from_safetensors(&config.model, reference_weights.clone(), device, reference_name)?;
+        let Checkpoint { weights, optimizer, reference_logps, state } = checkpoint;
         let model = model_from_safetensors(&config.model, weights, &device.clone().autodiff(), weights_name)?;
-        Self::with_models(config, encoder, pairs, model, (reference, reference_weights), Start::Resumed { state, optimizer }, device)
+        // Named beside the weights they were saved with.
+        let logps_name = std::path::Path::new(weights_name).with_file_name(REFERENCE_LOGPS).display().to_string();
+        let start = Start::Resumed { state, optimizer, reference_logps: reference_logps.map(|bytes| (bytes, logps_name)) };
+        Self::with_models(config, encoder, pairs, model, (reference, reference_weights), start, device)
     }
 
     fn with_models(
@@ -260,8 +270,11 @@ impl Preparation {
         let train_device = self.device.clone().autodiff();
         let pad = self.encoder.pad_id();
         let mut trainer = Trainer::with_reference(self.model, self.reference.clone(), self.config.train.clone(), data, pad, train_device)?;
-        if let Start::Resumed { state, optimizer } = self.start {
+        if let Start::Resumed { state, optimizer, reference_logps } = self.start {
             trainer.restore(state, Some(optimizer))?;
+            if let Some((bytes, name)) = reference_logps {
+                trainer.restore_reference_logps(&bytes).map_err(|e| Error::checkpoint(&name, e.to_string()))?;
+            }
         }
         Ok(Session::new(self.config, self.encoder, self.eval_texts, trainer, self.reference, self.backbone_files, self.store))
     }

@@ -119,7 +119,7 @@ impl Session {
                 if best {
                     dir.write(MODEL, &weights)?;
                 }
-                dir.save_last(&weights, &self.trainer.optimizer_bytes()?, self.trainer.state())?;
+                dir.save_last(&self.trainer.checkpoint(weights)?)?;
             }
         }
         self.saved_step = Some(self.trainer.step_count());

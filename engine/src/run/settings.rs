@@ -156,6 +156,9 @@ pub struct RunChoices {
     pub alpha: Option<f64>,
     pub beta: Option<f64>,
     pub alternate_step: Option<usize>,
+    /// Reward centering's weight and the margin of pairs without one (`TrainConfig`'s).
+    pub center_rewards: Option<f64>,
+    pub margin: Option<f64>,
     pub learning_rate: Option<f64>,
     pub weight_decay: Option<f64>,
     pub max_grad_norm: Option<f64>,
@@ -202,6 +205,8 @@ impl RunChoices {
             .with_loss_weights(self.rm_ratio, self.alpha)
             .with_beta(self.beta.unwrap_or(defaults.beta))
             .with_alternate_step(self.alternate_step)
+            .with_center_rewards(self.center_rewards.unwrap_or(defaults.center_rewards))
+            .with_margin(self.margin.unwrap_or(defaults.margin))
             .with_learning_rate(self.learning_rate.unwrap_or(defaults.learning_rate))
             .with_weight_decay(self.weight_decay.unwrap_or(defaults.weight_decay))
             .with_max_grad_norm(self.max_grad_norm.unwrap_or(defaults.max_grad_norm))

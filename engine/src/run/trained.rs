@@ -9,6 +9,7 @@ use crate::data::PreferencePair;
 use crate::device::Device;
 use crate::error::Result;
 use crate::eval::{ResponseScore, evaluate, score_response, sequence_rewards};
+use crate::pair_scores::PairScores;
 use super::export::RewardStats;
 use crate::metrics::EvalMetrics;
 use crate::model::RewardModel;
@@ -82,9 +83,9 @@ impl TrainedRun {
         Ok(encoded)
     }
 
-    /// The run's held-out metrics on `pairs` (from `encode`).
-    pub async fn evaluate(&self, pairs: &[EncodedPair]) -> Result<EvalMetrics> {
-        Ok(evaluate(&self.model, pairs, &self.config.train, self.encoder.pad_id(), &self.device, 0).await?.0)
+    /// The run's held-out metrics on `pairs` (from `encode`), and each pair's scores.
+    pub async fn evaluate(&self, pairs: &[EncodedPair]) -> Result<(EvalMetrics, Vec<PairScores>)> {
+        evaluate(&self.model, pairs, &self.config.train, self.encoder.pad_id(), &self.device, 0).await
     }
 
     /// The reward and implicit reward of one response to one prompt.
