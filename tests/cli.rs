@@ -215,9 +215,9 @@ fn bad_data_is_reported_with_file_line_and_field_and_can_be_skipped() {
     assert!(error.contains("unknown mode `dpx`"), "{error}");
 }
 
-/// `hafrm train` with its defaults (the `tiny` preset on the built-in refusal set, 200 steps),
+/// `hafrm train` with its defaults (the `tiny` preset on the built-in refusal set, 400 steps),
 /// on the CPU: at least 95% held-out accuracy. Seeded, so the run is the same every time on a
-/// machine (100% here, from step 50).
+/// machine (100% here, from step 150).
 #[test]
 fn default_training_reaches_ninety_five_percent_held_out() {
     let dir = temp_dir("learn");

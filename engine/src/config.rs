@@ -356,9 +356,9 @@ pub struct TrainConfig {
     /// alone for as many, and so on.
     #[config(default = "None")]
     pub alternate_step: Option<usize>,
-    /// Peak learning rate. 1e-3 trains the teaching demo (`tiny` on the refusal set, 200 steps
-    /// of 16 pairs) past 95% held-out by step 60 for seeds 1–3; on the mixed set (800 steps)
-    /// it reaches 92–99%, where 2e-3 stops near 88%.
+    /// Peak learning rate. 1e-3 trains the teaching demo (`tiny` on the refusal set, 400 steps
+    /// of 16 pairs) to 96–100% held-out for seeds 1, 4, 7, 9–13 and 42; on the mixed set (800
+    /// steps) it reaches 92–99%, where 2e-3 stops near 88%.
     #[config(default = 1e-3)]
     pub learning_rate: f64,
     #[config(default = 0.0)]
@@ -376,9 +376,11 @@ pub struct TrainConfig {
     pub batch_size: usize,
     #[config(default = 1)]
     pub grad_accum: usize,
-    /// Optimizer steps. When `None`, `epochs` decides. 200 steps of 16 pairs are three epochs
-    /// of the teaching demo, in about a minute in a page on 2 cores.
-    #[config(default = "Some(200)")]
+    /// Optimizer steps. When `None`, `epochs` decides. 400 steps of 16 pairs are six epochs of
+    /// the teaching demo: its minimal pairs are decided by the prompt's task and one or two
+    /// words together, which a model from scratch finds after 100 to 350 steps depending on
+    /// its seed (in 200, three seeds of eight stayed near chance).
+    #[config(default = "Some(400)")]
     pub steps: Option<usize>,
     #[config(default = 1)]
     pub epochs: usize,

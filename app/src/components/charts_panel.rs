@@ -49,13 +49,20 @@ fn LengthBiasStat() -> impl IntoView {
         })
     };
     let percent = |v: Option<f32>| v.map_or("–".to_string(), |v| format!("{:.0}%", 100.0 * v));
-    let gap = move || figures().and_then(|(longer, shorter, ..)| Some(100.0 * (longer? - shorter?)));
+    // The gap between the two groups when both have pairs, else the correlation alone (on
+    // minimal pairs of one length a group can be empty).
+    let headline = move || {
+        figures().and_then(|(longer, shorter, correlation, ..)| match (longer, shorter) {
+            (Some(longer), Some(shorter)) => Some(format!("{:+.0} pts", 100.0 * (longer - shorter))),
+            _ => correlation.map(|r| format!("r {r:+.2}")),
+        })
+    };
     let attr = move |f: fn((Option<f32>, Option<f32>, Option<f32>, usize, usize)) -> Option<f32>| move || figures().and_then(f).map(|v| format!("{v:.4}"));
     view! {
         <div class="stat" title="A reward model that ranks by length is right where the chosen response is the longer and wrong where it is the shorter; PPO then learns to write longer answers">
             <span class="muted">{move || format!("length bias ({})", if by_implicit() { "implicit reward" } else { "reward head" })}</span>
             <b id="length-bias" data-longer=attr(|f| f.0) data-shorter=attr(|f| f.1) data-correlation=attr(|f| f.2)>
-                {move || gap().map_or("–".into(), |g| format!("{g:+.0} pts"))}
+                {move || headline().unwrap_or_else(|| "–".into())}
             </b>
             {move || figures().map(|(longer, shorter, correlation, n_longer, n_shorter)| view! {
                 <small class="muted">

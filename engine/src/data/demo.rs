@@ -86,7 +86,8 @@ impl DemoSet {
         match self {
             DemoSet::Mixed => 800,
             DemoSet::Arithmetic | DemoSet::Capitals => 600,
-            DemoSet::Polite | DemoSet::Refusal => 200,
+            DemoSet::Refusal => 400,
+            DemoSet::Polite => 200,
         }
     }
 }

@@ -302,7 +302,8 @@ mod tests {
         let steps = |set, steps| RunChoices { data: DataChoice::Demo { set: Some(set), pairs: None }, steps, ..RunChoices::default() }.into_config(748).unwrap().train.steps;
         assert_eq!(steps(DemoSet::Arithmetic, None), Some(600));
         assert_eq!(steps(DemoSet::Mixed, None), Some(800));
-        assert_eq!(steps(DemoSet::Refusal, None), Some(200));
+        assert_eq!(steps(DemoSet::Refusal, None), Some(400));
+        assert_eq!(steps(DemoSet::Polite, None), Some(200));
         assert_eq!(steps(DemoSet::Capitals, Some(30)), Some(30));
     }
 
