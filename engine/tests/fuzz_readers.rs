@@ -16,7 +16,9 @@ use hafrm::data::formats::{ReadLimits, RecordShape, read_pairs};
 use hafrm::error::Error;
 use hafrm::model::RewardModel;
 use hafrm::rng::SeededRng;
+use hafrm::reference::{reference_logps_to_bytes, restore_reference_logps};
 use hafrm::tokenizer::{BUILTIN_TOKENIZER_JSON, EncodeOptions, TextEncoder};
+use hafrm::train::Checkpoint;
 
 /// Valid records of every shape, one per line.
 const SEEDS: [&str; 6] = [
@@ -182,12 +184,13 @@ fn the_readers_never_panic_and_say_where_an_input_is_bad() {
             _ => (config_json.clone(), state_json.clone(), mutate(&mut rng, &weights, std::slice::from_ref(&weights))),
         };
         run.write(CONFIG, &config_bytes).unwrap();
-        run.save_last(&weight_bytes, b"", &serde_json::from_slice(&state_json).unwrap()).unwrap();
+        let checkpoint = Checkpoint { weights: weight_bytes.clone(), optimizer: Vec::new(), reference_logps: None, state: serde_json::from_slice(&state_json).unwrap() };
+        run.save_last(&checkpoint).unwrap();
         std::fs::write(dir.join(LAST).join(STATE), &state_bytes).unwrap();
         let input = [config_bytes.as_slice(), &state_bytes, &weight_bytes].concat();
         let result: Result<(), Error> = no_panic("the run directory", &input, || {
             let config = run.load_config()?;
-            let (weights, _, _) = run.load_last()?;
+            let weights = run.load_last()?.weights;
             model_from_safetensors(&config.model, weights, &device, "last/model.safetensors")?;
             Ok(())
         });
@@ -206,4 +209,40 @@ fn the_readers_never_panic_and_say_where_an_input_is_bad() {
     }
     println!("fuzz: {total} inputs in all");
     assert!(total >= 10_000);
+}
+
+/// A checkpoint's reference log-probs (`last/reference_logps.bin`) cut, grown or altered: taken
+/// back only when they fit the pairs' responses, otherwise refused with a reason and the pairs
+/// left as they were; never a panic.
+#[test]
+fn a_checkpoints_reference_log_probs_fit_the_pairs_or_are_refused() {
+    let encoder = TextEncoder::builtin();
+    let fresh = encoder.encode_pairs(&generate(DemoSet::Mixed, 6, 1).unwrap(), &EncodeOptions::default()).unwrap();
+    let mut saved = fresh.clone();
+    for pair in saved.iter_mut().step_by(2) {
+        pair.chosen.ref_logps = Some(vec![-1.5; pair.chosen.ids.len()]);
+        pair.rejected.ref_logps = Some(vec![-0.5; pair.rejected.ids.len()]);
+    }
+    let bytes = reference_logps_to_bytes(&saved);
+    let mut rng = SeededRng::new(20_261_207);
+    let mut refused = 0;
+    for _ in 0..2000 {
+        let mutated = mutate(&mut rng, &bytes, std::slice::from_ref(&bytes));
+        let mut pairs = fresh.clone();
+        match no_panic("reference log-probs", &mutated, || restore_reference_logps(&mut pairs, &mutated)) {
+            Ok(()) => {
+                // Whatever came back fits each response token for token.
+                for pair in &pairs {
+                    for response in [&pair.chosen, &pair.rejected] {
+                        assert!(response.ref_logps.as_ref().is_none_or(|logps| logps.len() == response.ids.len()));
+                    }
+                }
+            }
+            Err(why) => {
+                assert!(!why.is_empty() && pairs == fresh, "refused, and nothing taken: {why}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 100, "only {refused} of 2000 mutations refused");
 }
