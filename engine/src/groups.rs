@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::PreferencePair;
 use crate::error::{Error, Result};
-use crate::pair_scores::PairScores;
+use crate::pair_scores::{PairMargins, PairScores};
 
 /// The group of pairs whose record lacks the field.
 pub const MISSING: &str = "(none)";
@@ -98,8 +98,9 @@ pub fn group_by(pairs: &[PreferencePair], scores: &[PairScores], field: &str) ->
 
 fn row(group: &str, scores: &[&PairScores]) -> GroupRow {
     let n = scores.len() as f32;
-    let margins: Vec<_> = scores.iter().map(|s| s.margins()).collect();
-    let share = |by_implicit: bool| margins.iter().filter(|m| m.is_right(by_implicit)).count() as f32 / n;
+    let margins: Vec<PairMargins> = scores.iter().map(|s| s.margins()).collect();
+    // A group holds at least its first pair.
+    let share = |by_implicit: bool| PairMargins::accuracy(&margins, by_implicit).expect("a group has pairs");
     GroupRow {
         group: group.to_string(),
         pairs: scores.len(),

@@ -1,9 +1,7 @@
 //! From a batch of pairs to the per-pair quantities and the hybrid objective. Training and
 //! evaluation both go through `pair_outputs`.
 
-use burn::tensor::Tensor;
-
-use burn::tensor::TensorData;
+use burn::tensor::{Tensor, TensorData};
 
 use crate::batch::TokenBatch;
 use crate::config::TrainConfig;

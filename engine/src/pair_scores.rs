@@ -18,6 +18,11 @@ impl PairMargins {
     pub fn is_right(&self, by_implicit_reward: bool) -> bool {
         (if by_implicit_reward { self.implicit } else { self.reward }) > 0.0
     }
+
+    /// The share of `margins` ranked right; `None` without any.
+    pub fn accuracy(margins: &[PairMargins], by_implicit_reward: bool) -> Option<f32> {
+        (!margins.is_empty()).then(|| margins.iter().filter(|m| m.is_right(by_implicit_reward)).count() as f32 / margins.len() as f32)
+    }
 }
 
 /// One evaluated pair's scores: the reward head's and the implicit reward of each response.
@@ -76,10 +81,7 @@ impl LengthBias {
         assert_eq!(scores.len(), lengths.len(), "one length a pair");
         let group = |keep: fn(&PairLengths) -> bool| {
             let margins: Vec<PairMargins> = scores.iter().zip(lengths).filter(|(_, l)| keep(l)).map(|(s, _)| s.margins()).collect();
-            let accuracy = |by_implicit: bool| {
-                (!margins.is_empty()).then(|| margins.iter().filter(|m| m.is_right(by_implicit)).count() as f32 / margins.len() as f32)
-            };
-            LengthGroup { pairs: margins.len(), reward_accuracy: accuracy(false), implicit_accuracy: accuracy(true) }
+            LengthGroup { pairs: margins.len(), reward_accuracy: PairMargins::accuracy(&margins, false), implicit_accuracy: PairMargins::accuracy(&margins, true) }
         };
         let lengths_of_responses: Vec<f64> = lengths.iter().flat_map(|l| [l.chosen as f64, l.rejected as f64]).collect();
         let correlation = |score: fn(&PairScores) -> [f32; 2]| {

@@ -50,7 +50,7 @@ pub const LAST: &str = "last";
 pub const OPTIMIZER: &str = "optimizer.bpk";
 pub const STATE: &str = "state.json";
 /// In `last/`: the reference log-probs of the training pairs computed so far
-/// (`Trainer::reference_logps_bytes`).
+/// (`Trainer::checkpoint`, `reference::reference_logps_to_bytes`).
 pub const REFERENCE_LOGPS: &str = "reference_logps.bin";
 /// A pretrained backbone's own small files (`export::BACKBONE_FILES`), kept for `hafrm export`.
 pub const BACKBONE: &str = "backbone";
