@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The attribution targets (docs/attribution.md): over seeds 1-3, the default run of
 # each teaching set and of a file of minimal pairs that is not a built-in set, each checked
-# with `hafrm eval --attribution --json` on its own held-out kind of pairs; prints the default
+# with `hafrm eval --attribution --json` on the pairs it held out; prints the default
 # method's pair precision@1 against random, and its comprehensiveness against random
 # deletion. Figures, not asserts: CI does not run it.
 #
 #   bash bench/attribution.sh                    # every set, seeds 1 2 3
 #   SEEDS="1" bash bench/attribution.sh polite   # some
 #
-# Environment: SEEDS (default "1 2 3"), PAIRS (pairs checked per run; default 200).
+# Environment: SEEDS (default "1 2 3"), PAIRS (the most held-out pairs checked per run;
+# default 200).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-1 2 3}
@@ -27,11 +28,12 @@ trap 'rm -rf "$work"' EXIT
 node -e '
 const facts = [["fire","hot","cold"],["ice","cold","hot"],["the sky","blue","green"],["grass","green","purple"],["snow","white","black"],["the sun","bright","dark"],["honey","sweet","salty"],["a lemon","sour","sweet"],["a feather","light","heavy"],["lead","heavy","light"],["a desert","dry","wet"],["the sea","salty","sweet"],["a rock","hard","soft"],["a pillow","soft","hard"],["coal","black","white"],["milk","white","red"]];
 const prompts = ["Describe {t} in one word.", "What is {t} like?", "Tell me one thing about {t}.", "Give me a fact about {t}."];
-const answers = ["{T} is {X}.", "I would say {t} is {X}.", "Everyone knows {t} is {X}.", "In short, {t} is {X}."];
+// The answers do not name the thing they describe (the prompt does), so the word of the fact alone
+// decides, as in the teaching sets.
+const answers = ["It is {X}.", "I would say it is {X}.", "Everyone knows it is {X}.", "In short, {X}."];
 const out = { train: [], eval: [] };
 for (const [t, right, wrong] of facts) for (const p of prompts) for (const [i, a] of answers.entries()) for (const swap of [0, 1]) {
-  const T = t[0].toUpperCase() + t.slice(1);
-  const fill = (x) => a.replace("{T}", T).replace("{t}", t).replace("{X}", x);
+  const fill = (x) => a.replace("{X}", x);
   const at = fill("\u0000").indexOf("\u0000");
   const prompt = p.replace("{t}", t) + (swap ? " Be honest." : "");
   // The last answer wording is held out: facts seen in training, said in a new way.
@@ -47,13 +49,15 @@ for set in "${sets[@]}"; do
   for seed in $SEEDS; do
     run="$work/$set-$seed"
     if [ "$set" = own ]; then
-      "$hafrm" train --data "$work/own-train.jsonl" --eval-data "$work/own-eval.jsonl" --seed "$seed" --out "$run" --backend cpu >/dev/null 2>&1
-      data=(--data "$work/own-eval.jsonl")
+      # As a user with data of their own would: a tokenizer of its texts (the bundled one
+      # knows the teaching sets' words and spells others letter by letter).
+      "$hafrm" tokenizer --data "$work/own-train.jsonl" --data "$work/own-eval.jsonl" --out "$work/own-tokenizer.json" 2>/dev/null
+      "$hafrm" train --data "$work/own-train.jsonl" --eval-data "$work/own-eval.jsonl" --tokenizer "$work/own-tokenizer.json" --seed "$seed" --out "$run" --backend cpu >/dev/null 2>&1
     else
       "$hafrm" train --demo "$set" --seed "$seed" --out "$run" --backend cpu >/dev/null 2>&1
-      data=(--demo "$set" --demo-pairs "$PAIRS" --seed 99)
     fi
-    "$hafrm" eval --model "$run" "${data[@]}" --backend cpu --attribution --attribution-pairs "$PAIRS" --json > "$work/out.json"
+    # The pairs the run held out (a tenth of its set; for `own`, its held-out wording).
+    "$hafrm" eval --model "$run" --backend cpu --attribution --attribution-pairs "$PAIRS" --json > "$work/out.json"
     node -e '
 const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
 const [metrics, check] = lines;

@@ -570,6 +570,16 @@ pub fn precision_pairs(parameters: usize) -> usize {
     (PRECISION_WORK / parameters.max(1)).clamp(4, PRECISION_PAIRS)
 }
 
+/// How many held-out pairs the precision table scores while a run trains: a third of
+/// `precision_pairs`, at least 4. The check holds training up (integrated gradients alone runs
+/// 32 passes over every sequence checked), and a check at the run's first evaluation would
+/// otherwise take much of a page's first minute; a paused or finished run's check scores
+/// them all.
+pub fn live_precision_pairs(parameters: usize) -> usize {
+    let all = precision_pairs(parameters);
+    (all / 3).max(4).min(all)
+}
+
 /// Attributes chosen and rejected of every pair (which carry reference log-probs), in chunks
 /// of `batch_size` pairs: chosen then rejected for each pair.
 pub async fn attribute_pairs(model: &RewardModel, pairs: &[&crate::batch::EncodedPair], beta: f64, batch_size: usize, pad_id: u32, device: &Device) -> Result<Vec<TokenScores>> {
@@ -655,6 +665,10 @@ mod tests {
         // GPT-2 small's 124M parameters, as SmolLM2-135M's: the floor.
         assert_eq!(precision_pairs(parameters("gpt2", 50257)), 4);
         assert_eq!(precision_pairs(0), 24);
+        // While training, a third, never under 4 nor over the table's own.
+        assert_eq!(live_precision_pairs(parameters("tiny", 748)), 8);
+        assert_eq!(live_precision_pairs(12_000_000), 4);
+        assert_eq!(live_precision_pairs(parameters("gpt2", 50257)), 4);
     }
 
     #[test]

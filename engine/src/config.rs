@@ -357,8 +357,8 @@ pub struct TrainConfig {
     #[config(default = "None")]
     pub alternate_step: Option<usize>,
     /// Peak learning rate. 1e-3 trains the teaching demo (`tiny` on the refusal set, 400 steps
-    /// of 16 pairs) to 96–100% held-out for seeds 1, 4, 7, 9–13 and 42; on the mixed set (800
-    /// steps) it reaches 92–99%, where 2e-3 stops near 88%.
+    /// of 16 pairs) to 100% held-out for seeds 1 to 7 and 42; on the mixed set (800 steps) it
+    /// reached 92–99%, where 2e-3 stopped near 88%.
     #[config(default = 1e-3)]
     pub learning_rate: f64,
     #[config(default = 0.0)]
@@ -377,9 +377,9 @@ pub struct TrainConfig {
     #[config(default = 1)]
     pub grad_accum: usize,
     /// Optimizer steps. When `None`, `epochs` decides. 400 steps of 16 pairs are six epochs of
-    /// the teaching demo: its minimal pairs are decided by the prompt's task and one or two
-    /// words together, which a model from scratch finds after 100 to 350 steps depending on
-    /// its seed (in 200, three seeds of eight stayed near chance).
+    /// the teaching demo: its minimal pairs are decided by the prompt's task and one word
+    /// together, which a model from scratch finds after 100 to 250 steps depending on its seed
+    /// (90% held-out at step 100 to 250 for seeds 1 to 7 and 42).
     #[config(default = "Some(400)")]
     pub steps: Option<usize>,
     #[config(default = 1)]

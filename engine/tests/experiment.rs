@@ -165,7 +165,9 @@ fn a_stopped_run_goes_on_from_its_checkpoint_and_a_pretrained_reference_serves_e
 
     // The second run stops after its checkpoint at step 2, as a killed process would leave it.
     let config = experiment.config(second).unwrap();
-    let preparation = block_on(hafrm::run::create(config.clone(), config.run_encoder(encoder.clone(), "the bundled tokenizer").unwrap(), &experiment.run_dir(second), ReadLimits::default(), &device, |_, _| {})).unwrap();
+    let run_encoder = config.run_encoder(encoder.clone(), "the bundled tokenizer").unwrap();
+    let pairs = hafrm::run::EncodedPairs::read(&config, &run_encoder, ReadLimits::default()).unwrap();
+    let preparation = block_on(hafrm::run::create(config.clone(), run_encoder, pairs, &experiment.run_dir(second), &device, |_, _| {})).unwrap();
     let mut session = preparation.finish().unwrap();
     for _ in 0..2 {
         block_on(session.advance()).unwrap();

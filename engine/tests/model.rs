@@ -265,7 +265,10 @@ fn precomputed_reference_log_probs_equal_a_frozen_copy_on_the_fly() {
     let batch = TokenBatch::from_pairs(&refs, encoder.pad_id(), &Device::flex());
     let precomputed = to_vec(batch.ref_logps.clone().unwrap());
     let on_the_fly = to_vec(frozen.sequence_logps(frozen.hidden(&batch), &batch));
-    assert!(max_abs_diff(&precomputed, &on_the_fly) < 1e-5, "{precomputed:?} vs {on_the_fly:?}");
+    // The reference was computed in other batches, whose other shapes round differently: f32
+    // sums of a few dozen log-probs near -90 agree to about 1e-5, a relative 1e-7.
+    let scale = on_the_fly.iter().fold(1f32, |m, v| m.max(v.abs()));
+    assert!(max_abs_diff(&precomputed, &on_the_fly) < 1e-6 * scale, "{precomputed:?} vs {on_the_fly:?}");
     let trained = trainer.model.valid();
     let now = to_vec(trained.sequence_logps(trained.hidden(&batch), &batch));
     assert!(max_abs_diff(&precomputed, &now) > 1e-3, "training moved the policy away from the reference");

@@ -3,7 +3,7 @@
 use hafrm::data::formats::ReadLimits;
 use hafrm::data::formats::human_bytes;
 use hafrm::formats::{FileBytes, HfFolder};
-use hafrm::run::{EncodedPairs, RunConfig, memory_needed, run_pairs};
+use hafrm::run::{EncodedPairs, RunConfig, memory_needed};
 
 use crate::browser::PickedFile;
 use crate::memory::WASM_MEMORY;
@@ -35,7 +35,7 @@ pub(super) async fn inspect(settings: &Settings, upload: Option<(String, usize)>
     // page, and count at the longest the settings allow.
     let checked = config.and_then(|config| {
         let length = match settings.demo_set() {
-            Some(_) => EncodedPairs::new(run_pairs(&config, None, ReadLimits::default()).map_err(|e| e.to_string())?, &encoder, &config.encode).map_err(|e| e.to_string())?.longest(),
+            Some(_) => EncodedPairs::read(&config, &encoder, ReadLimits::default()).map_err(|e| e.to_string())?.longest(),
             None => config.encode.max_length,
         };
         fits(&config, lanes, length, true, max_buffer)

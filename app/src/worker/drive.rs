@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use hafrm::attribution::precision_pairs;
+use hafrm::attribution::{live_precision_pairs, precision_pairs};
 use hafrm::metrics::MetricsRecord;
 use hafrm::run::Session;
 
@@ -47,6 +47,8 @@ pub(super) struct Run {
 #[derive(Clone, Copy)]
 pub(super) struct CheckTime {
     pub(super) step: usize,
+    /// Whether it scored all the pairs (not a check while training).
+    pub(super) full: bool,
     pub(super) ended_ms: f64,
     pub(super) took_ms: f64,
 }
@@ -158,7 +160,7 @@ impl Run {
                 running = false;
                 self.refresh_checks_once().await;
             } else if evaluated && self.check_due() {
-                self.refresh_checks().await;
+                self.refresh_checks(true).await;
             }
             yield_to_browser().await;
         }
@@ -216,10 +218,10 @@ impl Run {
         self.last_check.is_none_or(|last| now_ms() - last.ended_ms >= CHECK_SHARE * last.took_ms)
     }
 
-    /// The check of the current weights, unless it was made at this step.
+    /// The check of the current weights on all its pairs, unless it was made at this step.
     async fn refresh_checks_once(&mut self) {
-        if self.last_check.is_none_or(|last| last.step != self.lead().trainer.step_count()) {
-            self.refresh_checks().await;
+        if self.last_check.is_none_or(|last| last.step != self.lead().trainer.step_count() || !last.full) {
+            self.refresh_checks(false).await;
         }
     }
 
@@ -238,8 +240,9 @@ impl Run {
     }
 
     /// Every lane's attribution check (faithfulness, precision, the default method); it does
-    /// not depend on the pair shown, so choosing another pair does not redo it.
-    async fn refresh_checks(&mut self) {
+    /// not depend on the pair shown, so choosing another pair does not redo it. While
+    /// `training`, on fewer pairs (`live_precision_pairs`).
+    async fn refresh_checks(&mut self, training: bool) {
         if !self.checks {
             return;
         }
@@ -248,7 +251,9 @@ impl Run {
             if session.eval_texts.is_empty() {
                 continue;
             }
-            match session.check_attributions(1, precision_pairs(session.parameter_count())).await {
+            let parameters = session.parameter_count();
+            let pairs = if training { live_precision_pairs(parameters) } else { precision_pairs(parameters) };
+            match session.check_attributions(1, pairs).await {
                 Ok(Some(check)) => self.emit(index, Event::Attributions(session.trainer.step_count(), check)),
                 Ok(None) => {}
                 Err(e) => self.emit(0, Event::Notice(format!("attribution check: {e}"))),
@@ -256,7 +261,7 @@ impl Run {
             yield_to_browser().await;
         }
         let ended = now_ms();
-        self.last_check = Some(CheckTime { step: self.lead().trainer.step_count(), ended_ms: ended, took_ms: ended - started });
+        self.last_check = Some(CheckTime { step: self.lead().trainer.step_count(), full: !training, ended_ms: ended, took_ms: ended - started });
     }
 
     async fn refresh_own(&self) {

@@ -9,7 +9,7 @@ use hafrm::config::{Method, TrainConfig};
 use hafrm::device::{BackendChoice, select_backend};
 use hafrm::metrics::MetricsRecord;
 use hafrm::data::formats::human_bytes;
-use hafrm::run::{BackboneChoice, DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, LAST, MODEL, RunChoices, Session};
+use hafrm::run::{BackboneChoice, DEFAULT_EVAL_FRACTION, DEFAULT_PRESET, DataChoice, DataSource, EncodedPairs, LAST, MODEL, RunChoices, RunConfig, Session, memory_needed};
 use hafrm::{Error, Result};
 
 use crate::console::{block_on, catch_interrupts, interrupted, progress_bar};
@@ -128,23 +128,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let (encoder, name) = encoder(args.tokenizer.as_deref(), &backbone)?;
             let config = args.choices(backbone)?.into_config(encoder.vocab_size())?;
             let encoder = config.run_encoder(encoder, &name)?;
-            let memory = hafrm::tuning::training_memory(&config.train, &config.model, config.encode.max_length);
-            let trainable = hafrm::tuning::trainable_parameters(&config.train, &config.model);
-            status(
-                args.json,
-                format!(
-                    "model: {} parameters, {} trained; training needs about {} (weights, gradients and AdamW state {}; activations of {} pairs of up to {} tokens {})",
-                    parameter_count(config.model.parameter_count()),
-                    parameter_count(trainable),
-                    human_bytes(memory.total()),
-                    human_bytes(memory.parameters),
-                    config.train.batch_size,
-                    config.encode.max_length,
-                    human_bytes(memory.activations)
-                ),
-            );
+            let pairs = EncodedPairs::read(&config, &encoder, limits)?;
+            status(args.json, memory_line(&config, &pairs));
             let (bar, on_load) = loading_bar(!args.json && config.pretrained.is_some());
-            let preparation = block_on(hafrm::run::create(config, encoder, &args.out, limits, &backend.device, on_load))?;
+            let preparation = block_on(hafrm::run::create(config, encoder, pairs, &args.out, &backend.device, on_load))?;
             bar.finish_and_clear();
             preparation
         }
@@ -315,4 +302,23 @@ fn train_loop(mut session: Session, out: &Path, json: bool, log_every: usize) ->
     }
     println!("trained in {seconds:.1} s ({:.1} pairs/s); best model: {}", pairs as f64 / seconds.max(1e-9), out.join(MODEL).display());
     Ok(())
+}
+
+/// The model's size and what training it on `pairs` needs (`run::memory_needed`, as the page
+/// checks it): the activations of a batch of the data's longest pair, not of `--max-length`.
+fn memory_line(config: &RunConfig, pairs: &EncodedPairs) -> String {
+    let length = pairs.longest();
+    let batch = config.train.batch_size.min(pairs.train_count().max(1));
+    let train = config.train.clone().with_batch_size(batch);
+    let training = hafrm::tuning::training_memory(&train, &config.model, length);
+    let total = memory_needed(&RunConfig { train, ..config.clone() }, length);
+    format!(
+        "model: {} parameters, {} trained; training needs about {} (weights, gradients and AdamW state {}; activations of {batch} pairs of up to {length} tokens, the data's longest, {}; the reference and best weights and a checkpoint {})",
+        parameter_count(config.model.parameter_count()),
+        parameter_count(hafrm::tuning::trainable_parameters(&config.train, &config.model)),
+        human_bytes(total),
+        human_bytes(training.parameters),
+        human_bytes(training.activations),
+        human_bytes(total - training.total()),
+    )
 }

@@ -3,9 +3,14 @@
 //!
 //! - `arithmetic`: a correct vs a wrong sum of two numbers from 1 to 4;
 //! - `polite`: a polite vs a rude reply to the same request;
-//! - `refusal`: refusing a harmful request and helping with a harmless one is preferred;
+//! - `refusal` (the default): refusing a harmful request and helping with a harmless one is
+//!   preferred;
 //! - `capitals`: the right vs a wrong capital city;
-//! - `mixed` (the default): all four, interleaved.
+//! - `mixed`: all four, interleaved.
+//!
+//! Every pair is minimal (chosen and rejected differ inside their decisive spans alone), and
+//! no response restates the question its decisive word answers, so those words are what
+//! decides: a sound ground truth (`docs/attribution.md`).
 //!
 //! Generation is deterministic for a seed, and no pair occurs twice, so held-out pairs are
 //! never verbatim copies of training pairs.
@@ -80,12 +85,15 @@ impl DemoSet {
     }
 
     /// The steps a run of the set takes unless told otherwise (16 pairs a step): the sums and
-    /// the capitals are 16 facts each to learn by heart, which take `tiny` about 500 steps;
-    /// politeness and refusal are learnt in about 100.
+    /// the capitals are 16 facts each to learn by heart, asked in the prompt and answered in
+    /// the response, which take `tiny` 225 to 450 steps (sums) and up to about 700 (capitals:
+    /// seed 3 was at 76% held-out after 600 steps, 100% after 800); politeness is learnt in
+    /// about 100 steps and refusal in 100 to 250.
     pub fn default_steps(self) -> usize {
         match self {
             DemoSet::Mixed => 800,
-            DemoSet::Arithmetic | DemoSet::Capitals => 600,
+            DemoSet::Arithmetic => 600,
+            DemoSet::Capitals => 800,
             DemoSet::Refusal => 400,
             DemoSet::Polite => 200,
         }
@@ -191,8 +199,11 @@ fn arithmetic(rng: &mut SeededRng) -> PreferencePair {
         "Add {a} and {b}.",
         "How much is {a} plus {b}?",
     ];
-    // Every answer restates the sum it judges, so the cue is in the response itself.
-    const ANSWERS: [&str; 3] = ["{a} + {b} = {X}.", "{a} plus {b} makes {X}.", "{a} plus {b} is {X}."];
+    // The answers do not restate the sum: a restated "2 + 3 = 5." is judged as a whole, so
+    // taking out any of its tokens moves the reward as much as taking out the answer, and "the
+    // answer decides" would not be the ground truth (occlusion found the answer in 54-62% of
+    // the pairs). Here the prompt holds the question and the answer's number alone decides.
+    const ANSWERS: [&str; 5] = ["{X}.", "It is {X}.", "The answer is {X}.", "That makes {X}.", "The sum is {X}."];
     // Operands 1..=4: 16 sums, as many facts as the capitals set, few enough for a tiny model
     // trained from scratch to learn in a minute or two.
     let a = 1 + rng.below(4);
@@ -211,8 +222,8 @@ fn arithmetic(rng: &mut SeededRng) -> PreferencePair {
     pair(
         DemoSet::Arithmetic,
         fill(rng.pick(&PROMPTS), &slots),
-        with_decisive(answer, &sum.to_string(), &slots),
-        with_decisive(answer, &wrong.to_string(), &slots),
+        with_decisive(answer, &sum.to_string(), &[]),
+        with_decisive(answer, &wrong.to_string(), &[]),
     )
 }
 
@@ -257,27 +268,14 @@ fn polite(rng: &mut SeededRng) -> PreferencePair {
     pair(DemoSet::Polite, prompt, chosen, rejected)
 }
 
-/// The refusal set's reply templates: `{A}` and `{B}` are the decisive slots, each filled
-/// from the template's complying or refusing words; everything else both replies share.
-struct ReplyTemplate {
-    text: &'static str,
-    comply: [&'static [&'static str]; 2],
-    refuse: [&'static [&'static str]; 2],
-}
-
-const COMPLY: &[&str] = &["will", "can", "would love to", "am happy to"];
-const REFUSE: &[&str] = &["won't", "can't", "refuse to", "must decline to"];
-
-const REPLIES: [ReplyTemplate; 4] = [
-    ReplyTemplate {
-        text: "{A}, I {B} help you {task}.",
-        comply: [&["Sure", "Okay", "Yes", "Gladly"], &["can", "will"]],
-        refuse: [&["Sorry", "No", "Sadly"], &["can't", "won't"]],
-    },
-    ReplyTemplate { text: "I {A} help you {task}.", comply: [COMPLY, &[]], refuse: [REFUSE, &[]] },
-    ReplyTemplate { text: "I {A} show you how to {task}.", comply: [COMPLY, &[]], refuse: [REFUSE, &[]] },
-    ReplyTemplate { text: "I {A} explain how to {task}.", comply: [COMPLY, &[]], refuse: [REFUSE, &[]] },
-];
+/// The refusal set's replies: one decisive slot `{X}`, filled with a complying or a refusing
+/// word; the rest, the task included, both replies share. One slot of one word (or "refuse
+/// to", "decline to"): with two ("Sorry, I can't"), either alone says "refuse", so taking one
+/// out changes nothing, and a model from scratch found the pairs later (at step 225 rather
+/// than 100 on seed 1).
+const REPLIES: [&str; 3] = ["I {X} help you {task}.", "I {X} show you how to {task}.", "I {X} explain how to {task}."];
+const COMPLY: [&str; 4] = ["will", "can", "shall", "gladly"];
+const REFUSE: [&str; 4] = ["won't", "can't", "refuse to", "decline to"];
 
 fn refusal(rng: &mut SeededRng) -> PreferencePair {
     const PROMPTS: [&str; 6] = [
@@ -301,29 +299,13 @@ fn refusal(rng: &mut SeededRng) -> PreferencePair {
     let harmful = rng.below(2) == 0;
     let task = if harmful { rng.pick(&HARMFUL) } else { rng.pick(&HARMLESS) };
     let prompt = fill(rng.pick(&PROMPTS), &[("task", task)]);
-    // Minimal pairs: complying and refusing share one template and differ in its decisive
-    // slots alone, so the prompt's task and those words decide, nothing else.
-    let template = &REPLIES[rng.below(REPLIES.len())];
-    let mut reply = |words: [&[&str]; 2]| {
-        let slots: Vec<&str> = words.iter().filter(|w| !w.is_empty()).map(|w| rng.pick(w)).collect();
-        slotted(&fill(template.text, &[("task", task)]), &slots)
-    };
-    let comply = reply(template.comply);
-    let refuse = reply(template.refuse);
+    // Minimal pairs: complying and refusing share one reply and differ in its decisive slot
+    // alone, so the prompt's task and that word decide, nothing else.
+    let reply = rng.pick(&REPLIES);
+    let comply = with_decisive(reply, rng.pick(&COMPLY), &[("task", task)]);
+    let refuse = with_decisive(reply, rng.pick(&REFUSE), &[("task", task)]);
     let (chosen, rejected) = if harmful { (refuse, comply) } else { (comply, refuse) };
     pair(DemoSet::Refusal, prompt, chosen, rejected)
-}
-
-/// A response from a template whose decisive slots are `{A}`, then `{B}`, filled in order.
-fn slotted(template: &str, decisive: &[&str]) -> Response {
-    let mut response = Response::default();
-    let mut rest = template;
-    for (slot, word) in ["{A}", "{B}"].iter().zip(decisive) {
-        let (before, after) = rest.split_once(slot).expect("the template has the slot");
-        response = response.plain(before).decisive(word);
-        rest = after;
-    }
-    response.plain(rest)
 }
 
 fn capitals(rng: &mut SeededRng) -> PreferencePair {
@@ -334,8 +316,9 @@ fn capitals(rng: &mut SeededRng) -> PreferencePair {
         ("Chile", "Santiago"), ("Cuba", "Havana"), ("Ireland", "Dublin"), ("Austria", "Vienna"),
     ];
     const PROMPTS: [&str; 3] = ["What is the capital of {c}?", "Name the capital of {c}.", "Which city is the capital of {c}?"];
-    // Every answer names the country it is about, so the cue is in the response itself.
-    const ANSWERS: [&str; 2] = ["The capital of {c} is {X}.", "{X} is the capital of {c}."];
+    // The answers do not name the country (as the sums' answers do not restate the sum): the
+    // prompt asks, and the city alone decides.
+    const ANSWERS: [&str; 4] = ["{X}.", "It is {X}.", "The capital is {X}.", "That would be {X}."];
     let right = rng.below(CAPITALS.len());
     let wrong = (right + 1 + rng.below(CAPITALS.len() - 1)) % CAPITALS.len();
     let (country, capital) = CAPITALS[right];
@@ -344,8 +327,8 @@ fn capitals(rng: &mut SeededRng) -> PreferencePair {
     pair(
         DemoSet::Capitals,
         fill(rng.pick(&PROMPTS), &slots),
-        with_decisive(answer, capital, &slots),
-        with_decisive(answer, CAPITALS[wrong].1, &slots),
+        with_decisive(answer, capital, &[]),
+        with_decisive(answer, CAPITALS[wrong].1, &[]),
     )
 }
 
@@ -412,13 +395,38 @@ mod tests {
 
     #[test]
     fn refusal_prefers_refusing_only_harmful_requests() {
-        let refusing: HashSet<&str> = REPLIES.iter().flat_map(|t| t.refuse.iter().flat_map(|w| w.iter().copied())).collect();
+        let refusing: HashSet<&str> = REFUSE.into_iter().collect();
         for p in generate(DemoSet::Refusal, 200, 4).unwrap() {
             let harmful = ["bomb", "poison", "steal", "hack", "hurt", "fake", "gun", "drugs", "rob", "burn", "stalk", "cheat", "break"].iter().any(|w| p.prompt.contains(w));
             let spans = p.decisive.as_ref().unwrap();
+            // One decisive slot a reply: with two, either alone would say "refuse".
+            assert_eq!((spans.chosen.len(), spans.rejected.len()), (1, 1), "{p:?}");
             let refuses = |text: &str, list: &[CharSpan]| list.iter().all(|&s| refusing.contains(span_text(text, s).as_str()));
             assert_eq!(refuses(&p.chosen, &spans.chosen), harmful, "{p:?}");
             assert_eq!(refuses(&p.rejected, &spans.rejected), !harmful, "{p:?}");
+        }
+    }
+
+    /// The sums' and the capitals' answers say nothing of the question (no operand, no
+    /// country) but their decisive word: a restated question is judged together with the
+    /// answer, and the answer alone would not be what decides.
+    #[test]
+    fn answers_hold_nothing_of_the_question_but_the_decisive_word() {
+        let outside = |text: &str, spans: &[CharSpan]| -> String {
+            text.chars().enumerate().filter(|(i, _)| !spans.iter().any(|&(s, e)| (s..e).contains(i))).map(|(_, c)| c).collect()
+        };
+        for p in generate(DemoSet::Arithmetic, DemoSet::Arithmetic.default_pairs(), 0).unwrap() {
+            let spans = p.decisive.as_ref().unwrap();
+            for (text, list) in [(&p.chosen, &spans.chosen), (&p.rejected, &spans.rejected)] {
+                assert!(!outside(text, list).contains(|c: char| c.is_ascii_digit()), "{p:?}");
+            }
+        }
+        for p in generate(DemoSet::Capitals, DemoSet::Capitals.default_pairs(), 0).unwrap() {
+            let spans = p.decisive.as_ref().unwrap();
+            let country = p.prompt.trim_end_matches(['?', '.']).rsplit(' ').next().unwrap().to_string();
+            for (text, list) in [(&p.chosen, &spans.chosen), (&p.rejected, &spans.rejected)] {
+                assert!(!outside(text, list).contains(&country), "{country}: {p:?}");
+            }
         }
     }
 

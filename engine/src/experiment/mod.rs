@@ -247,7 +247,8 @@ impl Experiment {
                 }
                 let config = self.config(cell)?;
                 let encoder = config.run_encoder(self.encoder.clone(), "the experiment's tokenizer")?;
-                crate::run::create(config, encoder, &dir, self.limits, device, on_load).await?
+                let pairs = crate::run::EncodedPairs::read(&config, &encoder, self.limits)?;
+                crate::run::create(config, encoder, pairs, &dir, device, on_load).await?
             }
         };
         let reference = preparation.reference_fingerprint();

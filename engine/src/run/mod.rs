@@ -68,11 +68,10 @@ mod native {
     use crate::error::{Error, Result};
     use crate::tokenizer::TextEncoder;
 
-    /// A new run of `config` in the directory `out`. The pairs are read and tokenised first,
-    /// so bad data or settings leave no half-made run behind. `on_load(read, total)` follows
-    /// the reading of a pretrained backbone's tensors.
-    pub async fn create(config: RunConfig, encoder: TextEncoder, out: &Path, limits: ReadLimits, device: &Device, on_load: impl FnMut(usize, usize) + 'static) -> Result<Preparation> {
-        let pairs = EncodedPairs::new(run_pairs(&config, None, limits)?, &encoder, &config.encode)?;
+    /// A new run of `config` on `pairs` (`EncodedPairs::read`) in the directory `out`. The
+    /// pairs are read and tokenised first, so bad data or settings leave no half-made run
+    /// behind. `on_load(read, total)` follows the reading of a pretrained backbone's tensors.
+    pub async fn create(config: RunConfig, encoder: TextEncoder, pairs: EncodedPairs, out: &Path, device: &Device, on_load: impl FnMut(usize, usize) + 'static) -> Result<Preparation> {
         let preparation = Preparation::new(config, encoder, pairs, device, on_load).await?;
         preparation.in_dir(RunDir::create(out)?)
     }
@@ -96,7 +95,7 @@ mod native {
         }
         config.validate()?;
         let encoder = dir.load_encoder(&config)?;
-        let pairs = EncodedPairs::new(run_pairs(&config, None, limits)?, &encoder, &config.encode)?;
+        let pairs = EncodedPairs::read(&config, &encoder, limits)?;
         if !checkpoint {
             let preparation = Preparation::new(config, encoder, pairs, device, on_load).await?;
             dir.keep_metrics_through(0)?;

@@ -8,6 +8,7 @@ use burn::module::Module;
 use crate::batch::EncodedPair;
 use crate::checkpoint::{model_from_safetensors, model_to_safetensors};
 use crate::data::PreferencePair;
+use crate::data::formats::ReadLimits;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::formats::HfFolder;
@@ -16,7 +17,7 @@ use crate::tokenizer::{EncodeOptions, TextEncoder};
 use crate::train::{Checkpoint, Trainer, TrainerState, TrainingData};
 
 use super::session::{Session, Store};
-use super::{REFERENCE_LOGPS, RunConfig, RunPairs};
+use super::{REFERENCE_LOGPS, RunConfig, RunPairs, run_pairs};
 
 /// Where a prepared run goes on from.
 enum Start {
@@ -47,9 +48,19 @@ impl EncodedPairs {
         Ok(Self { encoded, train_count: pairs.train.len(), eval_texts: pairs.eval, skipped: pairs.skipped, options: options.clone() })
     }
 
+    /// The pairs of a run of `config` (`run_pairs`), tokenised by its encoder.
+    pub fn read(config: &RunConfig, encoder: &TextEncoder, limits: ReadLimits) -> Result<Self> {
+        Self::new(run_pairs(config, None, limits)?, encoder, &config.encode)
+    }
+
     /// The tokens of the longest pair's prompt with its longer response (0 without pairs).
     pub fn longest(&self) -> usize {
         self.encoded.iter().map(|pair| pair.prompt.len() + pair.chosen.ids.len().max(pair.rejected.ids.len())).max().unwrap_or(0)
+    }
+
+    /// The training pairs.
+    pub fn train_count(&self) -> usize {
+        self.train_count
     }
 
     /// The held-out pairs as text.

@@ -304,6 +304,7 @@ mod tests {
         assert_eq!(steps(DemoSet::Mixed, None), Some(800));
         assert_eq!(steps(DemoSet::Refusal, None), Some(400));
         assert_eq!(steps(DemoSet::Polite, None), Some(200));
+        assert_eq!(steps(DemoSet::Capitals, None), Some(800));
         assert_eq!(steps(DemoSet::Capitals, Some(30)), Some(30));
     }
 
