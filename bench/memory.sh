@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The memory `hafrm train` says a run needs against what it took: for each workload, a few
 # steps under GNU time, the estimate of its "training needs about" line beside the peak
-# resident memory (RSS) of the process, and the RSS of a one-step run of the smallest model
-# (the program itself, its libraries and allocator: what no estimate of training counts).
-# Figures, not asserts: CI does not run it.
+# resident memory (RSS) of the process, which also holds the program, its libraries, the
+# allocator's slack and the data. Figures, not asserts: CI does not run it.
 #
 #   bash bench/memory.sh                 # every workload
 #   bash bench/memory.sh tiny smollm2    # some: tiny, small, gpt2, smollm2 (LoRA on HH-RLHF)
@@ -39,9 +38,8 @@ const mib = Number(value) * { KiB: 1 / 1024, MiB: 1, GiB: 1024, B: 1 / 1048576 }
 console.log(`${mib.toFixed(1)} ${(Number(process.argv[2]) / 1024).toFixed(1)}`);' "$estimate" "$(cat "$work/rss")"
 }
 
-base=$(measure 1 --eval-every 1 --demo polite --demo-pairs 40 | cut -d' ' -f2)
-printf '| workload | estimate (MiB) | peak RSS (MiB) | peak RSS less the program (MiB) | peak / estimate |\n'
-printf '|---|---|---|---|---|\n'
+printf '| workload | estimate (MiB) | peak RSS (MiB) | peak / estimate |\n'
+printf '|---|---|---|---|\n'
 for workload in "${workloads[@]}"; do
   case "$workload" in
     tiny | small | gpt2) args=(--backbone "$workload") ;;
@@ -52,8 +50,7 @@ for workload in "${workloads[@]}"; do
   esac
   read -r estimate peak < <(measure "$STEPS" "${args[@]}")
   node -e '
-const [name, estimate, peak, base] = process.argv.slice(1).map((x, i) => i ? Number(x) : x);
-console.log(`| ${name} | ${estimate.toFixed(1)} | ${peak.toFixed(1)} | ${(peak - base).toFixed(1)} | ${(peak / estimate).toFixed(2)} |`);' "$workload" "$estimate" "$peak" "$base"
+const [name, estimate, peak] = process.argv.slice(1).map((x, i) => i ? Number(x) : x);
+console.log(`| ${name} | ${estimate.toFixed(1)} | ${peak.toFixed(1)} | ${(peak / estimate).toFixed(2)} |`);' "$workload" "$estimate" "$peak"
 done
-echo "the program alone (one step of 40 polite pairs): $base MiB peak RSS"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
