@@ -19,6 +19,7 @@ export LC_ALL=C
 CRATES=(
   "burn-cubecl-fusion 0.22.1 Cargo.toml README.md src"
   "burn-flex 0.22.1 Cargo.toml README.md src"
+  "cubecl-cuda 0.11.3 Cargo.toml README.md build.rs src"
   "cubecl-std 0.11.3 Cargo.toml README.md src"
   "cubek-matmul 0.3.1 Cargo.toml README.md src"
   "pliron 0.19.0 Cargo.toml README.md LICENSE.md NOTICE src"

@@ -210,7 +210,7 @@ fn bad_data_is_reported_with_file_line_and_field_and_can_be_skipped() {
     let config: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run3/config.json")).unwrap()).unwrap();
     assert_eq!(config["train"]["batch_size"], 26);
     let error = fails_with(2, &["train", "--backend", "gpu"]);
-    assert!(error.contains("unknown backend `gpu` (known: auto, wgpu, cpu)"), "{error}");
+    assert!(error.contains("unknown backend `gpu` (known: auto, cuda, wgpu, cpu)"), "{error}");
     let error = fails_with(2, &["train", "--mode", "dpx"]);
     assert!(error.contains("unknown mode `dpx`"), "{error}");
 }
@@ -962,4 +962,31 @@ fn the_memory_estimate_is_sized_by_the_datas_longest_pair_and_the_batch_it_train
     // of 64), and the batch asked for counts.
     let line = memory_line(&[short, &long, short], "long", &["--max-length", "64", "--batch", "2"]);
     assert!((40..=64).contains(&tokens(&line)) && line.contains("activations of 2 pairs of up to"), "{line}");
+}
+
+/// `--backend cuda` trains on CUDA, or fails naming what is missing: the build's `cuda`
+/// feature, the NVIDIA driver, NVRTC or a device. `--backend auto` says why it did not take
+/// CUDA when it falls back.
+#[test]
+fn the_cuda_backend_runs_or_names_what_is_missing() {
+    let dir = temp_dir("cuda");
+    let args = ["train", "--backend", "cuda", "--demo-pairs", "40", "--batch", "4", "--steps", "1", "--out", s(&dir.join("run"))];
+    let out = hafrm(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        assert!(stderr.contains("backend: cuda: "), "{stderr}");
+        return;
+    }
+    let error = fails(&args);
+    let missing = if cfg!(feature = "cuda") {
+        ["no NVIDIA driver: libcuda.so could not be loaded", "NVRTC, which compiles the CUDA kernels, could not be loaded", "reports no CUDA device", "could not be opened"].iter().any(|m| error.contains(m))
+    } else {
+        error.contains("this hafrm was built without CUDA: build it with `cargo build --release -p hafrm-cli --features cuda`")
+    };
+    assert!(missing && error.contains("--backend cuda: "), "{error}");
+    // Auto falls back, and in a CUDA build says why CUDA was not taken.
+    let out = hafrm(&["train", "--backend", "auto", "--demo-pairs", "40", "--batch", "4", "--steps", "1", "--out", s(&dir.join("auto"))]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.contains("no CUDA ("), cfg!(feature = "cuda"), "{stderr}");
 }

@@ -50,8 +50,10 @@ done
 # The engine, the CLI and the app end to end (tests/app.rs runs tests/browser/). The app
 # crate itself is wasm only (its code is exercised in the browser); every native invocation
 # selects the engine and the command line together, so burn is compiled once natively, with
-# one feature set, for the tests and the `hafrm` binary they run.
-native=(cargo test --release -p hafrm-engine -p hafrm-cli)
+# one feature set, for the tests and the `hafrm` binary they run. That feature set includes
+# CUDA (off in a default build): so it compiles on every run, and without an NVIDIA driver
+# `--backend cuda` must name what is missing and `--backend auto` fall back (tests/cli.rs).
+native=(cargo test --release -p hafrm-engine -p hafrm-cli --features hafrm-cli/cuda)
 phase "native test build" "${native[@]}" --no-run
 engine_tests=()
 for file in engine/tests/*.rs; do engine_tests+=(--test "$(basename "$file" .rs)"); done

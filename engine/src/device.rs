@@ -1,4 +1,5 @@
-//! Choosing where the engine runs: a GPU through wgpu, or the CPU (Burn's flex backend).
+//! Choosing where the engine runs: an NVIDIA GPU through CUDA (the `cuda` feature), a GPU
+//! through wgpu, or the CPU (Burn's flex backend).
 
 pub use burn::tensor::Device;
 use serde::Serialize;
@@ -8,9 +9,12 @@ use crate::error::{Error, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum BackendChoice {
-    /// A hardware GPU through wgpu when there is one, else the CPU.
+    /// CUDA when this build has it and a device answers, else a hardware GPU through wgpu,
+    /// else the CPU.
     #[default]
     Auto,
+    /// An NVIDIA GPU through CUDA (builds with the `cuda` feature).
+    Cuda,
     /// wgpu on whatever adapter it finds, software ones (lavapipe) included.
     Wgpu,
     Cpu,
@@ -21,20 +25,22 @@ impl std::str::FromStr for BackendChoice {
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s {
             "auto" => Ok(Self::Auto),
+            "cuda" => Ok(Self::Cuda),
             "wgpu" => Ok(Self::Wgpu),
             "cpu" => Ok(Self::Cpu),
-            other => Err(format!("unknown backend `{other}` (known: auto, wgpu, cpu)")),
+            other => Err(format!("unknown backend `{other}` (known: auto, cuda, wgpu, cpu)")),
         }
     }
 }
 
-/// The adapter wgpu picked.
+/// The GPU a run computes on: the adapter wgpu picked, or the CUDA device.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AdapterInfo {
     pub name: String,
-    /// Discrete, integrated, virtual, or CPU (a software rasteriser such as lavapipe).
+    /// Discrete, integrated, virtual, or CPU (a software rasteriser such as lavapipe); for
+    /// CUDA, what its kernels are compiled for (`ptx_sm90`).
     pub kind: String,
-    /// The graphics API (Vulkan, Metal, DX12, WebGPU…).
+    /// The graphics API (Vulkan, Metal, DX12, WebGPU…), or `CUDA`.
     pub api: String,
     pub software: bool,
 }
@@ -54,10 +60,11 @@ impl Backend {
         Self { device: cpu_device(), adapter: None, reason: reason.into() }
     }
 
-    /// One line for people: `wgpu: NVIDIA … (discrete GPU, Vulkan): asked for` or
-    /// `cpu (flex): no GPU adapter found`.
+    /// One line for people: `cuda: NVIDIA H100 (ptx_sm90): …`, `wgpu: NVIDIA … (discrete
+    /// GPU, Vulkan): asked for` or `cpu (flex): no GPU adapter found`.
     pub fn describe(&self) -> String {
         let what = match &self.adapter {
+            Some(a) if a.api == CUDA => format!("cuda: {} ({})", a.name, a.kind),
             Some(a) => format!(
                 "wgpu: {} ({}{}, {})",
                 a.name,
@@ -70,6 +77,9 @@ impl Backend {
         format!("{what}: {}", self.reason)
     }
 }
+
+/// `AdapterInfo::api` of a CUDA device.
+const CUDA: &str = "CUDA";
 
 /// The CPU device: Burn's flex backend.
 #[cfg(any(feature = "cpu", not(target_family = "wasm")))]
@@ -143,17 +153,60 @@ fn hardware_adapters() -> (Vec<burn::tensor::wgpu::wgpu::AdapterInfo>, Vec<Strin
     (hardware, software.into_iter().map(|info| info.name).collect())
 }
 
-/// Picks the backend `choice` asks for. `Auto` takes a hardware GPU when there is one and
-/// otherwise the CPU, printing nothing while it looks.
+/// The first CUDA device, or why there is none. The driver and NVRTC are looked for first:
+/// Burn panics when it needs a library that is not there.
+#[cfg(all(feature = "cuda", not(target_family = "wasm")))]
+fn init_cuda(reason: &str) -> Result<Backend> {
+    // SAFETY: each call only tries to open the library under its usual names.
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return Err(Error::Backend("no NVIDIA driver: libcuda.so could not be loaded".into()));
+    }
+    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        return Err(Error::Backend(
+            "NVRTC, which compiles the CUDA kernels, could not be loaded (libnvrtc.so): install the CUDA toolkit, \
+             or `pip install nvidia-cuda-nvrtc-cu12` and add its lib folder to LD_LIBRARY_PATH"
+                .into(),
+        ));
+    }
+    let Some(device) = Device::enumerate(burn::tensor::DeviceType::Cuda).into_vec().into_iter().next() else {
+        return Err(Error::Backend("the NVIDIA driver loaded but reports no CUDA device".into()));
+    };
+    // Opening the device creates its context, which panics where the driver refuses.
+    let identity = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| device.identity())).map_err(|panic| {
+        let why = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+        Error::Backend(format!("the CUDA device could not be opened: {}", why.unwrap_or_else(|| "the driver refused".into())))
+    })?;
+    let (name, kind) = identity.map(|i| (i.name, i.fingerprint)).unwrap_or_else(|| ("CUDA device 0".into(), "GPU".into()));
+    Ok(Backend { device, adapter: Some(AdapterInfo { name, kind, api: CUDA.into(), software: false }), reason: reason.into() })
+}
+
+/// Why this build cannot use CUDA.
+#[cfg(all(not(feature = "cuda"), not(target_family = "wasm")))]
+fn init_cuda(_reason: &str) -> Result<Backend> {
+    Err(Error::Backend(
+        "this hafrm was built without CUDA: build it with `cargo build --release -p hafrm-cli --features cuda`".into(),
+    ))
+}
+
+/// Picks the backend `choice` asks for. `Auto` takes CUDA where this build has it and a device
+/// answers, then a hardware GPU through wgpu, and otherwise the CPU, printing nothing while it
+/// looks.
 #[cfg(not(target_family = "wasm"))]
 pub fn select_backend(choice: BackendChoice) -> Result<Backend> {
     use burn::tensor::DeviceKind;
     use burn::tensor::wgpu::{WgpuBackend, wgpu};
     match choice {
         BackendChoice::Cpu => Ok(Backend::cpu("asked for (--backend cpu)")),
+        BackendChoice::Cuda => init_cuda("asked for (--backend cuda)").map_err(|e| Error::Backend(format!("--backend cuda: {}", backend_message(e)))),
         BackendChoice::Wgpu => init_wgpu(DeviceKind::DefaultDevice, WgpuBackend::Auto, "asked for (--backend wgpu)")
             .map_err(|e| Error::Backend(format!("no wgpu adapter: {e}"))),
         BackendChoice::Auto => {
+            let cuda = match init_cuda("the NVIDIA GPU found (--backend wgpu or cpu to use another)") {
+                Ok(backend) => return Ok(backend),
+                // A build without CUDA says nothing about it.
+                Err(_) if !cfg!(feature = "cuda") => None,
+                Err(e) => Some(backend_message(e)),
+            };
             let (hardware, software) = hardware_adapters();
             // Discrete before integrated, as the order of `DeviceKind`s below.
             for (kind, device_type) in [(DeviceKind::DiscreteGpu(0), wgpu::DeviceType::DiscreteGpu), (DeviceKind::IntegratedGpu(0), wgpu::DeviceType::IntegratedGpu)] {
@@ -163,14 +216,31 @@ pub fn select_backend(choice: BackendChoice) -> Result<Backend> {
                     wgpu::Backend::Dx12 => WgpuBackend::Dx12,
                     _ => WgpuBackend::Vulkan,
                 };
-                if let Ok(backend) = init_wgpu(kind, api, "the GPU found (--backend cpu to use the CPU)") {
+                let reason = match &cuda {
+                    Some(why) => format!("the GPU found; no CUDA ({why})"),
+                    None => "the GPU found (--backend cpu to use the CPU)".to_string(),
+                };
+                if let Ok(backend) = init_wgpu(kind, api, &reason) {
                     return Ok(backend);
                 }
             }
-            Ok(Backend::cpu(match software.as_slice() {
+            let no_gpu = match software.as_slice() {
                 [] => "no GPU adapter found".to_string(),
                 names => format!("no GPU adapter found, only software ones ({}; --backend wgpu uses them)", names.join(", ")),
+            };
+            Ok(Backend::cpu(match cuda {
+                Some(why) => format!("no CUDA ({why}); {no_gpu}"),
+                None => no_gpu,
             }))
         }
+    }
+}
+
+/// The message of a backend error, without the error kind's prefix.
+#[cfg(not(target_family = "wasm"))]
+fn backend_message(error: Error) -> String {
+    match error {
+        Error::Backend(message) => message,
+        other => other.to_string(),
     }
 }

@@ -1,9 +1,12 @@
-//! The wgpu backend agrees with the CPU backend: a forward pass, one training step, and the
-//! token attributions of the trained model.
+//! A GPU backend agrees with the CPU backend: a forward pass, the gradients of one step's
+//! loss, one training step (its losses and updated weights), and the token attributions of
+//! the trained model, all within `TOLERANCE`.
 //!
-//! Natively without a GPU this runs on Mesa's lavapipe (CI installs it). Where no wgpu
-//! adapter exists the test says so and passes, unless `HAFRM_REQUIRE_WGPU` is set (CI sets it),
-//! in which case a missing adapter fails it.
+//! The GPU is CUDA where the build has the `cuda` feature and a device answers (else it prints
+//! `NOT RUN` for CUDA; `HAFRM_REQUIRE_CUDA` makes that a failure, as `bench/gpu.sh` does), and
+//! otherwise wgpu: natively without a GPU, Mesa's lavapipe (CI installs it). Where no wgpu
+//! adapter exists either the test prints `NOT RUN` and passes, unless `HAFRM_REQUIRE_WGPU` is
+//! set (CI sets it).
 
 mod common;
 
@@ -13,6 +16,8 @@ use common::*;
 use hafrm::attribution::{AttributionMethod, attribute};
 use hafrm::batch::{EncodedPair, SequenceRef, TokenBatch};
 use hafrm::config::{Method, ModelConfig, TrainConfig};
+use hafrm::losses::LossWeights;
+use hafrm::objective::{objective, pair_outputs};
 use hafrm::data::demo::DemoSet;
 use hafrm::model::RewardModel;
 use hafrm::tokenizer::TextEncoder;
@@ -37,15 +42,39 @@ fn outputs(model: &RewardModel, pairs: &[EncodedPair], pad_id: u32, device: &Dev
 }
 
 fn assert_close(cpu: &[Vec<f32>], gpu: &[Vec<f32>], what: &str) {
+    let largest = cpu.iter().zip(gpu).map(|(a, b)| max_abs_diff(a, b)).fold(0.0, f32::max);
+    eprintln!("{what}: largest difference from the CPU {largest:.2e} (tolerance {TOLERANCE:.0e})");
     for (i, (a, b)) in cpu.iter().zip(gpu).enumerate() {
         let diff = max_abs_diff(a, b);
-        assert!(diff <= TOLERANCE, "{what} output {i}: wgpu differs from cpu by {diff}\ncpu  {a:?}\nwgpu {b:?}");
+        assert!(diff <= TOLERANCE, "{what} output {i}: the GPU differs from the CPU by {diff}\ncpu {a:?}\ngpu {b:?}");
     }
 }
 
+/// The gradient of one step's hybrid loss (both losses trained) for every parameter, in the
+/// module's order.
+fn loss_gradients(model: &RewardModel, pairs: &[EncodedPair], recipe: &TrainConfig, pad_id: u32, device: &Device) -> Vec<Vec<f32>> {
+    use burn::module::{ModuleVisitor, Param};
+    use burn::tensor::{Gradients, Tensor};
+    struct Collect<'a>(&'a Gradients, Vec<Vec<f32>>);
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let grad = param.val().grad(self.0).expect("every parameter is trained");
+            self.1.push(to_vec(grad));
+        }
+    }
+    let refs: Vec<&EncodedPair> = pairs.iter().collect();
+    let batch = TokenBatch::from_pairs(&refs, pad_id, device);
+    let weights = LossWeights::at_step(recipe.rm_ratio, recipe.alpha, None, 0);
+    let (loss, _) = objective(&pair_outputs(model, &batch, weights, recipe.margin), weights, recipe);
+    let grads = loss.backward();
+    let mut collect = Collect(&grads, Vec::new());
+    model.visit(&mut collect);
+    collect.1
+}
+
 #[test]
-fn wgpu_agrees_with_cpu_on_a_forward_pass_a_training_step_and_attributions() {
-    let Some(gpu) = wgpu_device() else { return };
+fn a_gpu_backend_agrees_with_cpu_on_a_forward_pass_gradients_a_training_step_and_attributions() {
+    let Some(gpu) = gpu_device() else { return };
     let cpu = Device::flex();
     let encoder = TextEncoder::builtin();
     let config = ModelConfig::new(encoder.vocab_size(), 32, 2, 2, 64);
@@ -61,6 +90,10 @@ fn wgpu_agrees_with_cpu_on_a_forward_pass_a_training_step_and_attributions() {
     // last digits of tiny gradients below the tolerance). No warm-up: with one, the first
     // step's learning rate is 0 and nothing would be compared.
     let recipe = TrainConfig::for_method(Method::Haf).with_batch_size(8).with_steps(Some(1)).with_warmup_steps(0).with_learning_rate(4e-5);
+    let gradients = |model: &RewardModel, device: &Device| loss_gradients(model, &pairs, &recipe, encoder.pad_id(), device);
+    let cpu_gradients = gradients(&cpu_model, &cpu_train);
+    assert!(cpu_gradients.iter().flatten().any(|g| g.abs() > 1e-3), "the loss has gradients worth comparing");
+    assert_close(&cpu_gradients, &gradients(&gpu_model, &gpu_train), "gradients");
     let initial = param_values(&cpu_model.valid());
     let step = |model: RewardModel, device: &Device| {
         let data = TrainingData { train: pairs.clone(), eval: vec![] };
@@ -77,6 +110,7 @@ fn wgpu_agrees_with_cpu_on_a_forward_pass_a_training_step_and_attributions() {
     assert_close(&[metric_values(&cpu_metrics)], &[metric_values(&gpu_metrics)], "step metrics");
     assert!((gpu_metrics.pair.policy_loss - std::f32::consts::LN_2).abs() < TOLERANCE);
     let diff = max_abs_diff(&param_values(&cpu_trained.valid()), &param_values(&gpu_trained.valid()));
+    eprintln!("weights after one step: largest difference from the CPU {diff:.2e} (tolerance {TOLERANCE:.0e})");
     assert!(diff <= TOLERANCE, "weights after one step differ by {diff}");
     // AdamW's first step moves every weight with a gradient by about the learning rate.
     let moved = max_abs_diff(&initial, &param_values(&cpu_trained.valid()));
