@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hafrm on an NVIDIA GPU, in one run sized for a lent GPU machine (8 minutes): first the
+# hafrm on an NVIDIA GPU, in one run sized for a lent GPU machine (under 8 minutes): first the
 # correctness test (engine/tests/gpu.rs: the gradients, one training step and the attributions
 # on CUDA against the CPU), then hafrm (CUDA, and wgpu on Vulkan) against the PyTorch peer of
 # one HaF step (fp32, and bf16 autocast) on GPT-2's shape and SmolLM2-135M's shape (random
@@ -13,39 +13,44 @@
 #   bash bench/gpu.sh --run       # run from bench/gpu-kit/ (no cargo needed)
 #
 # Without an NVIDIA GPU it says so, runs the correctness test as far as it goes (CUDA NOT RUN,
-# wgpu against the CPU) and exits with status 2: nothing was measured.
+# wgpu against the CPU) and exits with status 2: nothing was measured. A failed correctness
+# test makes the exit status 1, after the table.
+#
+# Each run's JSON line is printed as it ends, and kept in $OUT/gpu-results.jsonl when OUT is
+# set (the device tool brings $OUT back).
 #
 # Environment: PYTHON (with torch and transformers; default python3), PEER (the peer script;
 # default ../shared/bench/torch_peer.py, or the kit's), STEPS (timed steps; default 5), WARMUP
 # (untimed steps first: kernel compilation, autotuning; default 2), RUN_TIMEOUT (seconds a run
-# may take; default 60), BUDGET (seconds after which the runs left are skipped; default 420).
+# may take; default 60), BUDGET (seconds from the start after which no run starts; default 400).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 STEPS=${STEPS:-5}
 WARMUP=${WARMUP:-2}
 RUN_TIMEOUT=${RUN_TIMEOUT:-60}
-BUDGET=${BUDGET:-420}
+BUDGET=${BUDGET:-400}
 KIT=bench/gpu-kit
 mode=${1:-all}
 case $mode in all | --prepare | --run) ;; *) echo "usage: bash bench/gpu.sh [--prepare | --run]" >&2; exit 1 ;; esac
 
 prepare() {
-  local target_dir test_binary
-  echo "== building hafrm and the GPU test with the cuda feature" >&2
-  cargo build --release -p hafrm-cli --features cuda --quiet
-  test_binary=$(cargo test --release -p hafrm-engine --features cuda --test gpu --no-run --message-format=json 2>/dev/null |
+  local peer=${PEER:-../shared/bench/torch_peer.py} built hafrm_binary test_binary
+  [ -f "$peer" ] || { echo "bench/gpu.sh: no peer script at $peer (set PEER)" >&2; exit 1; }
+  echo "== building hafrm and the GPU test with the cuda feature (the test command's build)" >&2
+  # tests/run.sh's invocation, so that Burn is compiled once for both.
+  built=$(cargo test --release -p hafrm-engine -p hafrm-cli --features hafrm-cli/cuda --no-run --message-format=json |
     "$PYTHON" -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "gpu" and m.get("executable"):
-        print(m["executable"])')
-  target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("gpu", "hafrm"):
+        print(m["target"]["name"], m["executable"])')
+  hafrm_binary=$(awk '$1 == "hafrm" { print $2 }' <<<"$built")
+  test_binary=$(awk '$1 == "gpu" { print $2 }' <<<"$built")
+  [ -n "$hafrm_binary" ] && [ -n "$test_binary" ] || { echo "bench/gpu.sh: the build named no hafrm binary or gpu test" >&2; exit 1; }
   rm -rf "$KIT" && mkdir -p "$KIT"
-  local peer=${PEER:-../shared/bench/torch_peer.py}
-  [ -f "$peer" ] || { echo "bench/gpu.sh: no peer script at $peer (set PEER)" >&2; exit 1; }
   cp "$peer" "$KIT/torch_peer.py"
-  strip -o "$KIT/hafrm" "$target_dir/release/hafrm"
+  strip -o "$KIT/hafrm" "$hafrm_binary"
   strip -o "$KIT/gpu-test" "$test_binary"
   echo "hafrm $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo '+changes'), built $(date -u +%FT%TZ)" > "$KIT/MANIFEST"
   ls -l "$KIT/hafrm" "$KIT/gpu-test" | awk '{ printf "stripped: %s %.1f MiB\n", $NF, $5 / 1048576 }' >> "$KIT/MANIFEST"
@@ -70,7 +75,9 @@ hafrm=$work/hafrm
 peer=$KIT/torch_peer.py
 echo "== $(head -n1 "$KIT/MANIFEST")"
 
+start=$SECONDS
 # NVRTC compiles hafrm's CUDA kernels: the CUDA toolkit's, or the one PyTorch's wheels bring.
+# Put on the library path of hafrm's commands only, so that none shadows PyTorch's own.
 nvidia_libs=$("$PYTHON" - <<'PY' 2>/dev/null || true
 import glob, os
 try:
@@ -82,21 +89,25 @@ except ImportError:
     pass
 PY
 )
-for lib in $nvidia_libs /usr/local/cuda/lib64; do
-  [ -d "$lib" ] && LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+cuda_libs=${LD_LIBRARY_PATH:-}
+for lib in /usr/local/cuda/lib64 $nvidia_libs; do
+  if [ -d "$lib" ]; then cuda_libs=$lib${cuda_libs:+:$cuda_libs}; fi
 done
-export LD_LIBRARY_PATH
+with_cuda_libs=(env "LD_LIBRARY_PATH=$cuda_libs")
 
 if ! gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader -i 0 2>&1); then
   echo "== NO NVIDIA GPU on this machine (nvidia-smi: ${gpu:-not found}). CUDA is not measured:"
   echo "   the GPU figures are still to be measured. The correctness test, as far as it goes here:"
-  "$work/gpu-test" --nocapture --test-threads 1 2>&1 | grep -E "NOT RUN|GPU:|wgpu adapter|largest difference|test result" || true
+  "${with_cuda_libs[@]}" "$work/gpu-test" --nocapture --test-threads 1 2>&1 | grep -E "NOT RUN|CUDA:|wgpu adapter|largest difference|test result" || true
   exit 2
 fi
 echo "== GPU: $gpu; $("$PYTHON" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)')"
 
 echo "== correctness: one step on CUDA against the CPU (engine/tests/gpu.rs)"
-HAFRM_REQUIRE_CUDA=1 timeout 300 "$work/gpu-test" --nocapture --test-threads 1 2>&1 | tail -n 20 || echo "correctness test FAILED (above)"
+correct=0
+HAFRM_REQUIRE_CUDA=1 timeout 150 "${with_cuda_libs[@]}" "$work/gpu-test" --nocapture --test-threads 1 > "$work/correctness" 2>&1 || correct=$?
+grep -E "NOT RUN|CUDA:|wgpu adapter|largest difference|panicked|test result" "$work/correctness" || tail -n 20 "$work/correctness"
+[ $correct -eq 0 ] || echo "== the correctness test FAILED (exit $correct): the figures below are of a backend that is not right"
 
 # SmolLM2-135M's shape with random weights, as a model folder both sides read.
 "$PYTHON" - "$work/smollm2-135m-shape" <<'PY'
@@ -110,15 +121,15 @@ torch.manual_seed(0)
 LlamaForCausalLM(config).save_pretrained(sys.argv[1], safe_serialization=True)
 PY
 
-start=$SECONDS
-results=$work/results.jsonl
+results=${OUT:-$work}/gpu-results.jsonl
+: > "$results"
 # measure NAME RUNNER -- COMMAND...: the command's JSON line with the peak GPU memory (nvidia-smi,
 # above what was in use before) and how it ended, appended to results.
 measure() {
   local name=$1 runner=$2 status=ok out code
   shift 3
   if ((SECONDS - start > BUDGET)); then
-    echo "{\"workload\": \"$name\", \"runner\": \"$runner\", \"status\": \"skipped: past the ${BUDGET} s budget\"}" >> "$results"
+    echo "{\"workload\": \"$name\", \"runner\": \"$runner\", \"status\": \"skipped: past the ${BUDGET} s budget\"}" | tee -a "$results"
     return
   fi
   echo "== $name, $runner" >&2
@@ -132,9 +143,10 @@ measure() {
   case $code in
     0) ;;
     124) status="timed out after ${RUN_TIMEOUT} s" ;;
-    *) status="failed (exit $code: $(grep -v '^\s*$' "$work/stderr" | tail -n1 | tr -d '"\\' | cut -c1-160))" ;;
+    *) status="failed (exit $code: $({ grep -v '^\s*$' "$work/stderr" || true; } | tail -n1 | tr -d '"\\' | cut -c1-160))" ;;
   esac
-  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+  kill "$sampler" 2>/dev/null || true
+  wait "$sampler" 2>/dev/null || true
   local peak
   peak=$(sort -n "$work/memory" | tail -n1)
   "$PYTHON" -c 'import json, sys
@@ -144,7 +156,7 @@ try:
 except ValueError:
     record, status = {}, "failed (no JSON line)"
 record.update(workload=name, runner=runner, status=status, gpu_peak_mib=int(peak or 0) - int(before or 0))
-print(json.dumps(record))' "$name" "$runner" "$status" "${peak:-0}" "${before:-0}" "$out" >> "$results"
+print(json.dumps(record))' "$name" "$runner" "$status" "${peak:-0}" "${before:-0}" "$out" | tee -a "$results"
 }
 
 smollm2=$work/smollm2-135m-shape
@@ -158,7 +170,7 @@ workloads=(
 for spec in "${workloads[@]}"; do
   IFS='|' read -r name backbone peer_model pairs length <<<"$spec"
   shape=(--prompt-len "$length" --response-len "$length" --steps "$STEPS" --warmup "$WARMUP")
-  measure "$name" "hafrm cuda" -- "$hafrm" bench --backend cuda --backbone "$backbone" --batch "$pairs" "${shape[@]}" --json
+  measure "$name" "hafrm cuda" -- "${with_cuda_libs[@]}" "$hafrm" bench --backend cuda --backbone "$backbone" --batch "$pairs" "${shape[@]}" --json
   # shellcheck disable=SC2086
   measure "$name" "pytorch fp32" -- "$PYTHON" "$peer" --device cuda $peer_model --pairs "$pairs" "${shape[@]}"
   # shellcheck disable=SC2086
@@ -166,7 +178,7 @@ for spec in "${workloads[@]}"; do
 done
 for spec in "${workloads[@]}"; do
   IFS='|' read -r name backbone peer_model pairs length <<<"$spec"
-  measure "$name" "hafrm wgpu (Vulkan)" -- "$hafrm" bench --backend wgpu --backbone "$backbone" --batch "$pairs" --prompt-len "$length" --response-len "$length" --steps "$STEPS" --warmup "$WARMUP" --json
+  measure "$name" "hafrm wgpu" -- "$hafrm" bench --backend wgpu --backbone "$backbone" --batch "$pairs" --prompt-len "$length" --response-len "$length" --steps "$STEPS" --warmup "$WARMUP" --json
 done
 
 "$PYTHON" - "$results" "$gpu" <<'PY'
@@ -214,7 +226,10 @@ for name in dict.fromkeys(r["workload"] for r in records):
         if peak:
             share = f"{step_flops(name) / s / (peak[1 if bf16 else 0] * 1e12):.1%} of {'BF16' if bf16 else 'FP32'}"
         note = ""
-        if "wgpu" in r["runner"] and "software" in r.get("backend", ""):
-            note = " (software adapter, not the GPU)"
+        if "wgpu" in r["runner"]:
+            # The adapter wgpu picked, and on which API: "wgpu: NAME (KIND, API): why".
+            adapter = r.get("backend", "").split(": ")[1] if ": " in r.get("backend", "") else "?"
+            note = f" on {adapter}" + (" (software, not the GPU)" if "software" in adapter else "")
         print(f"| {name} | {r['runner']}{note} | {s:.3f} | {pairs / s:.1f} | {ratio} | {r['gpu_peak_mib']} MiB | {share} |")
 PY
+[ $correct -eq 0 ] || exit 1

@@ -153,8 +153,9 @@ fn hardware_adapters() -> (Vec<burn::tensor::wgpu::wgpu::AdapterInfo>, Vec<Strin
     (hardware, software.into_iter().map(|info| info.name).collect())
 }
 
-/// The first CUDA device, or why there is none. The driver and NVRTC are looked for first:
-/// Burn panics when it needs a library that is not there.
+/// The first CUDA device, or why there is none. The driver, NVRTC and the device's context
+/// are looked for first, and one small kernel is compiled and run: Burn panics where one of
+/// them fails, and a run should instead fall back (`Auto`) or say what is missing.
 #[cfg(all(feature = "cuda", not(target_family = "wasm")))]
 fn init_cuda(reason: &str) -> Result<Backend> {
     // SAFETY: each call only tries to open the library under its usual names.
@@ -171,13 +172,31 @@ fn init_cuda(reason: &str) -> Result<Backend> {
     let Some(device) = Device::enumerate(burn::tensor::DeviceType::Cuda).into_vec().into_iter().next() else {
         return Err(Error::Backend("the NVIDIA driver loaded but reports no CUDA device".into()));
     };
-    // Opening the device creates its context, which panics where the driver refuses.
-    let identity = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| device.identity())).map_err(|panic| {
-        let why = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-        Error::Backend(format!("the CUDA device could not be opened: {}", why.unwrap_or_else(|| "the driver refused".into())))
-    })?;
+    cudarc::driver::CudaContext::new(0).map_err(|e| Error::Backend(format!("the CUDA device could not be opened: {e}")))?;
+    // An NVRTC newer than the driver, say, compiles kernels the driver then refuses to load.
+    let ran = without_panic_message(|| {
+        let sum = burn::tensor::Tensor::<1>::from_floats([1.0, 2.0], &device).add_scalar(1.0);
+        (sum.into_data().try_to_vec::<f32>().ok(), device.identity())
+    })
+    .map_err(|why| Error::Backend(format!("CUDA could not run a kernel: {why}")))?;
+    let identity = match ran {
+        (Some(sum), identity) if sum == [2.0, 3.0] => identity,
+        (sum, _) => return Err(Error::Backend(format!("CUDA computed 1 + [1, 2] as {sum:?}"))),
+    };
     let (name, kind) = identity.map(|i| (i.name, i.fingerprint)).unwrap_or_else(|| ("CUDA device 0".into(), "GPU".into()));
     Ok(Backend { device, adapter: Some(AdapterInfo { name, kind, api: CUDA.into(), software: false }), reason: reason.into() })
+}
+
+/// Runs `f`, turning a panic into its message, without printing it.
+#[cfg(all(feature = "cuda", not(target_family = "wasm")))]
+fn without_panic_message<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    result.map_err(|panic| {
+        panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "a panic without a message".into())
+    })
 }
 
 /// Why this build cannot use CUDA.

@@ -2,11 +2,11 @@
 //! loss, one training step (its losses and updated weights), and the token attributions of
 //! the trained model, all within `TOLERANCE`.
 //!
-//! The GPU is CUDA where the build has the `cuda` feature and a device answers (else it prints
-//! `NOT RUN` for CUDA; `HAFRM_REQUIRE_CUDA` makes that a failure, as `bench/gpu.sh` does), and
-//! otherwise wgpu: natively without a GPU, Mesa's lavapipe (CI installs it). Where no wgpu
-//! adapter exists either the test prints `NOT RUN` and passes, unless `HAFRM_REQUIRE_WGPU` is
-//! set (CI sets it).
+//! Each GPU backend there is: CUDA where the build has the `cuda` feature and a device answers
+//! (else it prints `NOT RUN` for CUDA; `HAFRM_REQUIRE_CUDA` makes that a failure, as
+//! `bench/gpu.sh` does), and wgpu: natively without a GPU, Mesa's lavapipe (CI installs it).
+//! Where no wgpu adapter exists the test prints `NOT RUN` for it, a failure when
+//! `HAFRM_REQUIRE_WGPU` is set (CI sets it).
 
 mod common;
 
@@ -73,8 +73,13 @@ fn loss_gradients(model: &RewardModel, pairs: &[EncodedPair], recipe: &TrainConf
 }
 
 #[test]
-fn a_gpu_backend_agrees_with_cpu_on_a_forward_pass_gradients_a_training_step_and_attributions() {
-    let Some(gpu) = gpu_device() else { return };
+fn every_gpu_backend_agrees_with_cpu_on_a_forward_pass_gradients_a_training_step_and_attributions() {
+    for gpu in gpu_devices() {
+        agrees_with_cpu(gpu);
+    }
+}
+
+fn agrees_with_cpu(gpu: Device) {
     let cpu = Device::flex();
     let encoder = TextEncoder::builtin();
     let config = ModelConfig::new(encoder.vocab_size(), 32, 2, 2, 64);

@@ -40,7 +40,8 @@ pub struct AttributeArgs {
     /// Write a self-contained HTML page with every method.
     #[arg(long)]
     html: Option<PathBuf>,
-    /// auto (a GPU through wgpu if there is one, else CPU), wgpu, or cpu.
+    /// auto (CUDA where the build has it and a device answers, else a GPU through wgpu if there
+    /// is one, else CPU), cuda (builds with `--features cuda`), wgpu, or cpu.
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     backend: BackendChoice,
     /// Colour the tokens: auto (on a terminal, unless NO_COLOR is set), always, never

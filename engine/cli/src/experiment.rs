@@ -54,7 +54,8 @@ pub struct ExperimentArgs {
     /// The experiment directory: the split, a run directory per method and seed, the results.
     #[arg(long, default_value = "runs/experiment")]
     out: PathBuf,
-    /// auto (a GPU through wgpu if there is one, else CPU), wgpu, or cpu.
+    /// auto (CUDA where the build has it and a device answers, else a GPU through wgpu if there
+    /// is one, else CPU), cuda (builds with `--features cuda`), wgpu, or cpu.
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     backend: BackendChoice,
     /// A tokenizer.json; default: the backbone's own (the bundled one for a built-in shape).

@@ -28,7 +28,8 @@ pub struct EvalArgs {
     /// --demo-pairs, eval takes the run's own held-out pairs).
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// auto (a GPU through wgpu if there is one, else CPU), wgpu, or cpu.
+    /// auto (CUDA where the build has it and a device answers, else a GPU through wgpu if there
+    /// is one, else CPU), cuda (builds with `--features cuda`), wgpu, or cpu.
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     backend: BackendChoice,
     /// Also check the attribution methods: faithfulness (on any data) and precision against
@@ -214,7 +215,8 @@ pub struct ScoreArgs {
     /// The response to score.
     #[arg(long)]
     response: String,
-    /// auto (a GPU through wgpu if there is one, else CPU), wgpu, or cpu.
+    /// auto (CUDA where the build has it and a device answers, else a GPU through wgpu if there
+    /// is one, else CPU), cuda (builds with `--features cuda`), wgpu, or cpu.
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     backend: BackendChoice,
     /// Print one JSON object, with the log-probabilities and the token ids.

@@ -41,7 +41,8 @@ pub struct TrainArgs {
     /// Run directory.
     #[arg(long, default_value = "runs/hafrm")]
     out: PathBuf,
-    /// auto (a GPU through wgpu if there is one, else CPU), wgpu, or cpu.
+    /// auto (CUDA where the build has it and a device answers, else a GPU through wgpu if there
+    /// is one, else CPU), cuda (builds with `--features cuda`), wgpu, or cpu.
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     backend: BackendChoice,
     /// A tokenizer.json; default: the bundled one.

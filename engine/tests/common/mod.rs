@@ -82,27 +82,29 @@ pub fn wgpu_device() -> Option<Device> {
     }
 }
 
-/// The GPU the backend tests compare with the CPU: CUDA where this build has the `cuda`
-/// feature and a device answers, otherwise wgpu (`wgpu_device`). Without a CUDA device it
-/// prints `NOT RUN` for CUDA, a failure when `HAFRM_REQUIRE_CUDA` is set.
-pub fn gpu_device() -> Option<Device> {
+/// The GPUs the backend tests compare with the CPU: CUDA where this build has the `cuda`
+/// feature and a device answers, and wgpu (`wgpu_device`). Without a CUDA device it prints
+/// `NOT RUN` for CUDA, a failure when `HAFRM_REQUIRE_CUDA` is set.
+pub fn gpu_devices() -> Vec<Device> {
+    let mut devices = Vec::new();
     #[cfg(feature = "cuda")]
     {
         use hafrm::device::{BackendChoice, select_backend};
         match select_backend(BackendChoice::Cuda) {
             Ok(backend) => {
-                eprintln!("GPU: {}", backend.describe());
-                return Some(backend.device);
+                eprintln!("CUDA: {}", backend.describe());
+                devices.push(backend.device);
             }
             Err(e) if std::env::var_os("HAFRM_REQUIRE_CUDA").is_some() => panic!("HAFRM_REQUIRE_CUDA is set but there is no CUDA device: {e}"),
-            Err(e) => eprintln!("CUDA NOT RUN: {e}; wgpu is compared with the CPU instead"),
+            Err(e) => eprintln!("CUDA NOT RUN: {e}"),
         }
     }
     #[cfg(not(feature = "cuda"))]
     if std::env::var_os("HAFRM_REQUIRE_CUDA").is_some() {
         panic!("HAFRM_REQUIRE_CUDA is set but this build has no `cuda` feature");
     }
-    wgpu_device()
+    devices.extend(wgpu_device());
+    devices
 }
 
 /// Logits of a backbone's sequences in `expected` (`ids`; `logits` over the first `columns`
