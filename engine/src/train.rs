@@ -216,8 +216,9 @@ impl Trainer {
     /// Continues from a saved state and optimizer state.
     ///
     /// Burn materialises the optimizer state on `Device::default()` before moving it to the
-    /// training device; set `BURN_DEVICE=flex` (the `hafrm` binary does) where no wgpu
-    /// adapter may exist.
+    /// training device: the first backend compiled in, CUDA in a `cuda` build and wgpu
+    /// otherwise. Set `BURN_DEVICE=flex` (the `hafrm` binary does) where there may be no CUDA
+    /// driver or wgpu adapter.
     /// A state saved on other training data is refused: its epoch order and cursor index
     /// pairs that are not there.
     pub fn restore(&mut self, mut state: TrainerState, optimizer_bytes: Option<Vec<u8>>) -> Result<()> {

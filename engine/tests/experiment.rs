@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use burn::tensor::Device;
-use common::{block_on, temp_dir};
+use common::{block_on, restore_optimizer_state_on_the_cpu, temp_dir};
 use hafrm::config::Method;
 use hafrm::data::demo::{self, DemoSet};
 use hafrm::data::formats::ReadLimits;
@@ -57,6 +57,7 @@ fn train_all(experiment: &mut Experiment, device: &Device) -> Vec<(Cell, Vec<usi
 
 #[test]
 fn the_table_is_the_runs_own_records_and_a_second_call_trains_nothing() {
+    restore_optimizer_state_on_the_cpu();
     let device = Device::flex();
     let out = temp_dir("experiment-grid");
     let plan = Plan { methods: vec![Method::Haf, Method::Baseline], seeds: vec![1, 2] };
@@ -148,6 +149,7 @@ fn check_svg(path: &Path, element: &str, count: usize) {
 
 #[test]
 fn a_stopped_run_goes_on_from_its_checkpoint_and_a_pretrained_reference_serves_every_seed() {
+    restore_optimizer_state_on_the_cpu();
     let device = Device::flex();
     let out = temp_dir("experiment-resume");
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/llama");

@@ -1,7 +1,7 @@
 //! Resuming from saved weights, optimizer state and trainer state continues a run exactly.
 //!
-//! Its own test binary: it sets `BURN_DEVICE` (see `Trainer::restore`) before any other
-//! thread could read the environment.
+//! It sets `BURN_DEVICE` (see `Trainer::restore`) before any other thread could read the
+//! environment.
 
 mod common;
 
@@ -16,8 +16,7 @@ use hafrm::train::{Trainer, TrainingData};
 
 #[test]
 fn a_resumed_run_continues_bit_exactly_and_refuses_other_data() {
-    // SAFETY: the only test of this binary, run before it starts any thread of its own.
-    unsafe { std::env::set_var("BURN_DEVICE", "flex") };
+    restore_optimizer_state_on_the_cpu();
     let encoder = TextEncoder::builtin();
     let device = Device::flex().autodiff();
     let config = small_config(encoder.vocab_size());

@@ -82,6 +82,16 @@ pub fn wgpu_device() -> Option<Device> {
     }
 }
 
+/// `Trainer::restore` builds the optimizer state on Burn's default device, the first backend
+/// compiled in: CUDA in a `cuda` build, where there may be no driver (the `hafrm` binary sets
+/// the same). Each test of a binary that resumes a run calls this first.
+pub fn restore_optimizer_state_on_the_cpu() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: every test of such a binary calls this before starting any thread that could read
+    // the environment, and a second caller waits until the first has set it.
+    ONCE.call_once(|| unsafe { std::env::set_var("BURN_DEVICE", "flex") });
+}
+
 /// The GPUs the backend tests compare with the CPU: CUDA where this build has the `cuda`
 /// feature and a device answers, and wgpu (`wgpu_device`). Without a CUDA device it prints
 /// `NOT RUN` for CUDA, a failure when `HAFRM_REQUIRE_CUDA` is set.
