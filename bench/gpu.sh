@@ -186,8 +186,8 @@ import json, sys
 records = [json.loads(line) for line in open(sys.argv[1])]
 gpu = sys.argv[2].split(",")[0].strip()
 # Dense peaks from NVIDIA's data sheets (TFLOP/s): FP32 without tensor cores, BF16 tensor cores
-# without sparsity. The SXM parts; a PCIe H100 has its own line.
-PEAKS = [("H100 PCIe", 51.2, 756.0), ("H100", 66.9, 989.4), ("H200", 66.9, 989.4), ("A100", 19.5, 312.0),
+# without sparsity. The SXM parts; the PCIe and NVL H100s have lines of their own.
+PEAKS = [("H100 PCIe", 51.2, 756.0), ("H100 NVL", 60.0, 835.0), ("H100", 66.9, 989.4), ("H200", 66.9, 989.4), ("A100", 19.5, 312.0),
          ("L40S", 91.6, 362.1), ("RTX 4090", 82.6, 165.2)]
 peak = next(((fp32, bf16) for key, fp32, bf16 in PEAKS if key in gpu), None)
 
