@@ -61,8 +61,8 @@ fn run(cli: Cli) -> Result<()> {
 fn main() {
     // Burn materialises loaded optimizer state on its default device, the first backend compiled
     // in: CUDA in a `cuda` build, else a wgpu adapter; resuming a run on a machine without one
-    // would fail. The state
-    // moves to the training device at the next step anyway, so let the default be the CPU.
+    // would fail. The state moves to the training device at the next step anyway, so let the
+    // default be the CPU.
     // Set here, first thing, while the process has a single thread.
     if std::env::var_os("BURN_DEVICE").is_none() {
         // SAFETY: no other thread exists yet to read the environment concurrently.
