@@ -9,7 +9,7 @@
 #   SEEDS="1" bash bench/attribution.sh polite   # some
 #
 # Environment: SEEDS (default "1 2 3 42"), PAIRS (the most held-out pairs checked per run;
-# default 200).
+# default 200), HAFRM (a `hafrm` binary to use instead of building one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-1 2 3 42}
@@ -17,9 +17,15 @@ PAIRS=${PAIRS:-200}
 sets=("$@")
 [ ${#sets[@]} -gt 0 ] || sets=(refusal mixed arithmetic polite capitals own)
 
-cargo build --release -p hafrm-cli --quiet
-target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-hafrm="$target_dir/release/hafrm"
+# The test command's native build (tests/run.sh), so that Burn is compiled once for both (a
+# default build, `cargo build --release -p hafrm-cli`, is a second Burn build of its own).
+# HAFRM=PATH runs a `hafrm` built already.
+if [ -z "${HAFRM:-}" ]; then
+  cargo test --release -p hafrm-engine -p hafrm-cli --features hafrm-cli/cuda --no-run --quiet 2>/dev/null
+  target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+  HAFRM="$target_dir/release/hafrm"
+fi
+hafrm=$HAFRM
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -67,4 +73,5 @@ console.log(`| ${process.argv[2]} | ${process.argv[3]} | ${(100 * metrics.accura
 ' "$work/out.json" "$set" "$seed"
   done
 done
+echo "hafrm: $("$hafrm" --version 2>/dev/null || echo "$hafrm")"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

@@ -57,6 +57,15 @@ pub const INTEGRATED_STEPS: usize = 32;
 /// split into passes of at most this many rows, so memory does not grow with the steps.
 const INTEGRATED_ROWS_PER_PASS: usize = 256;
 
+/// The activations (bytes, as `ActivationShape::row_bytes` estimates them) that one of the
+/// attribution's extra passes may hold: integrated gradients' interpolated copies, occlusion's
+/// left-out rows and the faithfulness deletions go through the model in as many passes as
+/// this needs. Without it a pretrained model's check held 256 interpolated rows of every
+/// layer at once (22 GB for SmolLM2-135M on HH-RLHF). It also keeps one pass's attention
+/// scores within WebGPU's default largest buffer, 128 MiB. A pass never holds fewer rows than
+/// the batch it is given (a training micro-batch, which the run fits already).
+pub(crate) const PASS_BYTES: u64 = 256 << 20;
+
 impl AttributionMethod {
     pub const ALL: [AttributionMethod; 6] = [Self::Implicit, Self::Prefix, Self::Gradient, Self::Closed, Self::Occlusion, Self::Integrated];
 
@@ -186,6 +195,11 @@ pub fn gradient_x_input<T>(inputs: Tensor<3>, forward: impl FnOnce(Tensor<3>) ->
 /// backward pass, plus one forward pass over the closed prefixes. Every response needs its
 /// reference log-probs (`ref_logps`); `device` must be an autodiff device (the model's).
 pub async fn attribute(model: &RewardModel, sequences: &[SequenceRef<'_>], beta: f64, pad_id: u32, device: &Device) -> Result<Vec<TokenScores>> {
+    attribute_within(model, sequences, beta, pad_id, device, PASS_BYTES).await
+}
+
+/// `attribute`, with integrated gradients' and occlusion's passes sized to `pass_bytes`.
+async fn attribute_within(model: &RewardModel, sequences: &[SequenceRef<'_>], beta: f64, pad_id: u32, device: &Device, pass_bytes: u64) -> Result<Vec<TokenScores>> {
     if !device.is_autodiff() {
         return Err(Error::Backend("attribution needs an autodiff device".into()));
     }
@@ -204,8 +218,8 @@ pub async fn attribute(model: &RewardModel, sequences: &[SequenceRef<'_>], beta:
     let probes = ClosedPrefixProbes::new(sequences, pad_id, device);
     let closed = probes.rewards(&model);
     let occluded = Occlusions::new(sequences);
-    let occlusion_rewards = occluded.rewards(sequences, &model, pad_id, device);
-    let (integrated, baseline_rewards) = integrated_gradients(&model, &batch, sequences, INTEGRATED_STEPS);
+    let occlusion_rewards = occluded.rewards(sequences, &model, pad_id, device, pass_bytes);
+    let (integrated, baseline_rewards) = integrated_gradients(&model, &batch, sequences, INTEGRATED_STEPS, pass_bytes);
     // One read-back for everything.
     let planes = Tensor::cat(vec![prefix.inner(), token_logps.inner(), gradient, integrated], 0).reshape([4 * rows * seq]);
     let parts = [Some(planes), Some(closed.inner()), occlusion_rewards, Some(baseline_rewards)];
@@ -277,18 +291,28 @@ impl Occlusions {
     }
 
     /// The reward of every occluded response of `sequences` (those `new` was given), in
-    /// order, `[total]`.
-    fn rewards(&self, sequences: &[SequenceRef<'_>], model: &RewardModel, pad_id: u32, device: &Device) -> Option<Tensor<1>> {
+    /// order, `[total]`: in forward passes of as many rows as `pass_bytes` allows, at least
+    /// as many as `sequences` (the batch being attributed).
+    fn rewards(&self, sequences: &[SequenceRef<'_>], model: &RewardModel, pad_id: u32, device: &Device, pass_bytes: u64) -> Option<Tensor<1>> {
         if self.total == 0 {
             return None;
         }
-        let mut refs: Vec<SequenceRef> = self.responses.iter().map(|(row, response)| SequenceRef { prompt: sequences[*row].prompt, response }).collect();
-        // On a GPU, rows in a bucket too (the first repeated; its extra rewards are dropped).
-        let rows = padded_length(refs.len(), device);
-        refs.resize(rows, refs[0]);
-        let batch = TokenBatch::from_sequences(&refs, pad_id, device);
-        let rewards = model.sequence_rewards(model.hidden(&batch), &batch).inner();
-        Some(if rows > self.total { rewards.slice(0..self.total) } else { rewards })
+        let refs: Vec<SequenceRef> = self.responses.iter().map(|(row, response)| SequenceRef { prompt: sequences[*row].prompt, response }).collect();
+        let longest = refs.iter().map(SequenceRef::token_count).max().unwrap_or(1);
+        let per_pass = model.activation_shape().rows_within(pass_bytes, longest, false, false).max(sequences.len());
+        let passes = refs
+            .chunks(per_pass)
+            .map(|chunk| {
+                // On a GPU, rows in a bucket too (the first repeated; its extra rewards are
+                // dropped).
+                let mut rows = chunk.to_vec();
+                rows.resize(padded_length(chunk.len(), device), chunk[0]);
+                let batch = TokenBatch::from_sequences(&rows, pad_id, device);
+                let rewards = model.sequence_rewards(model.hidden(&batch), &batch).inner();
+                if rows.len() > chunk.len() { rewards.slice(0..chunk.len()) } else { rewards }
+            })
+            .collect();
+        Some(Tensor::cat(passes, 0))
     }
 
     /// Sequence `row`'s occluded rewards out of all of them: entry `j` left token `j` out.
@@ -302,8 +326,9 @@ impl Occlusions {
 /// `TokenBatch::from_sequences` lays them out) with respect to the response tokens'
 /// embeddings, from the baseline where those are zero: `[rows, seq]` (zero outside the
 /// responses), and the reward at the baseline, `[rows]`. The `steps` interpolated copies go
-/// through the model in passes of at most `INTEGRATED_ROWS_PER_PASS` rows.
-fn integrated_gradients(model: &RewardModel, batch: &TokenBatch, sequences: &[SequenceRef<'_>], steps: usize) -> (Tensor<2>, Tensor<1>) {
+/// through the model in passes of at most `INTEGRATED_ROWS_PER_PASS` rows, fewer where their
+/// activations would outgrow `pass_bytes`.
+fn integrated_gradients(model: &RewardModel, batch: &TokenBatch, sequences: &[SequenceRef<'_>], steps: usize, pass_bytes: u64) -> (Tensor<2>, Tensor<1>) {
     let (rows, seq) = (batch.rows(), batch.seq_len());
     let device = batch.input_ids.device();
     let embeddings = model.embed(batch.input_ids.clone()).detach();
@@ -325,9 +350,7 @@ fn integrated_gradients(model: &RewardModel, batch: &TokenBatch, sequences: &[Se
         let index = Tensor::<1, Int>::from_data(TensorData::new(index, [copies * rows]), &device);
         model.prefix_rewards(hidden).reshape([copies * rows * seq]).select(0, index)
     };
-    // The most steps a pass takes that divide the steps evenly: every pass has one shape.
-    let most = (INTEGRATED_ROWS_PER_PASS / rows.max(1)).max(1);
-    let per_pass = (1..=most.min(steps)).rev().find(|d| steps % d == 0).unwrap_or(1);
+    let per_pass = integrated_steps_per_pass(rows, steps, model.activation_shape().rows_within(pass_bytes, seq, true, false));
     let mut gradient_sum: Option<Tensor<3>> = None;
     for first in (1..=steps).step_by(per_pass) {
         let alphas: Vec<usize> = (first..=(first + per_pass - 1).min(steps)).collect();
@@ -344,6 +367,14 @@ fn integrated_gradients(model: &RewardModel, batch: &TokenBatch, sequences: &[Se
     let mean_gradient = gradient_sum.expect("at least one step") / steps as f64;
     let attributions = (mean_gradient * delta.inner()).sum_dim(2).squeeze_dim(2);
     (attributions, rewards_at(baseline, 1).inner())
+}
+
+/// How many of integrated gradients' `steps` one backward pass takes for `rows` sequences,
+/// when a pass fits `fit` rows: the most that keep within `INTEGRATED_ROWS_PER_PASS` and `fit`
+/// and divide the steps evenly (every pass has one shape), at least one.
+fn integrated_steps_per_pass(rows: usize, steps: usize, fit: usize) -> usize {
+    let most = (INTEGRATED_ROWS_PER_PASS.min(fit) / rows.max(1)).max(1);
+    (1..=most.min(steps)).rev().find(|d| steps % d == 0).unwrap_or(1)
 }
 
 /// The closed prefixes of some sequences, ready for one forward pass: the reward of every
@@ -669,6 +700,58 @@ mod tests {
         assert_eq!(live_precision_pairs(parameters("tiny", 748)), 8);
         assert_eq!(live_precision_pairs(12_000_000), 4);
         assert_eq!(live_precision_pairs(parameters("gpt2", 50257)), 4);
+    }
+
+    #[test]
+    fn integrated_gradients_of_a_pretrained_model_go_through_in_passes_that_fit() {
+        use crate::config::{ActivationShape, ModelConfig};
+        // SmolLM2-135M's shape, a micro-batch of 4 pairs (8 rows) of 300 tokens: a row of every
+        // layer's activations is about 500 MB, so one interpolated copy a pass (all 32 in
+        // one pass held 22 GB), and occlusion's left-out rows in passes of a few dozen.
+        let smollm2 = ActivationShape { layers: 30, heads: 9, width: 576, ffn: 1536, vocab: 49152 };
+        assert_eq!(integrated_steps_per_pass(8, INTEGRATED_STEPS, smollm2.rows_within(PASS_BYTES, 300, true, false)), 1);
+        let forward_rows = smollm2.rows_within(PASS_BYTES, 300, false, false);
+        assert!((8..64).contains(&forward_rows), "{forward_rows}");
+        assert!(forward_rows as u64 * smollm2.row_bytes(300, false, false) <= PASS_BYTES);
+        // The tiny preset on the teaching sets (the page's check of 8 pairs while training, 16
+        // rows of 40 tokens, 1.7 MB a row): 8 steps a pass, in 4 passes.
+        let tiny = ModelConfig::preset("tiny", 748).unwrap().activation_shape();
+        assert_eq!(integrated_steps_per_pass(16, INTEGRATED_STEPS, tiny.rows_within(PASS_BYTES, 40, true, false)), 8);
+        // Between the two, the most steps that fit and divide 32.
+        assert_eq!(integrated_steps_per_pass(8, 32, 100), 8);
+        assert_eq!(integrated_steps_per_pass(8, 32, 60), 4);
+        assert_eq!(integrated_steps_per_pass(8, 32, 3), 1);
+    }
+
+    #[test]
+    fn attributions_in_many_small_passes_equal_those_in_one() {
+        use burn::module::Param;
+        use crate::batch::EncodedResponse;
+        use crate::config::ModelConfig;
+        let device = Device::flex().autodiff();
+        let mut model = RewardModel::new(&ModelConfig::new(40, 16, 2, 4, 64), 3, &device);
+        // A reward head that reads something (a fresh one is zero).
+        let head: Vec<f32> = (0..16).map(|i| ((i as f32) * 0.7).sin()).collect();
+        model.reward_head.weight = Param::from_data(TensorData::new(head, [16, 1]), &device);
+        let response = |ids: Vec<u32>| {
+            let n = ids.len();
+            EncodedResponse { ids, offsets: vec![(0, 0); n], ref_logps: Some(vec![-1.0; n]) }
+        };
+        let (long, short) = (response((5..30).chain([0]).collect()), response(vec![7, 9, 11, 0]));
+        let prompt: Vec<u32> = vec![1, 2, 3];
+        let sequences = [SequenceRef { prompt: &prompt, response: &long }, SequenceRef { prompt: &prompt, response: &short }];
+        let one = pollster::block_on(attribute_within(&model, &sequences, 0.1, 0, &device, u64::MAX)).unwrap();
+        // One byte: one interpolated copy and two occluded rows a pass.
+        let many = pollster::block_on(attribute_within(&model, &sequences, 0.1, 0, &device, 1)).unwrap();
+        for (a, b) in one.iter().zip(&many) {
+            for method in AttributionMethod::ALL {
+                for (x, y) in a.scores(method).iter().zip(b.scores(method)) {
+                    assert!((x - y).abs() <= 1e-5 + 1e-4 * x.abs(), "{}: {x} against {y}", method.name());
+                }
+            }
+            assert!((a.integrated_baseline - b.integrated_baseline).abs() <= 1e-5);
+            assert!(a.occlusion.iter().any(|&v| v.abs() > 1e-4), "occlusion reads the reward head");
+        }
     }
 
     #[test]

@@ -96,6 +96,39 @@ impl TrainingMemory {
     }
 }
 
+/// The sizes of a model that decide how much memory its activations take (read from a
+/// `ModelConfig`, or from a built model's weights by `RewardModel::activation_shape`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActivationShape {
+    pub layers: usize,
+    /// Query heads: each has its own attention probabilities.
+    pub heads: usize,
+    pub width: usize,
+    pub ffn: usize,
+    pub vocab: usize,
+}
+
+impl ActivationShape {
+    /// Bytes (f32) of one row of `length` tokens: with every layer's activations kept for a
+    /// backward pass (`backward`), or a forward pass's one layer at a time; `logits` adds the
+    /// policy head's logits and their log-softmax. Per layer: the block's inputs, normed
+    /// inputs, q/k/v, context, feed-forward hidden states and the attention scores and
+    /// probabilities.
+    pub fn row_bytes(&self, length: usize, backward: bool, logits: bool) -> u64 {
+        let (seq, d, ffn, heads) = (length as u64, self.width as u64, self.ffn as u64, self.heads as u64);
+        let per_layer = seq * (6 * d + 3 * ffn) + heads * seq * seq * 2;
+        let layers = if backward { self.layers as u64 } else { 1 };
+        let logits = if logits { 2 * seq * self.vocab as u64 } else { 0 };
+        4 * (layers * per_layer + logits)
+    }
+
+    /// How many rows of `length` tokens one pass takes within `budget` bytes (`row_bytes`'
+    /// estimate), at least one.
+    pub fn rows_within(&self, budget: u64, length: usize, backward: bool, logits: bool) -> usize {
+        (budget / self.row_bytes(length, backward, logits).max(1)).max(1) as usize
+    }
+}
+
 /// The built-in backbones, trained from scratch. `gpt2` is GPT-2 small's shape (the speed
 /// benchmarks' pretrained-size workload; pretrained GPT-2 weights come from a model folder).
 pub const PRESETS: [&str; 3] = ["tiny", "small", "gpt2"];
@@ -179,15 +212,19 @@ impl ModelConfig {
     /// of one micro-batch of `pairs` pairs (chosen and rejected rows) of `length` tokens.
     pub fn training_memory(&self, pairs: usize, length: usize) -> TrainingMemory {
         let parameters = 16 * self.parameter_count() as u64;
-        let (rows, seq, d) = ((2 * pairs) as u64, length as u64, self.d_model as u64);
-        let heads = self.n_heads as u64;
-        let ffn = self.ffn_size.unwrap_or(4 * self.d_model) as u64;
-        // Per layer: the block's inputs, normed inputs, q/k/v, context, feed-forward hidden
-        // states and the attention probabilities; then the logits and their log-softmax.
-        let per_layer = rows * seq * (6 * d + 3 * ffn) + rows * heads * seq * seq * 2;
-        let logits = 2 * rows * seq * self.vocab_size as u64;
-        let activations = 4 * (self.n_layers as u64 * per_layer + logits);
+        let activations = (2 * pairs) as u64 * self.activation_shape().row_bytes(length, true, true);
         TrainingMemory { parameters, activations }
+    }
+
+    /// The sizes a forward pass's activations grow with.
+    pub fn activation_shape(&self) -> ActivationShape {
+        ActivationShape {
+            layers: self.n_layers,
+            heads: self.n_heads,
+            width: self.d_model,
+            ffn: self.ffn_size.unwrap_or(4 * self.d_model),
+            vocab: self.vocab_size,
+        }
     }
 
     /// The largest single tensor that training a micro-batch of `pairs` pairs of `length`

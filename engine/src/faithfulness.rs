@@ -23,7 +23,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::attribution::{AttributionMethod, Segment, TokenScores, align};
+use crate::attribution::{AttributionMethod, PASS_BYTES, Segment, TokenScores, align};
 use crate::batch::{EncodedPair, EncodedResponse, SequenceRef, TokenBatch};
 use crate::error::Result;
 use crate::model::RewardModel;
@@ -137,7 +137,12 @@ impl Scorer<'_> {
         let device = self.device.clone().without_autodiff();
         let (model, reference) = (self.model.valid(), self.reference.valid());
         let mut scores = Vec::with_capacity(sequences.len());
-        let batch_size = self.batch_size.max(1);
+        // At most `batch_size` rows, fewer where the longest sequence's activations would
+        // outgrow `PASS_BYTES` (a pretrained model on long responses); the implicit reward
+        // reads the policy head's logits at every token.
+        let longest = sequences.iter().map(|(prompt, ids)| prompt.len() + ids.len()).max().unwrap_or(1);
+        let fit = model.activation_shape().rows_within(PASS_BYTES, longest, false, self.target == Target::Implicit);
+        let batch_size = self.batch_size.min(fit).max(1);
         for chunk in sequences.chunks(batch_size) {
             // On a GPU every batch has the same rows (the last filled up with its first
             // sequence, whose extra scores are dropped): a GPU compiles kernels per shape.

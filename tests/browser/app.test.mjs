@@ -324,8 +324,9 @@ test("the page's default run picks the CPU over a software adapter, moves at onc
 // baseline trains without the policy loss and is not refused for a policy weight it was not given.
 // The page's token scores are the engine's: "Try your own" under the trained model against
 // `hafrm attribute --json` for the downloaded model, which is the trained one (the best by
-// held-out accuracy, and the run evaluates once, at its end).
-test("a baseline run from the address trains, and its token scores are hafrm attribute's", { timeout: 300_000 }, async () => {
+// held-out accuracy, and the run evaluates once, at its end); so are its faithfulness and
+// precision tables, against `hafrm eval --attribution` on the same held-out pairs.
+test("a baseline run from the address trains, and its token scores and trust tables are the command line's", { timeout: 300_000 }, async () => {
   const session = await open(["--disable-gpu", "--disable-features=WebGPU"], "?data=polite&pairs=40&steps=3&batch=4&mode=baseline");
   const { page } = session;
   try {
@@ -355,6 +356,25 @@ test("a baseline run from the address trains, and its token scores are hafrm att
     for (const [name, value] of Object.entries(card)) {
       const engine = cli.scores[name][1];
       assert.ok(Math.abs(value - engine) <= 2e-4 + 1e-3 * Math.abs(engine), `${name}, token 1: the page's card says ${value}, hafrm attribute ${engine}`);
+    }
+    // The page's trust tables are `hafrm eval --attribution`'s for the same model and pairs:
+    // faithfulness (to the 3 decimals shown), precision@1 of the pair and the default method.
+    const checked = Number((await page.locator("#faithfulness p").innerText()).match(/over (\d+) held-out pairs/)[1]);
+    const lines = execFileSync(hafrm, ["eval", "--model", run, "--backend", "cpu", "--attribution", "--attribution-pairs", String(checked), "--json"]).toString();
+    const report = JSON.parse(lines.trim().split("\n").pop());
+    assert.equal(report.default_method, method, "the default method");
+    const faithfulness = await page.locator("#faithfulness tr").evaluateAll((rows) => rows.map((r) => [r.dataset.method, Number(r.cells[2].textContent), Number(r.cells[3].textContent)]));
+    assert.equal(faithfulness.length, 7);
+    for (const [name, comprehensiveness, sufficiency] of faithfulness) {
+      const cli = report.faithfulness[name];
+      assert.ok(Math.abs(comprehensiveness - cli.comprehensiveness) <= 1.5e-3, `${name}: the page's comprehensiveness ${comprehensiveness}, hafrm eval's ${cli.comprehensiveness}`);
+      assert.ok(Math.abs(sufficiency - cli.sufficiency) <= 1.5e-3, `${name}: the page's sufficiency ${sufficiency}, hafrm eval's ${cli.sufficiency}`);
+    }
+    const precision = await page.locator("#precision tr").evaluateAll((rows) => rows.map((r) => [r.dataset.method, Number(r.cells[2].textContent.replace("%", ""))]));
+    assert.equal(precision.length, 7);
+    for (const [name, pair] of precision) {
+      const cli = 100 * report.precision[name].pair;
+      assert.ok(Math.abs(pair - cli) <= 0.5 + 1e-6, `${name}: the page's precision@1 ${pair}%, hafrm eval's ${cli}%`);
     }
     assert.deepEqual(session.errors, [], "no console errors");
   } finally {

@@ -215,6 +215,14 @@ impl Gpt {
     pub fn max_len(&self) -> usize {
         self.position_embedding.weight.dims()[0]
     }
+
+    /// Layers, query heads, width and feed-forward width, read from the weights.
+    pub fn shape(&self) -> (usize, usize, usize, usize) {
+        let first = self.blocks.first();
+        let heads = first.map_or(1, |b| b.attn.n_heads);
+        let ffn = first.map_or(0, |b| b.mlp.up.weight.dims()[1]);
+        (self.blocks.len(), heads, self.token_embedding.weight.dims()[1], ffn)
+    }
 }
 
 /// The prefix of GPT-2's backbone tensors: `transformer.` as `GPT2LMHeadModel` saves them, none

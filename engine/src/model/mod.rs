@@ -18,7 +18,7 @@ use burn::nn::Linear;
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::batch::TokenBatch;
-use crate::config::{Architecture, ModelConfig};
+use crate::config::{ActivationShape, Architecture, ModelConfig};
 use crate::error::Result;
 use crate::formats::{HfConfig, HfHead, HfTensors, HfWeights};
 use init::Initializer;
@@ -70,6 +70,14 @@ impl Backbone {
             Backbone::Gpt(gpt) => gpt.max_len(),
             Backbone::Llama(llama) => llama.max_len(),
             Backbone::Phi(phi) => phi.max_len(),
+        }
+    }
+
+    fn shape(&self) -> (usize, usize, usize, usize) {
+        match self {
+            Backbone::Gpt(gpt) => gpt.shape(),
+            Backbone::Llama(llama) => llama.shape(),
+            Backbone::Phi(phi) => phi.shape(),
         }
     }
 }
@@ -157,6 +165,12 @@ impl RewardModel {
     /// The policy head's vocabulary.
     pub fn vocab_size(&self) -> usize {
         self.policy_head.weight.dims()[1]
+    }
+
+    /// The sizes its activations grow with, read from its weights.
+    pub fn activation_shape(&self) -> ActivationShape {
+        let (layers, heads, width, ffn) = self.backbone.shape();
+        ActivationShape { layers, heads, width, ffn, vocab: self.vocab_size() }
     }
 
     /// Token embeddings; gradient-x-input attribution differentiates with respect to them.

@@ -202,4 +202,12 @@ impl Phi {
     pub fn max_len(&self) -> usize {
         self.max_len
     }
+
+    /// Layers, query heads, width and feed-forward width, read from the weights.
+    pub fn shape(&self) -> (usize, usize, usize, usize) {
+        let first = self.layers.first();
+        let heads = first.map_or(1, |b| b.self_attn.n_heads);
+        let ffn = first.map_or(0, |b| b.mlp.fc1.weight.dims()[1]);
+        (self.layers.len(), heads, self.embed_tokens.weight.dims()[1], ffn)
+    }
 }
