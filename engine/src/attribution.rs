@@ -61,9 +61,10 @@ const INTEGRATED_ROWS_PER_PASS: usize = 256;
 /// attribution's extra passes may hold: integrated gradients' interpolated copies, occlusion's
 /// left-out rows and the faithfulness deletions go through the model in as many passes as
 /// this needs. Without it a pretrained model's check held 256 interpolated rows of every
-/// layer at once (22 GB for SmolLM2-135M on HH-RLHF). It also keeps one pass's attention
-/// scores within WebGPU's default largest buffer, 128 MiB. A pass never holds fewer rows than
-/// the batch it is given (a training micro-batch, which the run fits already).
+/// layer at once (11.8 GB peak for SmolLM2-135M on two HH-RLHF pairs of 64 tokens, 2.2 GB
+/// with it). A forward pass within it also keeps its attention scores within WebGPU's
+/// default largest buffer, 128 MiB. A pass never holds fewer rows than the batch it is given
+/// (a training micro-batch, which the run fits already).
 pub(crate) const PASS_BYTES: u64 = 256 << 20;
 
 impl AttributionMethod {
@@ -706,8 +707,8 @@ mod tests {
     fn integrated_gradients_of_a_pretrained_model_go_through_in_passes_that_fit() {
         use crate::config::{ActivationShape, ModelConfig};
         // SmolLM2-135M's shape, a micro-batch of 4 pairs (8 rows) of 300 tokens: a row of every
-        // layer's activations is about 500 MB, so one interpolated copy a pass (all 32 in
-        // one pass held 22 GB), and occlusion's left-out rows in passes of a few dozen.
+        // layer's activations is about 480 MB, so one interpolated copy a pass, and
+        // occlusion's left-out rows in passes of a few dozen.
         let smollm2 = ActivationShape { layers: 30, heads: 9, width: 576, ffn: 1536, vocab: 49152 };
         assert_eq!(integrated_steps_per_pass(8, INTEGRATED_STEPS, smollm2.rows_within(PASS_BYTES, 300, true, false)), 1);
         let forward_rows = smollm2.rows_within(PASS_BYTES, 300, false, false);
