@@ -43,10 +43,10 @@ prepare() {
     "$PYTHON" -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("gpu", "hafrm"):
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("engine", "hafrm") and m["target"]["kind"] != ["lib"]:
         print(m["target"]["name"], m["executable"])')
   hafrm_binary=$(awk '$1 == "hafrm" { print $2 }' <<<"$built")
-  test_binary=$(awk '$1 == "gpu" { print $2 }' <<<"$built")
+  test_binary=$(awk '$1 == "engine" { print $2 }' <<<"$built")
   [ -n "$hafrm_binary" ] && [ -n "$test_binary" ] || { echo "bench/gpu.sh: the build named no hafrm binary or gpu test" >&2; exit 1; }
   rm -rf "$KIT" && mkdir -p "$KIT"
   cp "$peer" "$KIT/torch_peer.py"
@@ -98,14 +98,14 @@ with_cuda_libs=(env "LD_LIBRARY_PATH=$cuda_libs")
 if ! gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader -i 0 2>&1); then
   echo "== NO NVIDIA GPU on this machine (nvidia-smi: ${gpu:-not found}). CUDA is not measured:"
   echo "   the GPU figures are still to be measured. The correctness test, as far as it goes here:"
-  "${with_cuda_libs[@]}" "$work/gpu-test" --nocapture --test-threads 1 2>&1 | grep -E "NOT RUN|CUDA:|wgpu adapter|largest difference|test result" || true
+  "${with_cuda_libs[@]}" "$work/gpu-test" gpu:: --nocapture --test-threads 1 2>&1 | grep -E "NOT RUN|CUDA:|wgpu adapter|largest difference|test result" || true
   exit 2
 fi
 echo "== GPU: $gpu; $("$PYTHON" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)')"
 
 echo "== correctness: one step on CUDA against the CPU (engine/tests/gpu.rs)"
 correct=0
-HAFRM_REQUIRE_CUDA=1 timeout 150 "${with_cuda_libs[@]}" "$work/gpu-test" --nocapture --test-threads 1 > "$work/correctness" 2>&1 || correct=$?
+HAFRM_REQUIRE_CUDA=1 timeout 150 "${with_cuda_libs[@]}" "$work/gpu-test" gpu:: --nocapture --test-threads 1 > "$work/correctness" 2>&1 || correct=$?
 grep -E "NOT RUN|CUDA:|wgpu adapter|largest difference|panicked|test result" "$work/correctness" || tail -n 20 "$work/correctness"
 [ $correct -eq 0 ] || echo "== the correctness test FAILED (exit $correct): the figures below are of a backend that is not right"
 

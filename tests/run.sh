@@ -16,6 +16,8 @@ phase() {
 }
 report() {
   local rc=$?
+  # The app's build, when something stopped the script before it ended.
+  [ -z "${app_build:-}" ] || kill -- "-$app_build" 2>/dev/null || true
   echo "== phases (${SECONDS} s in all)"
   printf '   %s\n' "${phases[@]}"
   [ $rc -eq 0 ] || echo "   (stopped by a failure in the phase after the last one listed)"
@@ -32,8 +34,30 @@ phase "tools (wasm-bindgen, wasm-opt, playwright-core)" install_tools
 # vendor/ is exactly the published crates plus patches/*.patch (patches/README.md).
 phase "vendor/ against patches/" bash patches/vendor.sh --check
 
-# The app's release build, which the browser tests serve.
-phase "app build (wasm32)" bash app/build.sh
+# The app's release build (app/build.sh), which the browser tests serve, compiles while the
+# native build below does: each of the app's two builds ends in a link that optimises its whole
+# module on one core for minutes, which the native build's compiling fills (each build has its
+# own target directory, so neither waits for cargo's lock on another). Its own session, so that
+# a failure below stops all of it.
+app_log=$(mktemp)
+setsid bash app/build.sh > "$app_log" 2>&1 &
+app_build=$!
+app_build_rest() {
+  local status=0
+  wait "$app_build" || status=$?
+  sed 's/^/app build: /' "$app_log"
+  return $status
+}
+
+# The engine, the CLI and the app end to end (tests/app.rs runs tests/browser/). The app
+# crate itself is wasm only (its code is exercised in the browser); every native invocation
+# selects the engine and the command line together, so burn is compiled once natively, with
+# one feature set, for the tests and the `hafrm` binary they run. That feature set includes
+# CUDA (off in a default build): so it compiles on every run, and without an NVIDIA driver
+# `--backend cuda` must name what is missing and `--backend auto` fall back (tests/cli.rs).
+native=(cargo test --release -p hafrm-engine -p hafrm-cli --features hafrm-cli/cuda)
+phase "native test build (the app's build beside it)" "${native[@]}" --no-run
+phase "app build (wasm32): what was left of it" app_build_rest
 for file in dist/*.wasm dist/*.js; do
   echo "app: $file: $(stat -c %s "$file") bytes, $(gzip -9 -c "$file" | wc -c) gzipped"
 done
@@ -47,17 +71,7 @@ for build in hafrm hafrm_cpu; do
   echo "app: the page with $build: $total bytes gzipped"
 done
 
-# The engine, the CLI and the app end to end (tests/app.rs runs tests/browser/). The app
-# crate itself is wasm only (its code is exercised in the browser); every native invocation
-# selects the engine and the command line together, so burn is compiled once natively, with
-# one feature set, for the tests and the `hafrm` binary they run. That feature set includes
-# CUDA (off in a default build): so it compiles on every run, and without an NVIDIA driver
-# `--backend cuda` must name what is missing and `--backend auto` fall back (tests/cli.rs).
-native=(cargo test --release -p hafrm-engine -p hafrm-cli --features hafrm-cli/cuda)
-phase "native test build" "${native[@]}" --no-run
-engine_tests=()
-for file in engine/tests/*.rs; do engine_tests+=(--test "$(basename "$file" .rs)"); done
-phase "engine tests" "${native[@]}" --lib "${engine_tests[@]}"
+phase "engine tests" "${native[@]}" --lib --test engine --test restore
 phase "CLI tests" "${native[@]}" --test cli
 phase "app in Chromium (WebGPU, CPU, default run, serve command)" "${native[@]}" --test app
 
@@ -67,5 +81,7 @@ phase "app in Chromium (WebGPU, CPU, default run, serve command)" "${native[@]}"
 export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver || echo /usr/bin/chromedriver)}"
 export WASM_BINDGEN_TEST_TIMEOUT=600
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+# In the target directory of the app's WebGPU build, whose compiled crates it shares.
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 phase "engine on WebGPU in Chromium (wasm32)" cargo test --profile wasm-release --target wasm32-unknown-unknown \
-  -p hafrm-engine -p hafrm-app --test webgpu_browser
+  --target-dir "$target_dir/webgpu" -p hafrm-engine -p hafrm-app --test webgpu_browser

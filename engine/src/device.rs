@@ -125,15 +125,26 @@ pub async fn init_wgpu_async() -> Result<Backend> {
     Ok(Backend { device, adapter: Some(adapter_info(&setup.adapter.get_info())), reason: "the browser's WebGPU adapter".into() })
 }
 
-/// Initialises wgpu on the adapter `kind` selects, on `api`.
+/// Initialises wgpu on the adapter `kind` selects, on `api`. Burn sets a device up once per
+/// process (a second setup fails with "Service already initialized"), so a device asked for
+/// again is the one set up before; the lock also keeps two threads from setting it up at once.
 #[cfg(not(target_family = "wasm"))]
 fn init_wgpu(kind: burn::tensor::DeviceKind, api: burn::tensor::wgpu::WgpuBackend, reason: &str) -> Result<Backend> {
+    type Ready = Vec<((burn::tensor::DeviceKind, burn::tensor::wgpu::WgpuBackend), (Device, AdapterInfo))>;
+    static READY: std::sync::Mutex<Ready> = std::sync::Mutex::new(Vec::new());
+    let mut ready = READY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let key = (kind, api);
+    if let Some((_, (device, adapter))) = ready.iter().find(|(set_up, _)| *set_up == key) {
+        return Ok(Backend { device: device.clone(), adapter: Some(adapter.clone()), reason: reason.into() });
+    }
     let (device, setup) = Device::wgpu_options()
-        .device_kind(kind)
-        .graphics_api(api)
+        .device_kind(key.0.clone())
+        .graphics_api(key.1)
         .init_with_setup()
         .map_err(|e| Error::Backend(e.to_string()))?;
-    Ok(Backend { device, adapter: Some(adapter_info(&setup.adapter.get_info())), reason: reason.into() })
+    let adapter = adapter_info(&setup.adapter.get_info());
+    ready.push((key, (device.clone(), adapter.clone())));
+    Ok(Backend { device, adapter: Some(adapter), reason: reason.into() })
 }
 
 /// The hardware GPUs on the native graphics APIs (Vulkan, Metal, DX12), found without

@@ -1,7 +1,7 @@
 //! Token attributions add up to the sequence quantities they explain, and after training they
 //! find the decisive words of the teaching sets far more often than chance.
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::tensor::Device;

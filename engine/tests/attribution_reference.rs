@@ -4,7 +4,7 @@
 //! there against finite differences), closed, occlusion and integrated gradients, each on its
 //! own, within 1e-4; and integrated gradients' completeness error as the reference has it.
 
-mod common;
+use crate::common;
 
 use burn::tensor::Device;
 use common::*;

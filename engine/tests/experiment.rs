@@ -2,7 +2,7 @@
 //! resumes what stopped and skips what finished, refuses other settings, shares reference
 //! log-probs between runs of one reference, and writes well-formed SVG plots.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

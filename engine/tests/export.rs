@@ -2,7 +2,7 @@
 //! (`fixtures/hf/*/classifier.json`), and an export has transformers' tensor names and config
 //! keys and reads back as the same reward model and policy.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! tensor type hafrm reads, Qwen2, GPT-2) give transformers' dequantised tensors, logits (to
 //! 1e-4) and token ids; cut or altered files are refused naming what is wrong.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

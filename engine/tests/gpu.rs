@@ -8,7 +8,7 @@
 //! Where no wgpu adapter exists the test prints `NOT RUN` for it, a failure when
 //! `HAFRM_REQUIRE_WGPU` is set (CI sets it).
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::tensor::Device;
@@ -130,4 +130,14 @@ fn agrees_with_cpu(gpu: Device) {
         scores.iter().flat_map(|s| AttributionMethod::ALL.map(|m| s.scores(m).to_vec())).collect::<Vec<_>>()
     };
     assert_close(&attributions(&cpu_trained, &cpu_train), &attributions(&gpu_trained, &gpu_train), "attributions");
+}
+
+/// A process may ask for wgpu more than once (the tests of this binary do, in parallel): the
+/// second time it gets the device set up the first time, not Burn's "Service already
+/// initialized".
+#[test]
+fn wgpu_asked_for_again_is_the_device_set_up_before() {
+    let Some(first) = wgpu_device() else { return };
+    let again = std::thread::spawn(wgpu_device).join().unwrap().expect("wgpu answered the first time");
+    assert_eq!(first, again);
 }

@@ -4,7 +4,7 @@
 //! rotary, biased LM head) and GPT-2 (fused attention, Conv1D weights, tanh GELU, F32) folders of `fixtures/hf/make.py` give transformers' logits to 1e-4, on the
 //! CPU and on wgpu (lavapipe without a GPU).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

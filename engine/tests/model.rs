@@ -1,6 +1,6 @@
 //! The model, its masks and heads, and where gradients go.
 
-mod common;
+use crate::common;
 
 use burn::module::Module;
 use burn::tensor::Device;

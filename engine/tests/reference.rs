@@ -2,7 +2,7 @@
 //! (`fixtures/gpt_reference.py`): the same weights and a right-padded batch give the same
 //! token log-probs, prefix rewards, rewards and sequence log-probs.
 
-mod common;
+use crate::common;
 
 use burn::tensor::Device;
 use common::*;

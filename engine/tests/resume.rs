@@ -3,7 +3,7 @@
 //! It sets `BURN_DEVICE` (see `Trainer::restore`) before any other thread could read the
 //! environment.
 
-mod common;
+use crate::common;
 
 use burn::tensor::Device;
 use common::*;

@@ -4,7 +4,7 @@
 //! (`engine/scripts/fetch-smollm2.sh`, which CI runs); without it this test says so and passes,
 //! unless HAFRM_REQUIRE_SMOLLM2 is set.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

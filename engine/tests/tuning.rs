@@ -2,7 +2,7 @@
 //! lowest blocks as they were, LoRA changes nothing but the adapted weights (through their
 //! adapters) and the reward head, and its merged weights score as the adapters do.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
