@@ -133,13 +133,13 @@ fn init_wgpu(kind: burn::tensor::DeviceKind, api: burn::tensor::wgpu::WgpuBacken
     type Ready = Vec<((burn::tensor::DeviceKind, burn::tensor::wgpu::WgpuBackend), (Device, AdapterInfo))>;
     static READY: std::sync::Mutex<Ready> = std::sync::Mutex::new(Vec::new());
     let mut ready = READY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let key = (kind, api);
+    let key = (kind.clone(), api);
     if let Some((_, (device, adapter))) = ready.iter().find(|(set_up, _)| *set_up == key) {
         return Ok(Backend { device: device.clone(), adapter: Some(adapter.clone()), reason: reason.into() });
     }
     let (device, setup) = Device::wgpu_options()
-        .device_kind(key.0.clone())
-        .graphics_api(key.1)
+        .device_kind(kind)
+        .graphics_api(api)
         .init_with_setup()
         .map_err(|e| Error::Backend(e.to_string()))?;
     let adapter = adapter_info(&setup.adapter.get_info());
